@@ -1,0 +1,186 @@
+#pragma once
+// eqx::Array: an immutable n-dimensional array with shared storage.
+//
+// Copying an Array is O(1) (it shares its buffer, like a jax.Array); no
+// operation ever writes into an existing Array. A default-constructed Array
+// is empty ("None" in Equinox's filtered trees): it has no dtype or shape,
+// and any operation on it throws eqx::ValueError.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
+#include <new>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "eqx/core/dtype.hpp"
+#include "eqx/core/error.hpp"
+#include "eqx/core/shape.hpp"
+
+namespace eqx {
+
+namespace detail {
+
+/// A 64-byte aligned heap buffer; kernels may use aligned vector loads.
+class Storage {
+ public:
+  static constexpr std::size_t kAlign = 64;
+  explicit Storage(std::size_t nbytes)
+      : data_(nbytes ? ::operator new(nbytes, std::align_val_t{kAlign}) : nullptr), nbytes_(nbytes) {}
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage() {
+    if (data_) ::operator delete(data_, std::align_val_t{kAlign});
+  }
+  void* data() const { return data_; }
+  std::size_t nbytes() const { return nbytes_; }
+
+ private:
+  void* data_;
+  std::size_t nbytes_;
+};
+
+struct ArrayAccess;
+
+}  // namespace detail
+
+/// Immutable n-dimensional array: dtype + row-major shape + shared buffer.
+/// Usage: `eqx::Array x = eqx::array({1.f, 2.f, 3.f}); x.shape() == eqx::Shape{3};`
+class Array {
+ public:
+  /// The empty Array ("None"): holds nothing; operations on it throw.
+  Array() = default;
+
+  /// False for the empty Array ("None").
+  bool has_value() const { return storage_ != nullptr; }
+
+  const Shape& shape() const {
+    require_value("shape()");
+    return shape_;
+  }
+  std::size_t ndim() const { return shape().size(); }
+  /// Number of elements (1 for rank 0, 0 if any dimension is 0).
+  std::int64_t size() const { return shape().numel(); }
+  DType dtype() const {
+    require_value("dtype()");
+    return dtype_;
+  }
+
+  /// The only element, converted to T. Throws unless size() == 1.
+  /// Usage: `float loss = eqx::sum(x).item<float>();`
+  template <Element T>
+  T item() const {
+    require_value("item()");
+    if (size() != 1)
+      throw ValueError("eqx: item() needs an Array with exactly one element, got shape " + shape_.str() +
+                       "; reduce it first (eqx::sum, eqx::mean) or index it");
+    return visit_dtype(dtype_, [&](auto tag) { return static_cast<T>(*static_cast<const decltype(tag)*>(raw())); });
+  }
+
+  /// All elements in row-major order, converted to T.
+  /// Usage: `std::vector<float> v = x.to_vector<float>();`
+  template <Element T>
+  std::vector<T> to_vector() const {
+    require_value("to_vector()");
+    std::vector<T> out(static_cast<std::size_t>(size()));
+    visit_dtype(dtype_, [&](auto tag) {
+      using S = decltype(tag);
+      const S* p = static_cast<const S*>(raw());
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i]);
+    });
+    return out;
+  }
+
+  /// Read-only view of the elements, row-major. T must be the exact element
+  /// type (float for float32, ...); use to_vector<T>() to convert.
+  /// Usage: `for (float v : x.data<float>()) ...`
+  template <Element T>
+  std::span<const T> data() const {
+    require_value("data()");
+    if (dtype_of<T>() != dtype_)
+      throw DTypeError(std::string("eqx: data<") + std::string(dtype_name(dtype_of<T>())) + ">() on an Array of dtype " +
+                       std::string(dtype_name(dtype_)) + "; call data<T>() with the matching type, or to_vector<T>() to convert");
+    return {static_cast<const T*>(raw()), static_cast<std::size_t>(size())};
+  }
+
+  /// Untyped pointer to the first element (nullptr for size 0).
+  const void* raw_data() const {
+    require_value("raw_data()");
+    return raw();
+  }
+
+  /// True if both share one buffer (O(1) copies do). Used to find aliasing.
+  bool same_storage(const Array& other) const { return storage_ && storage_ == other.storage_; }
+
+ private:
+  friend struct detail::ArrayAccess;
+  Array(Shape shape, DType dtype, std::shared_ptr<const detail::Storage> storage)
+      : shape_(std::move(shape)), dtype_(dtype), storage_(std::move(storage)) {}
+
+  const void* raw() const { return storage_->data(); }
+  void require_value(const char* what) const {
+    if (!storage_)
+      throw ValueError(std::string("eqx: ") + what +
+                       " on an empty Array (None); this leaf was filtered out or never set");
+  }
+
+  Shape shape_;
+  DType dtype_ = DType::float32;
+  std::shared_ptr<const detail::Storage> storage_;
+};
+
+namespace detail {
+
+/// Internal construction and write access, for kernels filling new Arrays.
+struct ArrayAccess {
+  /// A fresh, uninitialised Array; the caller fills it before publishing it.
+  static Array allocate(Shape shape, DType dtype) {
+    std::int64_t n = shape.numel();
+    if (n < 0) throw ShapeError("eqx: negative dimension in shape " + shape.str());
+    auto storage = std::make_shared<const Storage>(static_cast<std::size_t>(n) * itemsize(dtype));
+    return Array(std::move(shape), dtype, std::move(storage));
+  }
+  /// Shares `a`'s buffer under another shape of the same size (reshape).
+  static Array alias(const Array& a, Shape shape) { return Array(std::move(shape), a.dtype_, a.storage_); }
+  static void* mutable_data(const Array& a) { return a.storage_->data(); }
+};
+
+}  // namespace detail
+
+/// An Array holding a copy of `values`, with `shape` (row-major).
+/// Usage: `eqx::array(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3})`
+template <Element T>
+Array array(const std::vector<T>& values, Shape shape) {
+  if (shape.numel() != static_cast<std::int64_t>(values.size()))
+    throw ShapeError("eqx::array: " + std::to_string(values.size()) + " values do not fill shape " + shape.str() +
+                     " (" + std::to_string(shape.numel()) + " elements); pass a shape whose product is the number of values");
+  Array a = detail::ArrayAccess::allocate(std::move(shape), dtype_of<T>());
+  T* out = static_cast<T*>(detail::ArrayAccess::mutable_data(a));
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = values[i];  // element-wise: std::vector<bool> has no data()
+  return a;
+}
+
+/// A rank-1 Array from a list of values.
+/// Usage: `eqx::array({1.f, 2.f})` is f32[2]; `eqx::array({1, 2})` is i32[2].
+template <Element T>
+Array array(std::initializer_list<T> values) {
+  return array(std::vector<T>(values), Shape{static_cast<std::int64_t>(values.size())});
+}
+
+/// A rank-1 Array from a vector.
+template <Element T>
+Array array(const std::vector<T>& values) {
+  return array(values, Shape{static_cast<std::int64_t>(values.size())});
+}
+
+/// A rank-0 Array. Usage: `eqx::array(3.0f)` is f32[]; `eqx::array(true)` is bool[].
+template <Element T>
+Array array(T value) {
+  return array(std::vector<T>{value}, Shape{});
+}
+
+}  // namespace eqx

@@ -1,0 +1,43 @@
+#pragma once
+// eqx::Error and its subclasses: every failure eqx reports on bad input.
+//
+// Messages name the operation (or pytree path), what was expected, what was
+// found, and how to fix it. Catch `eqx::Error` to handle all of them.
+
+#include <stdexcept>
+#include <string>
+
+namespace eqx {
+
+/// Base of every exception eqx throws on bad input.
+/// Usage: `try { f(x); } catch (const eqx::Error& e) { log(e.what()); }`
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Shapes that do not fit an operation (broadcasting, matmul, reshape, ...).
+class ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A dtype an operation does not accept, or two dtypes that do not combine.
+class DTypeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// An index or axis outside the array it refers to.
+class IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Any other invalid argument (empty Array, bad parameter value, ...).
+class ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace eqx

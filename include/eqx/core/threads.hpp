@@ -1,0 +1,167 @@
+#pragma once
+// Threads: eqx::set_num_threads and the small pool that large kernels use.
+//
+// Small operations stay on the calling thread: handing a 16-float add to
+// another thread costs more than the add (WORKLOADS.md measured Eigen's
+// threaded GEMM turning a 14 us step into 48 us). Kernels call
+// detail::parallel_for with the size of their work and it decides.
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "eqx/core/error.hpp"
+
+#if defined(EQX_HAVE_OPENBLAS)
+extern "C" void openblas_set_num_threads(int);
+#endif
+
+namespace eqx {
+
+namespace detail {
+
+/// Persistent workers; `run(n, task)` calls task(0..n-1), task(0) on the caller.
+class ThreadPool {
+ public:
+  static ThreadPool& instance() {
+    static ThreadPool pool;
+    return pool;
+  }
+
+  int num_threads() const {
+    std::lock_guard<std::mutex> lk(m_);
+    return num_threads_;
+  }
+
+  void set_num_threads(int n) {
+    std::lock_guard<std::mutex> run_lock(run_mutex_);
+    stop_workers();
+    std::lock_guard<std::mutex> lk(m_);
+    num_threads_ = n;
+  }
+
+  /// Runs task(i) for i in [0, n), blocking until all are done. Nested calls
+  /// and calls while another thread uses the pool run inline.
+  void run(int n, const std::function<void(int)>& task) {
+    std::unique_lock<std::mutex> run_lock(run_mutex_, std::defer_lock);
+    if (n <= 1 || in_worker() || !run_lock.try_lock()) {
+      for (int i = 0; i < n; ++i) task(i);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      while (static_cast<int>(workers_.size()) < n - 1) {
+        int index = static_cast<int>(workers_.size()) + 1;
+        workers_.emplace_back([this, index, seen = generation_] { worker_loop(index, seen); });
+      }
+      task_ = &task;
+      run_size_ = n;
+      pending_ = n - 1;
+      ++generation_;
+    }
+    cv_.notify_all();
+    task(0);
+    std::unique_lock<std::mutex> lk(m_);
+    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+  ~ThreadPool() { stop_workers(); }
+
+ private:
+  ThreadPool() : num_threads_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+
+  static bool& in_worker() {
+    thread_local bool flag = false;
+    return flag;
+  }
+
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stopping_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+    std::lock_guard<std::mutex> lk(m_);
+    workers_.clear();
+    stopping_ = false;
+  }
+
+  void worker_loop(int index, std::uint64_t seen) {
+    in_worker() = true;
+    for (;;) {
+      const std::function<void(int)>* task = nullptr;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stopping_) return;
+        if (task_ == nullptr || index >= run_size_) continue;
+        task = task_;
+      }
+      (*task)(index);
+      std::lock_guard<std::mutex> lk(m_);
+      if (--pending_ == 0) done_cv_.notify_one();
+    }
+  }
+
+  mutable std::mutex m_;
+  std::mutex run_mutex_;
+  std::condition_variable cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* task_ = nullptr;
+  int num_threads_;
+  int run_size_ = 0;
+  int pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+/// Elements below which an elementwise kernel stays on one thread.
+inline constexpr std::int64_t kParallelGrain = 1 << 15;
+
+/// Calls body(begin, end) over [0, n) split into contiguous chunks, on up to
+/// num_threads() threads when `n * cost_per_item` is at least kParallelGrain.
+template <class Body>
+void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
+  auto& pool = ThreadPool::instance();
+  std::int64_t work = n * std::max<std::int64_t>(cost_per_item, 1);
+  int threads = static_cast<int>(std::min<std::int64_t>(pool.num_threads(), work / kParallelGrain));
+  threads = static_cast<int>(std::min<std::int64_t>(threads, n));
+  if (threads <= 1) {
+    if (n > 0) body(std::int64_t{0}, n);
+    return;
+  }
+  std::function<void(int)> task = [&](int i) {
+    std::int64_t begin = n * i / threads, end = n * (i + 1) / threads;
+    if (begin < end) body(begin, end);
+  };
+  pool.run(threads, task);
+}
+
+}  // namespace detail
+
+/// Number of threads eqx kernels may use (default: the machine's cores).
+inline int num_threads() { return detail::ThreadPool::instance().num_threads(); }
+
+/// Sets the threads used by GEMM (OpenBLAS when linked) and by large
+/// elementwise and reduction kernels. Small operations always run on the
+/// calling thread. Usage: `eqx::set_num_threads(1);`
+inline void set_num_threads(int n) {
+  if (n < 1) throw ValueError("eqx::set_num_threads: need at least 1 thread, got " + std::to_string(n));
+  detail::ThreadPool::instance().set_num_threads(n);
+#if defined(EQX_HAVE_OPENBLAS)
+  openblas_set_num_threads(n);
+#endif
+}
+
+}  // namespace eqx

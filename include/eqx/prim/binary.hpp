@@ -1,0 +1,173 @@
+#pragma once
+// Binary elementwise primitives with numpy broadcasting: add, sub, mul, div,
+// pow, max, min, and, or, xor, and the comparisons eq, ne, lt, le, gt, ge.
+//
+// Both operands must have the same dtype (the public operators promote them
+// first, so kernels stay one loop per dtype); shapes broadcast as in numpy.
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/prim/broadcast.hpp"
+#include "eqx/prim/primitive.hpp"
+#include "eqx/prim/unary.hpp"
+
+namespace eqx::detail {
+
+/// Shape rule and kernel shared by all binary elementwise primitives.
+template <class Op>
+struct BinaryPrim final : Primitive {
+  std::string_view name() const override { return Op::name; }
+
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
+    if (in[0].dtype != in[1].dtype)
+      throw DTypeError("eqx::" + std::string(Op::name) + ": operands have dtypes " + std::string(dtype_name(in[0].dtype)) +
+                       " and " + std::string(dtype_name(in[1].dtype)) +
+                       "; the primitive needs equal dtypes (eqx's operators promote for you; convert with eqx::astype)");
+    require_dtype<Op>(in[0].dtype);
+    return {{broadcast_shapes(in[0].shape, in[1].shape, Op::name), Op::kCompare ? DType::bool_ : in[0].dtype}};
+  }
+
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (Op::template supports<T>) run<T>(in, out[0]);
+    });
+  }
+
+ private:
+  template <class T>
+  static void run(std::span<const View> in, const View& out) {
+    using O = std::conditional_t<Op::kCompare, bool, T>;
+    const T* a = in[0].as<const T>();
+    const T* b = in[1].as<const T>();
+    O* o = out.as<O>();
+    const std::int64_t n = out.numel();
+    if (*in[0].shape == *in[1].shape) {  // fast path: no broadcasting
+      parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
+        EMap<O>(o + s, e - s) = Op::eval(ECMap<T>(a + s, e - s), ECMap<T>(b + s, e - s));
+      });
+      return;
+    }
+    auto plan = plan_broadcast<2>(*out.shape, {in[0].shape, in[1].shape});
+    const bool a_moves = plan.strides[0].back() != 0, b_moves = plan.strides[1].back() != 0;
+    parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
+      for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 2>& off, std::int64_t pos, std::int64_t len) {
+        EMap<O> dst(o + pos, len);
+        if (a_moves && b_moves) dst = Op::eval(ECMap<T>(a + off[0], len), ECMap<T>(b + off[1], len));
+        else if (a_moves) dst = Op::eval(ECMap<T>(a + off[0], len), EArray<T>::Constant(len, b[off[1]]));
+        else if (b_moves) dst = Op::eval(EArray<T>::Constant(len, a[off[0]]), ECMap<T>(b + off[1], len));
+        else dst = Op::eval(EArray<T>::Constant(len, a[off[0]]), EArray<T>::Constant(len, b[off[1]]));
+      });
+    });
+  }
+};
+
+template <class T>
+inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
+
+#define EQX_BINARY_OP(Struct, op_name, accepts_, supports_, compare_, expr)  \
+  struct Struct {                                                            \
+    static constexpr std::string_view name = op_name;                        \
+    static constexpr const char* accepts = accepts_;                         \
+    static constexpr bool kCompare = compare_;                               \
+    static constexpr int cost = 1;                                           \
+    template <class T> static constexpr bool supports = supports_;           \
+    template <class A, class B> static auto eval(const A& a, const B& b) {   \
+      using T = typename A::Scalar;                                          \
+      (void)sizeof(T);                                                       \
+      return expr;                                                           \
+    }                                                                        \
+  };
+
+EQX_BINARY_OP(AddOp, "add", kNumeric, is_numeric_v<T>, false, a + b)
+EQX_BINARY_OP(SubOp, "sub", kNumeric, is_numeric_v<T>, false, a - b)
+EQX_BINARY_OP(MulOp, "mul", kNumeric, is_numeric_v<T>, false, a * b)
+EQX_BINARY_OP(DivOp, "div", kFloating, is_float_v<T>, false, a / b)
+EQX_BINARY_OP(EqOp, "eq", kAny, true, true, a == b)
+EQX_BINARY_OP(NeOp, "ne", kAny, true, true, a != b)
+EQX_BINARY_OP(LtOp, "lt", kAny, true, true, a < b)
+EQX_BINARY_OP(LeOp, "le", kAny, true, true, a <= b)
+EQX_BINARY_OP(GtOp, "gt", kAny, true, true, a > b)
+EQX_BINARY_OP(GeOp, "ge", kAny, true, true, a >= b)
+EQX_BINARY_OP(AndOp, "and", kIntegral, !is_float_v<T>, false,
+              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x & y); }))
+EQX_BINARY_OP(OrOp, "or", kIntegral, !is_float_v<T>, false,
+              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x | y); }))
+EQX_BINARY_OP(XorOp, "xor", kIntegral, !is_float_v<T>, false,
+              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x ^ y); }))
+#undef EQX_BINARY_OP
+
+/// x ** y. Integer powers are exact (by squaring); a negative integer
+/// exponent gives 0 unless the base is 1 or -1 (no exception mid-kernel).
+template <class T>
+T integer_pow(T base, T exp) {
+  if constexpr (std::is_signed_v<T>) {
+    if (exp < 0) return base == 1 ? T(1) : (base == -1 ? ((exp & 1) ? T(-1) : T(1)) : T(0));
+  }
+  using U = std::make_unsigned_t<T>;
+  U result = 1, b = static_cast<U>(base);
+  for (U e = static_cast<U>(exp); e; e >>= 1) {
+    if (e & 1) result *= b;
+    b *= b;
+  }
+  return static_cast<T>(result);
+}
+
+struct PowOp {
+  static constexpr std::string_view name = "pow";
+  static constexpr const char* accepts = kNumeric;
+  static constexpr bool kCompare = false;
+  static constexpr int cost = 16;
+  template <class T> static constexpr bool supports = is_numeric_v<T>;
+  template <class A, class B> static auto eval(const A& a, const B& b) {
+    using T = typename A::Scalar;
+    if constexpr (is_float_v<T>) return a.binaryExpr(b, [](T x, T y) { return std::pow(x, y); });
+    else return a.binaryExpr(b, [](T x, T y) { return integer_pow(x, y); });
+  }
+};
+
+/// Elementwise max/min; a NaN in either operand gives NaN (as numpy.maximum).
+template <bool kIsMax>
+struct ExtremumOp {
+  static constexpr std::string_view name = kIsMax ? "max" : "min";
+  static constexpr const char* accepts = kAny;
+  static constexpr bool kCompare = false;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = true;
+  template <class A, class B> static auto eval(const A& a, const B& b) {
+    using T = typename A::Scalar;
+    if constexpr (is_float_v<T>) {
+      if constexpr (kIsMax) return a.binaryExpr(b, Eigen::internal::scalar_max_op<T, T, Eigen::PropagateNaN>());
+      else return a.binaryExpr(b, Eigen::internal::scalar_min_op<T, T, Eigen::PropagateNaN>());
+    } else {
+      return a.binaryExpr(b, [](T x, T y) { return kIsMax ? (x > y ? x : y) : (x < y ? x : y); });
+    }
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::BinaryPrim<detail::AddOp> add;
+inline const detail::BinaryPrim<detail::SubOp> sub;
+inline const detail::BinaryPrim<detail::MulOp> mul;
+inline const detail::BinaryPrim<detail::DivOp> div;
+inline const detail::BinaryPrim<detail::PowOp> pow;
+inline const detail::BinaryPrim<detail::ExtremumOp<true>> max;
+inline const detail::BinaryPrim<detail::ExtremumOp<false>> min;
+inline const detail::BinaryPrim<detail::AndOp> and_;
+inline const detail::BinaryPrim<detail::OrOp> or_;
+inline const detail::BinaryPrim<detail::XorOp> xor_;
+inline const detail::BinaryPrim<detail::EqOp> eq;
+inline const detail::BinaryPrim<detail::NeOp> ne;
+inline const detail::BinaryPrim<detail::LtOp> lt;
+inline const detail::BinaryPrim<detail::LeOp> le;
+inline const detail::BinaryPrim<detail::GtOp> gt;
+inline const detail::BinaryPrim<detail::GeOp> ge;
+}  // namespace eqx::prim

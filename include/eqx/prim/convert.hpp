@@ -1,0 +1,61 @@
+#pragma once
+// convert: change an Array's dtype (eqx::astype).
+//
+// float -> integer conversion truncates toward zero and saturates at the
+// integer range, with NaN -> 0 (C++ leaves out-of-range casts undefined;
+// eqx never runs undefined behaviour on user data). Anything -> bool is
+// `x != 0`.
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+template <class To, class From>
+To convert_value(From v) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return v != From(0);
+  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+    if (std::isnan(v)) return To(0);
+    constexpr auto lo = static_cast<From>(std::numeric_limits<To>::min());
+    constexpr auto hi = static_cast<From>(std::numeric_limits<To>::max());
+    if (v <= lo) return std::numeric_limits<To>::min();
+    if (v >= hi) return std::numeric_limits<To>::max();
+    return static_cast<To>(v);
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+struct ConvertPrim final : Primitive {
+  std::string_view name() const override { return "convert"; }
+
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {{in[0].shape, p.get<DType>("new_dtype")}};
+  }
+
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
+    visit_dtype(in[0].dtype, [&](auto from_tag) {
+      visit_dtype(out[0].dtype, [&](auto to_tag) {
+        using From = decltype(from_tag);
+        using To = decltype(to_tag);
+        const From* a = in[0].as<const From>();
+        To* o = out[0].as<To>();
+        parallel_for(in[0].numel(), 1, [&](std::int64_t b, std::int64_t e) {
+          for (std::int64_t i = b; i < e; ++i) o[i] = convert_value<To>(a[i]);
+        });
+      });
+    });
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::ConvertPrim convert;
+}  // namespace eqx::prim

@@ -1,0 +1,197 @@
+#pragma once
+// dot_general: batched tensor contraction (lax.dot_general), the one
+// primitive behind matmul, dot, einsum-like products and dense layers.
+//
+// Output axes: batch axes, then lhs free axes, then rhs free axes. The kernel
+// lays each operand out as a row-major [batch, rows, cols] matrix stack
+// (transposing only when no matrix view exists) and runs one GEMM per batch
+// entry through Eigen, which forwards to BLAS under EIGEN_USE_BLAS.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/prim/layout.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+struct DotDims {
+  Ints lhs_contract, rhs_contract, lhs_batch, rhs_batch;
+  static DotDims from(const Params& p) {
+    return {p.get<Ints>("lhs_contracting_dimensions"), p.get<Ints>("rhs_contracting_dimensions"),
+            p.get<Ints>("lhs_batch_dimensions"), p.get<Ints>("rhs_batch_dimensions")};
+  }
+};
+
+/// Axes of a rank-r operand that are neither batch nor contracted, in order.
+inline Ints free_axes(std::size_t rank, const Ints& batch, const Ints& contract) {
+  Ints out;
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
+    if (std::find(batch.begin(), batch.end(), i) == batch.end() &&
+        std::find(contract.begin(), contract.end(), i) == contract.end())
+      out.push_back(i);
+  return out;
+}
+
+/// One operand as a stack of row-major matrices, possibly transposed.
+template <class T>
+struct MatrixStack {
+  const T* data;
+  std::int64_t rows, cols;  // of the stored matrices
+  bool transposed;          // the operand is the transpose of the stored matrices
+  std::vector<T> scratch;
+};
+
+/// Lays out `x` as [batch, free, contract] (want_free_first) or
+/// [batch, contract, free]; reuses x's buffer when either order is already
+/// contiguous, flagging the transposition for the GEMM instead of copying.
+template <class T>
+void as_matrix_stack(const View& x, const Ints& batch, const Ints& free, const Ints& contract, bool want_free_first,
+                     MatrixStack<T>& m) {
+  const Shape& s = *x.shape;
+  std::int64_t nf = 1, nc = 1;
+  for (auto a : free) nf *= s[a];
+  for (auto a : contract) nc *= s[a];
+  auto is_identity = [](const Ints& order) {
+    for (std::size_t i = 0; i < order.size(); ++i)
+      if (order[i] != static_cast<std::int64_t>(i)) return false;
+    return true;
+  };
+  Ints bfc = batch, bcf = batch;
+  bfc.insert(bfc.end(), free.begin(), free.end());
+  bfc.insert(bfc.end(), contract.begin(), contract.end());
+  bcf.insert(bcf.end(), contract.begin(), contract.end());
+  bcf.insert(bcf.end(), free.begin(), free.end());
+  if (is_identity(bfc) || is_identity(bcf)) {
+    bool stored_free_first = is_identity(bfc);
+    m.data = x.as<const T>();
+    m.rows = stored_free_first ? nf : nc;
+    m.cols = stored_free_first ? nc : nf;
+    m.transposed = stored_free_first != want_free_first;
+    return;
+  }
+  const Ints& order = want_free_first ? bfc : bcf;
+  Shape src = contiguous_strides(s), st, shape;
+  for (auto a : order) {
+    st.push_back(src[a]);
+    shape.push_back(s[a]);
+  }
+  m.scratch.resize(static_cast<std::size_t>(s.numel()));
+  strided_copy(x.as<const T>(), shape, st, m.scratch.data());
+  m.data = m.scratch.data();
+  m.rows = want_free_first ? nf : nc;
+  m.cols = want_free_first ? nc : nf;
+  m.transposed = false;
+}
+
+struct DotGeneralPrim final : Primitive {
+  std::string_view name() const override { return "dot_general"; }
+
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const AbstractArray &l = in[0], &r = in[1];
+    DotDims d = DotDims::from(p);
+    auto fail = [&](const std::string& why) {
+      throw ShapeError("eqx::dot_general: " + l.str() + " and " + r.str() + " with contracting " +
+                       ints_str(d.lhs_contract) + "/" + ints_str(d.rhs_contract) + ", batch " + ints_str(d.lhs_batch) +
+                       "/" + ints_str(d.rhs_batch) + ": " + why);
+    };
+    if (l.dtype != r.dtype)
+      throw DTypeError("eqx::dot_general: operands have dtypes " + std::string(dtype_name(l.dtype)) + " and " +
+                       std::string(dtype_name(r.dtype)) + "; convert one with eqx::astype");
+    if (l.dtype == DType::bool_)
+      throw DTypeError("eqx::dot_general: bool operands are not supported; convert with eqx::astype(x, eqx::int32)");
+    if (d.lhs_contract.size() != d.rhs_contract.size() || d.lhs_batch.size() != d.rhs_batch.size())
+      fail("lhs and rhs need the same number of contracting and of batch axes");
+    auto check_axes_of = [&](const AbstractArray& x, const Ints& batch, const Ints& contract) {
+      std::vector<bool> used(x.shape.size(), false);
+      for (const Ints* v : {&batch, &contract})
+        for (auto a : *v) {
+          if (a < 0 || a >= static_cast<std::int64_t>(x.shape.size()) || used[a]) fail("axes out of range or repeated");
+          used[a] = true;
+        }
+    };
+    check_axes_of(l, d.lhs_batch, d.lhs_contract);
+    check_axes_of(r, d.rhs_batch, d.rhs_contract);
+    Shape out;
+    for (std::size_t i = 0; i < d.lhs_batch.size(); ++i) {
+      if (l.shape[d.lhs_batch[i]] != r.shape[d.rhs_batch[i]]) fail("batch axis sizes differ");
+      out.push_back(l.shape[d.lhs_batch[i]]);
+    }
+    for (std::size_t i = 0; i < d.lhs_contract.size(); ++i)
+      if (l.shape[d.lhs_contract[i]] != r.shape[d.rhs_contract[i]])
+        fail("contracted sizes differ (" + std::to_string(l.shape[d.lhs_contract[i]]) + " vs " +
+             std::to_string(r.shape[d.rhs_contract[i]]) + ")");
+    for (auto a : free_axes(l.shape.size(), d.lhs_batch, d.lhs_contract)) out.push_back(l.shape[a]);
+    for (auto a : free_axes(r.shape.size(), d.rhs_batch, d.rhs_contract)) out.push_back(r.shape[a]);
+    return {{out, l.dtype}};
+  }
+
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (!std::is_same_v<T, bool>) run<T>(in[0], in[1], out[0], DotDims::from(p));
+    });
+  }
+
+ private:
+  template <class T>
+  static void run(const View& lv, const View& rv, const View& ov, const DotDims& d) {
+    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using CMap = Eigen::Map<const Mat>;
+    using OMap = Eigen::Map<Mat>;
+    Ints lfree = free_axes(lv.shape->size(), d.lhs_batch, d.lhs_contract);
+    Ints rfree = free_axes(rv.shape->size(), d.rhs_batch, d.rhs_contract);
+    MatrixStack<T> L, R;
+    as_matrix_stack(lv, d.lhs_batch, lfree, d.lhs_contract, /*want_free_first=*/true, L);
+    as_matrix_stack(rv, d.rhs_batch, rfree, d.rhs_contract, /*want_free_first=*/false, R);
+    std::int64_t batch = 1;
+    for (auto a : d.lhs_batch) batch *= (*lv.shape)[a];
+    const std::int64_t M = L.transposed ? L.cols : L.rows, K = L.transposed ? L.rows : L.cols;
+    const std::int64_t N = R.transposed ? R.rows : R.cols;
+    T* o = ov.as<T>();
+    if (M * N == 0) return;
+    if (K == 0) {
+      std::fill(o, o + batch * M * N, T(0));
+      return;
+    }
+    // One GEMM on rows [r0, r1) of batch entry b.
+    auto gemm = [&](std::int64_t b, std::int64_t r0, std::int64_t r1) {
+      CMap lm(L.data + b * L.rows * L.cols, L.rows, L.cols);
+      CMap rm(R.data + b * R.rows * R.cols, R.rows, R.cols);
+      OMap om(o + b * M * N + r0 * N, r1 - r0, N);
+      if (!L.transposed && !R.transposed) om.noalias() = lm.middleRows(r0, r1 - r0) * rm;
+      else if (!L.transposed) om.noalias() = lm.middleRows(r0, r1 - r0) * rm.transpose();
+      else if (!R.transposed) om.noalias() = lm.transpose().middleRows(r0, r1 - r0) * rm;
+      else om.noalias() = lm.transpose().middleRows(r0, r1 - r0) * rm.transpose();
+    };
+#if defined(EIGEN_USE_BLAS)
+    // BLAS threads large float GEMMs itself; split only batches of integer ones.
+    constexpr bool kSplitRows = !std::is_floating_point_v<T>;
+#else
+    constexpr bool kSplitRows = true;
+#endif
+    const std::int64_t flops = M * N * K;
+    if (batch > 1 || !kSplitRows) {
+      parallel_for(batch, kSplitRows || batch > 1 ? flops / 8 : 0, [&](std::int64_t s, std::int64_t e) {
+        for (std::int64_t b = s; b < e; ++b) gemm(b, 0, M);
+      });
+    } else {
+      // Split rows of C into blocks of at least 16 so each thread runs a real GEMM.
+      const std::int64_t blocks = std::max<std::int64_t>(1, M / 16);
+      parallel_for(blocks, flops / blocks / 8, [&](std::int64_t s, std::int64_t e) {
+        gemm(0, M * s / blocks, M * e / blocks);
+      });
+    }
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::DotGeneralPrim dot_general;
+}  // namespace eqx::prim

@@ -1,0 +1,133 @@
+#pragma once
+// Indexing along one axis: gather (numpy's take) and its transpose
+// scatter_add (the cotangent of take; also `x.at[idx].add(u)`).
+//
+// out = gather[axis](x, idx) has shape x.shape[:axis] + idx.shape +
+// x.shape[axis+1:]. Negative indices count from the end, as in numpy; an
+// index outside [-n, n) throws eqx::IndexError instead of reading memory it
+// does not own.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "eqx/prim/layout.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+inline void require_index_dtype(std::string_view op, const AbstractArray& idx) {
+  if (!is_integer(idx.dtype))
+    throw DTypeError("eqx::" + std::string(op) + ": indices have dtype " + std::string(dtype_name(idx.dtype)) +
+                     "; they must be int32 or uint32 (convert with eqx::astype(i, eqx::int32))");
+}
+
+/// Shape of gather[axis](x, idx).
+inline Shape gathered_shape(const Shape& x, const Shape& idx, std::int64_t axis) {
+  Shape s;
+  for (std::int64_t i = 0; i < axis; ++i) s.push_back(x[i]);
+  for (auto d : idx) s.push_back(d);
+  for (std::size_t i = static_cast<std::size_t>(axis) + 1; i < x.size(); ++i) s.push_back(x[i]);
+  return s;
+}
+
+/// Reads every index, wraps negatives and checks bounds.
+template <class I>
+std::int64_t checked_index(I raw, std::int64_t n, std::string_view op, std::int64_t axis) {
+  auto i = static_cast<std::int64_t>(raw);
+  if (i < 0) i += n;
+  if (i < 0 || i >= n)
+    throw IndexError("eqx::" + std::string(op) + ": index " + std::to_string(static_cast<std::int64_t>(raw)) +
+                     " is out of bounds for axis " + std::to_string(axis) + " with size " + std::to_string(n));
+  return i;
+}
+
+template <class F>
+void visit_indices(const View& idx, std::int64_t n, std::string_view op, std::int64_t axis, F&& f) {
+  visit_dtype(idx.dtype, [&](auto tag) {
+    using I = decltype(tag);
+    if constexpr (std::is_same_v<I, std::int32_t> || std::is_same_v<I, std::uint32_t>) {
+      const I* p = idx.as<const I>();
+      for (std::int64_t j = 0, m = idx.numel(); j < m; ++j) f(j, checked_index(p[j], n, op, axis));
+    }
+  });
+}
+
+inline void require_axis(std::string_view op, std::int64_t axis, const AbstractArray& x) {
+  if (axis < 0 || axis >= static_cast<std::int64_t>(x.shape.size()))
+    throw IndexError("eqx::" + std::string(op) + ": axis " + std::to_string(axis) + " is out of range for " + x.str());
+}
+
+/// Splits shape around `axis`: elements before it (outer) and after it (inner).
+inline void outer_inner(const Shape& s, std::int64_t axis, std::int64_t& outer, std::int64_t& inner) {
+  outer = inner = 1;
+  for (std::int64_t i = 0; i < axis; ++i) outer *= s[i];
+  for (std::size_t i = static_cast<std::size_t>(axis) + 1; i < s.size(); ++i) inner *= s[i];
+}
+
+struct GatherPrim final : Primitive {
+  std::string_view name() const override { return "gather"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    auto axis = p.get<std::int64_t>("axis");
+    require_axis("take", axis, in[0]);
+    require_index_dtype("take", in[1]);
+    return {{gathered_shape(in[0].shape, in[1].shape, axis), in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    auto axis = p.get<std::int64_t>("axis");
+    std::int64_t outer, inner;
+    outer_inner(*in[0].shape, axis, outer, inner);
+    const std::int64_t n = (*in[0].shape)[axis], m = in[1].numel();
+    const std::size_t row = static_cast<std::size_t>(inner) * itemsize(in[0].dtype);
+    const auto* x = static_cast<const std::byte*>(in[0].data);
+    auto* o = static_cast<std::byte*>(out[0].data);
+    if (row == 0) return;
+    visit_indices(in[1], n, "take", axis, [&](std::int64_t j, std::int64_t i) {
+      for (std::int64_t b = 0; b < outer; ++b) std::memcpy(o + (b * m + j) * row, x + (b * n + i) * row, row);
+    });
+  }
+};
+
+/// scatter_add[axis](operand, indices, updates): operand plus every update
+/// row added at its index (repeated indices accumulate).
+struct ScatterAddPrim final : Primitive {
+  std::string_view name() const override { return "scatter_add"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    auto axis = p.get<std::int64_t>("axis");
+    require_axis("scatter_add", axis, in[0]);
+    require_index_dtype("scatter_add", in[1]);
+    Shape want = gathered_shape(in[0].shape, in[1].shape, axis);
+    if (in[2].shape != want || in[2].dtype != in[0].dtype)
+      throw ShapeError("eqx::scatter_add: updates are " + in[2].str() + " but operand " + in[0].str() + " and indices " +
+                       in[1].str() + " need " + AbstractArray{want, in[0].dtype}.str());
+    if (in[0].dtype == DType::bool_) throw DTypeError("eqx::scatter_add: bool operands cannot be added");
+    return {in[0]};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    auto axis = p.get<std::int64_t>("axis");
+    std::int64_t outer, inner;
+    outer_inner(*in[0].shape, axis, outer, inner);
+    const std::int64_t n = (*in[0].shape)[axis], m = in[1].numel();
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (!std::is_same_v<T, bool>) {
+        const T* x = in[0].as<const T>();
+        const T* u = in[2].as<const T>();
+        T* o = out[0].as<T>();
+        std::copy(x, x + in[0].numel(), o);
+        visit_indices(in[1], n, "scatter_add", axis, [&](std::int64_t j, std::int64_t i) {
+          for (std::int64_t b = 0; b < outer; ++b)
+            for (std::int64_t k = 0; k < inner; ++k) o[(b * n + i) * inner + k] += u[(b * m + j) * inner + k];
+        });
+      }
+    });
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::GatherPrim gather;
+inline const detail::ScatterAddPrim scatter_add;
+}  // namespace eqx::prim

@@ -1,0 +1,304 @@
+#pragma once
+// Layout primitives: reshape, transpose, broadcast_in_dim, slice, pad,
+// concatenate, rev, iota. They move or create elements without arithmetic.
+//
+// Parameters are fully resolved (no -1 sizes, no negative axes): the public
+// functions in ops/ normalise user input and report errors in user terms; the
+// shape rules here still check everything, since graphs can be built by hand.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "eqx/prim/broadcast.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+using Ints = std::vector<std::int64_t>;
+
+inline std::string ints_str(const Ints& v) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + (v.size() == 1 ? ",)" : ")");
+}
+
+inline void require_rank(std::string_view op, const char* what, const Ints& v, std::size_t rank) {
+  if (v.size() != rank)
+    throw ValueError("eqx::" + std::string(op) + ": " + what + " " + ints_str(v) + " has " + std::to_string(v.size()) +
+                     " entries but the operand has rank " + std::to_string(rank) + "; give one entry per axis");
+}
+
+/// reshape[new_sizes]: same elements, new row-major shape.
+struct ReshapePrim final : Primitive {
+  std::string_view name() const override { return "reshape"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const Ints& sizes = p.get<Ints>("new_sizes");
+    Shape s(sizes.begin(), sizes.end());
+    if (s.numel() != in[0].shape.numel() || std::any_of(sizes.begin(), sizes.end(), [](auto d) { return d < 0; }))
+      throw ShapeError("eqx::reshape: cannot reshape " + in[0].str() + " (" + std::to_string(in[0].shape.numel()) +
+                       " elements) into shape " + s.str() + " (" + std::to_string(s.numel()) +
+                       " elements); the number of elements must stay the same");
+    return {{s, in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
+    std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
+    if (n) std::memcpy(out[0].data, in[0].data, n);
+  }
+};
+
+/// transpose[permutation]: out axis i is operand axis permutation[i].
+struct TransposePrim final : Primitive {
+  std::string_view name() const override { return "transpose"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const Ints& perm = p.get<Ints>("permutation");
+    const std::size_t r = in[0].shape.size();
+    require_rank("transpose", "permutation", perm, r);
+    std::vector<bool> seen(r, false);
+    Shape s;
+    for (auto a : perm) {
+      if (a < 0 || a >= static_cast<std::int64_t>(r) || seen[a])
+        throw ValueError("eqx::transpose: " + ints_str(perm) + " is not a permutation of the axes 0.." +
+                         std::to_string(static_cast<std::int64_t>(r) - 1) + " of " + in[0].str());
+      seen[a] = true;
+      s.push_back(in[0].shape[a]);
+    }
+    return {{s, in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const Ints& perm = p.get<Ints>("permutation");
+    Shape src = contiguous_strides(*in[0].shape), st;
+    for (auto a : perm) st.push_back(src[a]);
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      strided_copy(in[0].as<const T>(), *out[0].shape, st, out[0].as<T>());
+    });
+  }
+};
+
+/// broadcast_in_dim[shape, broadcast_dimensions]: operand axis i becomes
+/// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
+struct BroadcastInDimPrim final : Primitive {
+  std::string_view name() const override { return "broadcast_in_dim"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const Ints& shape = p.get<Ints>("shape");
+    const Ints& dims = p.get<Ints>("broadcast_dimensions");
+    require_rank("broadcast_in_dim", "broadcast_dimensions", dims, in[0].shape.size());
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      bool ok = dims[i] >= 0 && dims[i] < static_cast<std::int64_t>(shape.size()) && (i == 0 || dims[i] > dims[i - 1]);
+      if (ok) ok = in[0].shape[i] == 1 || in[0].shape[i] == shape[dims[i]];
+      if (!ok)
+        throw ShapeError("eqx::broadcast_to: cannot broadcast " + in[0].str() + " to shape " +
+                         Shape(shape.begin(), shape.end()).str() + " (operand axis " + std::to_string(i) +
+                         " must map to an output axis of equal size or have size 1)");
+    }
+    return {{Shape(shape.begin(), shape.end()), in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const Ints& dims = p.get<Ints>("broadcast_dimensions");
+    Shape src = contiguous_strides(*in[0].shape), st = Shape::filled(out[0].shape->size(), 0);
+    for (std::size_t i = 0; i < dims.size(); ++i)
+      if ((*in[0].shape)[i] != 1) st[dims[i]] = src[i];
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      strided_copy(in[0].as<const T>(), *out[0].shape, st, out[0].as<T>());
+    });
+  }
+};
+
+/// slice[start_indices, limit_indices, strides]: elements start, start+stride,
+/// ... below limit on every axis (all non-negative, strides >= 1).
+struct SlicePrim final : Primitive {
+  std::string_view name() const override { return "slice"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const Ints &start = p.get<Ints>("start_indices"), &limit = p.get<Ints>("limit_indices"),
+               &step = p.get<Ints>("strides");
+    const std::size_t r = in[0].shape.size();
+    require_rank("slice", "start_indices", start, r);
+    require_rank("slice", "limit_indices", limit, r);
+    require_rank("slice", "strides", step, r);
+    Shape s;
+    for (std::size_t i = 0; i < r; ++i) {
+      if (start[i] < 0 || limit[i] < start[i] || limit[i] > in[0].shape[i] || step[i] < 1)
+        throw IndexError("eqx::slice: axis " + std::to_string(i) + " of " + in[0].str() + ": start " +
+                         std::to_string(start[i]) + ", limit " + std::to_string(limit[i]) + ", step " +
+                         std::to_string(step[i]) + " is not a valid slice (need 0 <= start <= limit <= " +
+                         std::to_string(in[0].shape[i]) + " and step >= 1)");
+      s.push_back((limit[i] - start[i] + step[i] - 1) / step[i]);
+    }
+    return {{s, in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const Ints &start = p.get<Ints>("start_indices"), &step = p.get<Ints>("strides");
+    Shape src = contiguous_strides(*in[0].shape), st;
+    std::int64_t base = 0;
+    for (std::size_t i = 0; i < src.size(); ++i) {
+      base += start[i] * src[i];
+      st.push_back(src[i] * step[i]);
+    }
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if (out[0].numel() > 0) strided_copy(in[0].as<const T>() + base, *out[0].shape, st, out[0].as<T>());
+    });
+  }
+};
+
+/// rev[dimensions]: reverses the order of elements along those axes.
+struct RevPrim final : Primitive {
+  std::string_view name() const override { return "rev"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    for (auto d : p.get<Ints>("dimensions"))
+      if (d < 0 || d >= static_cast<std::int64_t>(in[0].shape.size()))
+        throw IndexError("eqx::flip: axis " + std::to_string(d) + " is out of range for " + in[0].str());
+    return {in[0]};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const Shape& shape = *in[0].shape;
+    Shape st = contiguous_strides(shape);
+    std::int64_t base = 0;
+    for (auto d : p.get<Ints>("dimensions")) {
+      base += (shape[d] - 1) * st[d];
+      st[d] = -st[d];
+    }
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if (out[0].numel() > 0) strided_copy(in[0].as<const T>() + base, shape, st, out[0].as<T>());
+    });
+  }
+};
+
+/// pad[low, high, interior](operand, padding_value): lax.pad. Adds `low`
+/// and `high` elements at each end (negative values crop) and `interior`
+/// elements between neighbours, all equal to the scalar padding_value.
+struct PadPrim final : Primitive {
+  std::string_view name() const override { return "pad"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const Ints &lo = p.get<Ints>("low"), &hi = p.get<Ints>("high"), &interior = p.get<Ints>("interior");
+    const std::size_t r = in[0].shape.size();
+    require_rank("pad", "low", lo, r);
+    require_rank("pad", "high", hi, r);
+    require_rank("pad", "interior", interior, r);
+    if (!in[1].shape.empty() || in[1].dtype != in[0].dtype)
+      throw ValueError("eqx::pad: the padding value must be a scalar of the operand's dtype " +
+                       std::string(dtype_name(in[0].dtype)) + ", got " + in[1].str());
+    Shape s;
+    for (std::size_t i = 0; i < r; ++i) {
+      std::int64_t d = in[0].shape[i];
+      if (interior[i] < 0) throw ValueError("eqx::pad: interior padding must be >= 0, got " + ints_str(interior));
+      std::int64_t size = lo[i] + hi[i] + d + (d > 0 ? (d - 1) * interior[i] : 0);
+      if (size < 0)
+        throw ShapeError("eqx::pad: padding " + ints_str(lo) + "/" + ints_str(hi) + " crops axis " + std::to_string(i) +
+                         " of " + in[0].str() + " below size 0");
+      s.push_back(size);
+    }
+    return {{s, in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const Ints &lo = p.get<Ints>("low"), &interior = p.get<Ints>("interior");
+    const Shape &ishape = *in[0].shape, &oshape = *out[0].shape;
+    const Shape ost = contiguous_strides(oshape);
+    const std::size_t r = ishape.size();
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T* a = in[0].as<const T>();
+      T* o = out[0].as<T>();
+      std::fill(o, o + out[0].numel(), *in[1].as<const T>());
+      const std::int64_t n = in[0].numel();
+      Shape idx = Shape::filled(r, 0);
+      for (std::int64_t k = 0; k < n; ++k) {
+        std::int64_t dst = 0;
+        bool inside = true;
+        for (std::size_t i = 0; i < r && inside; ++i) {
+          std::int64_t pos = lo[i] + idx[i] * (interior[i] + 1);
+          inside = pos >= 0 && pos < oshape[i];
+          dst += pos * ost[i];
+        }
+        if (inside) o[dst] = a[k];
+        for (std::size_t i = r; i-- > 0;) {
+          if (++idx[i] < ishape[i]) break;
+          idx[i] = 0;
+        }
+      }
+    });
+  }
+};
+
+/// concatenate[dimension]: joins operands of equal dtype along one axis.
+struct ConcatenatePrim final : Primitive {
+  std::string_view name() const override { return "concatenate"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+    if (in.empty()) throw ValueError("eqx::concatenate: needs at least one array");
+    Shape s = in[0].shape;
+    if (axis >= s.size())
+      throw IndexError("eqx::concatenate: axis " + std::to_string(axis) + " is out of range for " + in[0].str());
+    for (std::size_t k = 1; k < in.size(); ++k) {
+      bool ok = in[k].shape.size() == s.size() && in[k].dtype == in[0].dtype;
+      for (std::size_t i = 0; ok && i < s.size(); ++i) ok = i == axis || in[k].shape[i] == s[i];
+      if (!ok)
+        throw ShapeError("eqx::concatenate: array " + std::to_string(k) + " is " + in[k].str() + " but array 0 is " +
+                         in[0].str() + "; all must have the same dtype and rank, and equal sizes except on axis " +
+                         std::to_string(axis));
+      s[axis] += in[k].shape[axis];
+    }
+    return {{s, in[0].dtype}};
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+    const Shape& oshape = *out[0].shape;
+    std::int64_t outer = 1;
+    for (std::size_t i = 0; i < axis; ++i) outer *= oshape[i];
+    const std::size_t isz = itemsize(out[0].dtype);
+    const std::int64_t out_row = oshape.numel() / std::max<std::int64_t>(outer, 1);
+    auto* o = static_cast<std::byte*>(out[0].data);
+    std::int64_t col = 0;
+    for (const View& v : in) {
+      const std::int64_t row = outer ? v.numel() / outer : 0;
+      const auto* a = static_cast<const std::byte*>(v.data);
+      for (std::int64_t r = 0; r < outer && row > 0; ++r)
+        std::memcpy(o + (r * out_row + col) * isz, a + r * row * isz, static_cast<std::size_t>(row) * isz);
+      col += row;
+    }
+  }
+};
+
+/// iota[dtype, shape, dimension]: out[i...] = i[dimension].
+struct IotaPrim final : Primitive {
+  std::string_view name() const override { return "iota"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params& p) const override {
+    const Ints& shape = p.get<Ints>("shape");
+    auto dim = p.get<std::int64_t>("dimension");
+    DType dt = p.get<DType>("dtype");
+    if (dim < 0 || dim >= static_cast<std::int64_t>(shape.size()))
+      throw IndexError("eqx::iota: dimension " + std::to_string(dim) + " is out of range for shape " + ints_str(shape));
+    if (dt == DType::bool_) throw DTypeError("eqx::iota: dtype bool cannot count; use int32, uint32 or a float");
+    return {{Shape(shape.begin(), shape.end()), dt}};
+  }
+  void kernel(std::span<const View>, std::span<const View> out, const Params& p) const override {
+    const Shape& s = *out[0].shape;
+    auto dim = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+    std::int64_t inner = 1;
+    for (std::size_t i = dim + 1; i < s.size(); ++i) inner *= s[i];
+    const std::int64_t len = s[dim];
+    visit_dtype(out[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T* o = out[0].as<T>();
+      for (std::int64_t k = 0, n = out[0].numel(); k < n; ++k) o[k] = static_cast<T>((k / inner) % len);
+    });
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::ReshapePrim reshape;
+inline const detail::TransposePrim transpose;
+inline const detail::BroadcastInDimPrim broadcast_in_dim;
+inline const detail::SlicePrim slice;
+inline const detail::RevPrim rev;
+inline const detail::PadPrim pad;
+inline const detail::ConcatenatePrim concatenate;
+inline const detail::IotaPrim iota;
+}  // namespace eqx::prim

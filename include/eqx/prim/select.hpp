@@ -1,0 +1,50 @@
+#pragma once
+// select: `where(pred, on_true, on_false)` with numpy broadcasting of all three.
+
+#include <cstdint>
+#include <string>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/prim/broadcast.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+struct SelectPrim final : Primitive {
+  std::string_view name() const override { return "select"; }
+
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
+    if (in[0].dtype != DType::bool_)
+      throw DTypeError("eqx::where: the condition has dtype " + std::string(dtype_name(in[0].dtype)) +
+                       ", it must be bool; compare first (x > 0) or use eqx::astype(c, eqx::bool_)");
+    if (in[1].dtype != in[2].dtype)
+      throw DTypeError("eqx::select: branches have dtypes " + std::string(dtype_name(in[1].dtype)) + " and " +
+                       std::string(dtype_name(in[2].dtype)) + "; the primitive needs equal dtypes");
+    Shape s = broadcast_shapes(broadcast_shapes(in[0].shape, in[1].shape, "where"), in[2].shape, "where");
+    return {{s, in[1].dtype}};
+  }
+
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
+    visit_dtype(out[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const bool* c = in[0].as<const bool>();
+      const T* a = in[1].as<const T>();
+      const T* b = in[2].as<const T>();
+      T* o = out[0].as<T>();
+      auto plan = plan_broadcast<3>(*out[0].shape, {in[0].shape, in[1].shape, in[2].shape});
+      const std::int64_t sc = plan.strides[0].back(), sa = plan.strides[1].back(), sb = plan.strides[2].back();
+      parallel_for(out[0].numel(), 1, [&](std::int64_t s, std::int64_t e) {
+        for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 3>& off, std::int64_t pos, std::int64_t len) {
+          for (std::int64_t i = 0; i < len; ++i)
+            o[pos + i] = c[off[0] + i * sc] ? a[off[1] + i * sa] : b[off[2] + i * sb];
+        });
+      });
+    });
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::SelectPrim select;
+}  // namespace eqx::prim

@@ -1,0 +1,159 @@
+#pragma once
+// Unary elementwise primitives: neg, exp, log, log1p, expm1, sqrt, rsqrt,
+// abs, sign, sin, cos, tanh, logistic, erf, not.
+//
+// Each is a small Op struct (name, accepted dtypes, Eigen expression) plugged
+// into UnaryPrim, which holds the shape rule and the kernel they share.
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include <Eigen/Core>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+template <class T>
+inline constexpr bool is_float_v = std::is_floating_point_v<T>;
+template <class T>
+inline constexpr bool is_int_v = std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::uint32_t>;
+
+template <class T>
+using EArray = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <class T>
+using EMap = Eigen::Map<EArray<T>>;
+template <class T>
+using ECMap = Eigen::Map<const EArray<T>>;
+
+/// Which dtypes an op accepts, as text for error messages.
+inline constexpr const char* kFloating = "a floating dtype (float32, float64)";
+inline constexpr const char* kNumeric = "a numeric dtype (float32, float64, int32, uint32)";
+inline constexpr const char* kIntegral = "bool, int32 or uint32";
+inline constexpr const char* kAny = "any dtype";
+
+template <class Op>
+bool op_accepts(DType d) {
+  return visit_dtype(d, [](auto tag) { return Op::template supports<decltype(tag)>; });
+}
+
+template <class Op>
+void require_dtype(DType d) {
+  if (!op_accepts<Op>(d))
+    throw DTypeError("eqx::" + std::string(Op::name) + ": got dtype " + std::string(dtype_name(d)) + ", but " +
+                     std::string(Op::name) + " needs " + Op::accepts + "; convert first with eqx::astype");
+}
+
+/// Shape rule and kernel shared by all unary elementwise primitives.
+template <class Op>
+struct UnaryPrim final : Primitive {
+  std::string_view name() const override { return Op::name; }
+
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
+    require_dtype<Op>(in[0].dtype);
+    return {in[0]};
+  }
+
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (Op::template supports<T>) {
+        const T* a = in[0].as<const T>();
+        T* o = out[0].as<T>();
+        parallel_for(in[0].numel(), Op::cost, [&](std::int64_t b, std::int64_t e) {
+          EMap<T>(o + b, e - b) = Op::eval(ECMap<T>(a + b, e - b));
+        });
+      }
+    });
+  }
+};
+
+// --- the ops -----------------------------------------------------------------
+
+struct NegOp {
+  static constexpr std::string_view name = "neg";
+  static constexpr const char* accepts = kNumeric;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = !std::is_same_v<T, bool>;
+  template <class A> static auto eval(const A& a) { return -a; }
+};
+
+#define EQX_FLOAT_UNARY_OP(Struct, op_name, cost_, expr)                   \
+  struct Struct {                                                          \
+    static constexpr std::string_view name = op_name;                      \
+    static constexpr const char* accepts = kFloating;                      \
+    static constexpr int cost = cost_;                                     \
+    template <class T> static constexpr bool supports = is_float_v<T>;     \
+    template <class A> static auto eval(const A& a) { return expr; }       \
+  };
+EQX_FLOAT_UNARY_OP(ExpOp, "exp", 8, a.exp())
+EQX_FLOAT_UNARY_OP(LogOp, "log", 8, a.log())
+EQX_FLOAT_UNARY_OP(Log1pOp, "log1p", 16, a.log1p())
+EQX_FLOAT_UNARY_OP(Expm1Op, "expm1", 16, a.expm1())
+EQX_FLOAT_UNARY_OP(SqrtOp, "sqrt", 4, a.sqrt())
+EQX_FLOAT_UNARY_OP(RsqrtOp, "rsqrt", 4, a.rsqrt())
+EQX_FLOAT_UNARY_OP(SinOp, "sin", 8, a.sin())
+EQX_FLOAT_UNARY_OP(CosOp, "cos", 8, a.cos())
+EQX_FLOAT_UNARY_OP(TanhOp, "tanh", 8, a.tanh())
+EQX_FLOAT_UNARY_OP(LogisticOp, "logistic", 8, a.logistic())
+EQX_FLOAT_UNARY_OP(ErfOp, "erf", 16, a.unaryExpr([](typename A::Scalar v) { return std::erf(v); }))
+#undef EQX_FLOAT_UNARY_OP
+
+struct AbsOp {
+  static constexpr std::string_view name = "abs";
+  static constexpr const char* accepts = kNumeric;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = !std::is_same_v<T, bool>;
+  template <class A> static auto eval(const A& a) {
+    if constexpr (std::is_unsigned_v<typename A::Scalar>) return a.unaryExpr([](auto v) { return v; });
+    else return a.abs();
+  }
+};
+
+/// sign(x): -1, 0 or 1; NaN stays NaN and -0.0 stays -0.0 (as numpy).
+struct SignOp {
+  static constexpr std::string_view name = "sign";
+  static constexpr const char* accepts = kNumeric;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = !std::is_same_v<T, bool>;
+  template <class A> static auto eval(const A& a) {
+    using T = typename A::Scalar;
+    return a.unaryExpr([](T v) { return v > T(0) ? T(1) : (v < T(0) ? static_cast<T>(-1) : v); });
+  }
+};
+
+/// Logical not on bool, bitwise not on integers.
+struct NotOp {
+  static constexpr std::string_view name = "not";
+  static constexpr const char* accepts = kIntegral;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = !is_float_v<T>;
+  template <class A> static auto eval(const A& a) {
+    using T = typename A::Scalar;
+    if constexpr (std::is_same_v<T, bool>) return a.unaryExpr([](bool v) { return !v; });
+    else return a.unaryExpr([](T v) { return static_cast<T>(~v); });
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::UnaryPrim<detail::NegOp> neg;
+inline const detail::UnaryPrim<detail::ExpOp> exp;
+inline const detail::UnaryPrim<detail::LogOp> log;
+inline const detail::UnaryPrim<detail::Log1pOp> log1p;
+inline const detail::UnaryPrim<detail::Expm1Op> expm1;
+inline const detail::UnaryPrim<detail::SqrtOp> sqrt;
+inline const detail::UnaryPrim<detail::RsqrtOp> rsqrt;
+inline const detail::UnaryPrim<detail::AbsOp> abs;
+inline const detail::UnaryPrim<detail::SignOp> sign;
+inline const detail::UnaryPrim<detail::SinOp> sin;
+inline const detail::UnaryPrim<detail::CosOp> cos;
+inline const detail::UnaryPrim<detail::TanhOp> tanh;
+inline const detail::UnaryPrim<detail::LogisticOp> logistic;
+inline const detail::UnaryPrim<detail::ErfOp> erf;
+inline const detail::UnaryPrim<detail::NotOp> not_;
+}  // namespace eqx::prim
