@@ -48,6 +48,7 @@ class ArrayPrinter {
       strides_ = contiguous_strides(shape_);
       collect<T>(data.data(), 0, 0);
     });
+    if (is_floating(a.dtype())) align_decimal_points();
     for (const auto& s : items_) width_ = std::max(width_, s.size());
   }
 
@@ -59,6 +60,16 @@ class ArrayPrinter {
   }
 
  private:
+  /// numpy pads floats so the decimal points line up: "1. ", "2.5".
+  void align_decimal_points() {
+    std::size_t frac = 0;
+    for (const auto& s : items_) {
+      if (s.find('e') != std::string::npos || s.find('n') != std::string::npos) return;  // scientific, inf, nan
+      frac = std::max(frac, s.size() - s.find('.') - 1);
+    }
+    for (auto& s : items_) s += std::string(frac - (s.size() - s.find('.') - 1), ' ');
+  }
+
   std::vector<std::int64_t> shown(std::size_t axis) const {
     std::vector<std::int64_t> idx;
     std::int64_t n = shape_[axis];

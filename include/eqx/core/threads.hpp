@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -76,7 +77,19 @@ class ThreadPool {
   ~ThreadPool() { stop_workers(); }
 
  private:
-  ThreadPool() : num_threads_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+  // EQX_NUM_THREADS, if set to a positive number, overrides the core count
+  // (the test suite runs its [threads] cases once with EQX_NUM_THREADS=1).
+  ThreadPool() : num_threads_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+    if (const char* env = std::getenv("EQX_NUM_THREADS")) {
+      int n = std::atoi(env);
+      if (n > 0) {
+        num_threads_ = n;
+#if defined(EQX_HAVE_OPENBLAS)
+        openblas_set_num_threads(n);
+#endif
+      }
+    }
+  }
 
   static bool& in_worker() {
     thread_local bool flag = false;
