@@ -139,8 +139,9 @@ namespace detail {
 struct ArrayAccess {
   /// A fresh, uninitialised Array; the caller fills it before publishing it.
   static Array allocate(Shape shape, DType dtype) {
+    for (auto d : shape)  // check each: an even count of negatives has a positive product
+      if (d < 0) throw ShapeError("eqx: negative dimension in shape " + shape.str());
     std::int64_t n = shape.numel();
-    if (n < 0) throw ShapeError("eqx: negative dimension in shape " + shape.str());
     auto storage = std::make_shared<const Storage>(static_cast<std::size_t>(n) * itemsize(dtype));
     return Array(std::move(shape), dtype, std::move(storage));
   }

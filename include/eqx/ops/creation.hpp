@@ -46,11 +46,19 @@ Array full(const Shape& shape, S value) {
 inline Array zeros(const Shape& shape, DType dtype = float32) { return full(shape, 0, dtype); }
 /// Ones. Usage: `eqx::ones({3, 4})`
 inline Array ones(const Shape& shape, DType dtype = float32) { return full(shape, 1, dtype); }
-inline Array zeros_like(const Array& x) { return zeros(detail::require_value(x, "zeros_like").shape(), x.dtype()); }
-inline Array ones_like(const Array& x) { return ones(detail::require_value(x, "ones_like").shape(), x.dtype()); }
+// (require_value is a statement of its own: argument evaluation order is unspecified.)
+inline Array zeros_like(const Array& x) {
+  detail::require_value(x, "zeros_like");
+  return zeros(x.shape(), x.dtype());
+}
+inline Array ones_like(const Array& x) {
+  detail::require_value(x, "ones_like");
+  return ones(x.shape(), x.dtype());
+}
 template <Scalar S>
 Array full_like(const Array& x, S value) {
-  return full(detail::require_value(x, "full_like").shape(), value, x.dtype());
+  detail::require_value(x, "full_like");
+  return full(x.shape(), value, x.dtype());
 }
 
 /// Evenly spaced values in [start, stop) with `step`, as numpy.arange.

@@ -23,12 +23,19 @@ inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b
 
 // --- binary arithmetic ------------------------------------------------------
 
-/// a + b, broadcasting. Usage: `eqx::add(x, 1)` or `x + 1`.
-inline Array add(const detail::Operand& a, const detail::Operand& b) { return detail::apply_binary(prim::add, a, b); }
+/// a + b, broadcasting; logical or on two bools (as numpy and jnp).
+/// Usage: `eqx::add(x, 1)` or `x + 1`.
+inline Array add(const detail::Operand& a, const detail::Operand& b) {
+  if (detail::result_dtype({&a, &b}, "add") == bool_) return detail::apply_binary(prim::or_, a, b);
+  return detail::apply_binary(prim::add, a, b);
+}
 /// a - b, broadcasting.
 inline Array subtract(const detail::Operand& a, const detail::Operand& b) { return detail::apply_binary(prim::sub, a, b); }
-/// a * b, broadcasting.
-inline Array multiply(const detail::Operand& a, const detail::Operand& b) { return detail::apply_binary(prim::mul, a, b); }
+/// a * b, broadcasting; logical and on two bools (as numpy and jnp).
+inline Array multiply(const detail::Operand& a, const detail::Operand& b) {
+  if (detail::result_dtype({&a, &b}, "mul") == bool_) return detail::apply_binary(prim::and_, a, b);
+  return detail::apply_binary(prim::mul, a, b);
+}
 /// True division: integer and bool operands give float32, as in numpy/JAX.
 inline Array divide(const detail::Operand& a, const detail::Operand& b) {
   DType t = detail::inexact(detail::result_dtype({&a, &b}, "div"));

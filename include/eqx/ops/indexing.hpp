@@ -89,6 +89,7 @@ inline Array one_hot(const Array& x, std::int64_t num_classes, DType dtype = flo
   if (!is_integer(detail::require_value(x, "one_hot").dtype()))
     throw DTypeError("eqx::one_hot: indices have dtype " + std::string(dtype_name(x.dtype())) +
                      "; they must be int32 or uint32");
+  if (num_classes < 0) throw ValueError("eqx::one_hot: num_classes must be >= 0, got " + std::to_string(num_classes));
   Array classes = detail::iota(x.dtype(), {num_classes}, 0);
   return astype(expand_dims(x, -1) == classes, dtype);
 }

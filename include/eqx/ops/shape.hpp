@@ -123,14 +123,15 @@ inline Array concatenate(const std::vector<Array>& xs, std::int64_t axis = 0) {
 inline Array stack(const std::vector<Array>& xs, std::int64_t axis = 0) {
   if (xs.empty()) throw ValueError("eqx::stack: needs at least one array");
   const Shape& s0 = detail::require_value(xs[0], "stack").shape();
+  const auto a = detail::normalize_axis(axis, s0.size() + 1, "stack");  // errors name stack, not expand_dims
   std::vector<Array> expanded;
   for (std::size_t k = 0; k < xs.size(); ++k) {
     if (detail::require_value(xs[k], "stack").shape() != s0)
       throw ShapeError("eqx::stack: array " + std::to_string(k) + " has shape " + xs[k].shape().str() +
                        " but array 0 has " + s0.str() + "; all must have the same shape");
-    expanded.push_back(expand_dims(xs[k], axis));
+    expanded.push_back(expand_dims(xs[k], a));
   }
-  return concatenate(expanded, detail::normalize_axis(axis, s0.size() + 1, "stack"));
+  return concatenate(expanded, a);
 }
 
 /// Reverses the order of elements along `axes` (all axes if empty).
@@ -139,8 +140,11 @@ inline Array flip(const Array& x, std::vector<std::int64_t> axes = {}) {
   const std::size_t r = detail::require_value(x, "flip").ndim();
   if (axes.empty())
     for (std::size_t i = 0; i < r; ++i) axes.push_back(static_cast<std::int64_t>(i));
+  const std::vector<std::int64_t> given = axes;
   for (auto& a : axes) a = detail::normalize_axis(a, r, "flip");
   std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end())
+    throw ValueError("eqx::flip: repeated axis in " + detail::ints_str(given));
   return bind1(prim::rev, {x}, Params{}.set("dimensions", std::move(axes)));
 }
 

@@ -82,9 +82,9 @@ struct GatherPrim final : Primitive {
     const std::size_t row = static_cast<std::size_t>(inner) * itemsize(in[0].dtype);
     const auto* x = static_cast<const std::byte*>(in[0].data);
     auto* o = static_cast<std::byte*>(out[0].data);
-    if (row == 0) return;
+    // Indices are checked even when rows are empty: numpy rejects them too.
     visit_indices(in[1], n, "take", axis, [&](std::int64_t j, std::int64_t i) {
-      for (std::int64_t b = 0; b < outer; ++b) std::memcpy(o + (b * m + j) * row, x + (b * n + i) * row, row);
+      for (std::int64_t b = 0; b < outer && row > 0; ++b) std::memcpy(o + (b * m + j) * row, x + (b * n + i) * row, row);
     });
   }
 };

@@ -149,9 +149,15 @@ struct SlicePrim final : Primitive {
 struct RevPrim final : Primitive {
   std::string_view name() const override { return "rev"; }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
-    for (auto d : p.get<Ints>("dimensions"))
+    const Ints& dims = p.get<Ints>("dimensions");
+    std::vector<bool> seen(in[0].shape.size(), false);
+    for (auto d : dims) {
       if (d < 0 || d >= static_cast<std::int64_t>(in[0].shape.size()))
         throw IndexError("eqx::flip: axis " + std::to_string(d) + " is out of range for " + in[0].str());
+      // A repeated axis would be reversed twice (a silent no-op); numpy rejects it.
+      if (seen[d]) throw ValueError("eqx::flip: dimensions " + ints_str(dims) + " repeat an axis of " + in[0].str());
+      seen[d] = true;
+    }
     return {in[0]};
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {

@@ -113,7 +113,7 @@ struct AbsOp {
   }
 };
 
-/// sign(x): -1, 0 or 1; NaN stays NaN and -0.0 stays -0.0 (as numpy).
+/// sign(x): -1, 0 or 1; NaN stays NaN and -0.0 stays -0.0 (as jnp.sign; numpy gives 0.0).
 struct SignOp {
   static constexpr std::string_view name = "sign";
   static constexpr const char* accepts = kNumeric;

@@ -1,0 +1,96 @@
+// W5 "dispatch" (shared/WORKLOADS.md), eager: a chain of 100 out-of-place
+// elementwise ops on 16 floats (x + 0.1 on even steps, x * 0.99 on odd).
+// Every eqx op goes through bind: shape rule, output allocation, kernel.
+// The Eigen floor runs the same runtime op list into a preallocated buffer
+// (and, in the /alloc variant, allocates a fresh result per op), so the
+// ratios between them are eqx's per-op overhead, measured in one run.
+
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include <Eigen/Core>
+#include <eqx/eqx.hpp>
+
+namespace {
+
+constexpr int kOps = 100;
+constexpr int kSize = 16;
+
+enum class Op { add, mul };
+
+std::vector<Op> op_list() {
+  std::vector<Op> ops;
+  for (int j = 0; j < kOps; ++j) ops.push_back(j % 2 == 0 ? Op::add : Op::mul);
+  return ops;
+}
+
+/// The float64 reference result of the chain (the W5 check).
+std::vector<double> reference() {
+  std::vector<double> x(kSize);
+  for (int i = 0; i < kSize; ++i) x[i] = i / 16.0;
+  for (Op op : op_list())
+    for (double& v : x) v = op == Op::add ? v + 0.1 : v * 0.99;
+  return x;
+}
+
+void check(const std::vector<float>& got, benchmark::State& state) {
+  auto want = reference();
+  for (int i = 0; i < kSize; ++i)
+    if (std::abs(got[i] - want[i]) > 1e-4 * std::abs(want[i]) + 1e-6) {
+      state.SkipWithError("W5 result does not match the float64 reference");
+      return;
+    }
+}
+
+void BM_W5_EqxEager(benchmark::State& state) {
+  const std::vector<Op> ops = op_list();
+  const eqx::Array x0 = eqx::arange(kSize) / 16.0f;
+  eqx::Array x;
+  for (auto _ : state) {
+    x = x0;
+    for (Op op : ops) x = op == Op::add ? x + 0.1f : x * 0.99f;
+    benchmark::DoNotOptimize(x);
+  }
+  check(x.to_vector<float>(), state);
+  state.counters["ns_per_op"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * kOps, benchmark::Counter::kIsRate |
+                                                                             benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_W5_EqxEager);
+
+void BM_W5_EigenFloor(benchmark::State& state) {
+  const std::vector<Op> ops = op_list();
+  Eigen::ArrayXf x0(kSize), a(kSize), b(kSize);
+  for (int i = 0; i < kSize; ++i) x0[i] = i / 16.0f;
+  for (auto _ : state) {
+    a = x0;
+    for (Op op : ops) {
+      if (op == Op::add) b = a + 0.1f;
+      else b = a * 0.99f;
+      a.swap(b);
+    }
+    benchmark::DoNotOptimize(a.data());
+  }
+  check(std::vector<float>(a.data(), a.data() + kSize), state);
+}
+BENCHMARK(BM_W5_EigenFloor);
+
+void BM_W5_EigenFloorAlloc(benchmark::State& state) {
+  const std::vector<Op> ops = op_list();
+  Eigen::ArrayXf x0(kSize);
+  for (int i = 0; i < kSize; ++i) x0[i] = i / 16.0f;
+  std::unique_ptr<Eigen::ArrayXf> x;
+  for (auto _ : state) {
+    x = std::make_unique<Eigen::ArrayXf>(x0);
+    for (Op op : ops) x = std::make_unique<Eigen::ArrayXf>(op == Op::add ? Eigen::ArrayXf(*x + 0.1f) : Eigen::ArrayXf(*x * 0.99f));
+    benchmark::DoNotOptimize(x->data());
+  }
+  check(std::vector<float>(x->data(), x->data() + kSize), state);
+}
+BENCHMARK(BM_W5_EigenFloorAlloc);
+
+}  // namespace

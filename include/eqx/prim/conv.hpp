@@ -1,0 +1,266 @@
+#pragma once
+// conv_general_dilated: lax's general convolution, with JAX's default
+// dimension numbers: lhs [N, C_in, spatial...], rhs [C_out, C_in / G,
+// kernel spatial...], out [N, C_out, out spatial...] for any number of
+// spatial axes. G is feature_group_count (G == C_in: depthwise).
+//
+// Parameters (one entry per spatial axis; padding holds lo/hi pairs
+// flattened as [lo0, hi0, lo1, hi1, ...] and may be negative, as in lax):
+//   window_strides, padding, lhs_dilation (holes between input elements, as
+//   in a transposed convolution), rhs_dilation (atrous kernel),
+//   feature_group_count.
+//
+// The kernel is GEMM-shaped: for each batch element and group it gathers the
+// input patches into a row-major [C_in/G * prod(kernel), prod(out spatial)]
+// column matrix (im2col) and multiplies it by the [C_out/G, C_in/G *
+// prod(kernel)] weight view in one Eigen product, which Eigen forwards to BLAS
+// under EIGEN_USE_BLAS. Very large column matrices are built and multiplied
+// in blocks of output columns so scratch memory stays bounded.
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/prim/layout.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx::detail {
+
+/// The parameters of conv_general_dilated, fully resolved.
+struct ConvDims {
+  Ints strides, padding, lhs_dilation, rhs_dilation;
+  std::int64_t feature_group_count = 1;
+  static ConvDims from(const Params& p) {
+    return {p.get<Ints>("window_strides"), p.get<Ints>("padding"), p.get<Ints>("lhs_dilation"),
+            p.get<Ints>("rhs_dilation"), p.get<std::int64_t>("feature_group_count")};
+  }
+};
+
+/// Size of a dimension of `n` elements with `d - 1` holes between neighbours.
+inline std::int64_t dilate_dim(std::int64_t n, std::int64_t d) { return n == 0 ? 0 : (n - 1) * d + 1; }
+
+inline std::string conv_prefix(std::string_view op, const AbstractArray& l, const AbstractArray& r) {
+  return "eqx::" + std::string(op) + ": lhs " + l.str() + ", rhs " + r.str() + ": ";
+}
+
+/// Checks dtypes, ranks and the per-axis parameters that do not depend on
+/// padding (so padding strings can be resolved after it). `op` names the
+/// public function in messages.
+inline void conv_check_params(std::string_view op, const AbstractArray& l, const AbstractArray& r, const Ints& strides,
+                              const Ints& lhs_dilation, const Ints& rhs_dilation, std::int64_t groups) {
+  const std::string pre = conv_prefix(op, l, r);
+  if (l.dtype != r.dtype)
+    throw DTypeError(pre + "operands have dtypes " + std::string(dtype_name(l.dtype)) + " and " +
+                     std::string(dtype_name(r.dtype)) + "; convert one with eqx::astype so both match");
+  if (!is_floating(l.dtype))
+    throw DTypeError(pre + "convolution needs float32 or float64 operands, got " + std::string(dtype_name(l.dtype)) +
+                     "; convert with eqx::astype(x, eqx::float32)");
+  if (l.shape.size() != r.shape.size() || l.shape.size() < 3)
+    throw ShapeError(pre + "lhs must be [N, C_in, spatial...] and rhs [C_out, C_in / feature_group_count, " +
+                     "kernel spatial...] with the same rank >= 3 (one or more spatial axes); got ranks " +
+                     std::to_string(l.shape.size()) + " and " + std::to_string(r.shape.size()));
+  const std::size_t nsp = l.shape.size() - 2;
+  auto check = [&](const char* what, const Ints& v) {
+    if (v.size() != nsp)
+      throw ValueError(pre + what + " " + ints_str(v) + " has " + std::to_string(v.size()) + " entries but there are " +
+                       std::to_string(nsp) + " spatial axes; give one entry per spatial axis (or none for all ones)");
+    for (auto s : v)
+      if (s < 1) throw ValueError(pre + what + " " + ints_str(v) + " must be >= 1 on every axis");
+  };
+  check("window_strides", strides);
+  check("lhs_dilation", lhs_dilation);
+  check("rhs_dilation", rhs_dilation);
+  if (groups < 1)
+    throw ValueError(pre + "feature_group_count must be >= 1, got " + std::to_string(groups));
+  if (l.shape[1] != r.shape[1] * groups)
+    throw ShapeError(pre + "lhs has " + std::to_string(l.shape[1]) + " input channels (axis 1) but rhs expects " +
+                     std::to_string(r.shape[1]) + " * feature_group_count " + std::to_string(groups) + " = " +
+                     std::to_string(r.shape[1] * groups) +
+                     "; rhs must be [C_out, C_in / feature_group_count, kernel spatial...]");
+  if (r.shape[0] % groups != 0)
+    throw ShapeError(pre + "rhs has " + std::to_string(r.shape[0]) + " output channels (axis 0), which is not a " +
+                     "multiple of feature_group_count " + std::to_string(groups) +
+                     "; each group needs the same number of output channels");
+}
+
+/// Output shape of conv_general_dilated, after every check. `op` names the
+/// public function in messages.
+inline Shape conv_output_shape(std::string_view op, const AbstractArray& l, const AbstractArray& r, const ConvDims& d) {
+  conv_check_params(op, l, r, d.strides, d.lhs_dilation, d.rhs_dilation, d.feature_group_count);
+  const std::string pre = conv_prefix(op, l, r);
+  const std::size_t nsp = l.shape.size() - 2;
+  if (d.padding.size() != 2 * nsp)
+    throw ValueError(pre + "padding " + ints_str(d.padding) + " must hold " + std::to_string(nsp) +
+                     " (lo, hi) pairs, one per spatial axis, flattened to " + std::to_string(2 * nsp) + " entries");
+  Shape out{l.shape[0], r.shape[0]};
+  for (std::size_t i = 0; i < nsp; ++i) {
+    const std::int64_t in = l.shape[i + 2], k = r.shape[i + 2];
+    const std::int64_t lo = d.padding[2 * i], hi = d.padding[2 * i + 1];
+    const std::int64_t in_dil = dilate_dim(in, d.lhs_dilation[i]), k_dil = dilate_dim(k, d.rhs_dilation[i]);
+    const std::int64_t padded = in_dil + lo + hi;
+    if (padded < k_dil || padded <= 0)
+      throw ShapeError(pre + "spatial axis " + std::to_string(i) + ": the input of size " + std::to_string(in) +
+                       (d.lhs_dilation[i] != 1 ? " (" + std::to_string(in_dil) + " after lhs_dilation)" : "") +
+                       " padded by (" + std::to_string(lo) + ", " + std::to_string(hi) + ") has size " +
+                       std::to_string(padded) + ", smaller than the kernel window of size " + std::to_string(k_dil) +
+                       (d.rhs_dilation[i] != 1 ? " (" + std::to_string(k) + " after rhs_dilation)" : "") +
+                       ", so the output would be empty; use a smaller kernel or dilation, more padding, or "
+                       "padding \"SAME\"");
+    out.push_back((padded - k_dil) / d.strides[i] + 1);
+  }
+  return out;
+}
+
+struct ConvGeneralDilatedPrim final : Primitive {
+  std::string_view name() const override { return "conv_general_dilated"; }
+
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {{conv_output_shape(name(), in[0], in[1], ConvDims::from(p)), in[0].dtype}};
+  }
+
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    const ConvDims d = ConvDims::from(p);
+    visit_dtype(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_floating_point_v<T>) run<T>(in[0], in[1], out[0], d);
+    });
+  }
+
+ private:
+  /// Scratch elements of one column block (16 MiB of float32).
+  static constexpr std::int64_t kMaxColumnElements = std::int64_t{1} << 22;
+
+  template <class T>
+  static void run(const View& lv, const View& rv, const View& ov, const ConvDims& d) {
+    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    using Stride = Eigen::OuterStride<>;
+    const Shape &ls = *lv.shape, &rs = *rv.shape, &os = *ov.shape;
+    const std::size_t nsp = ls.size() - 2;
+    const std::int64_t N = ls[0], C_in = ls[1], C_out = rs[0], G = d.feature_group_count;
+    const std::int64_t Cg_in = C_in / G, Cg_out = C_out / G;
+    std::int64_t in_sp = 1, ksz = 1, P = 1;
+    for (std::size_t i = 0; i < nsp; ++i) {
+      in_sp *= ls[i + 2];
+      ksz *= rs[i + 2];
+      P *= os[i + 2];
+    }
+    const std::int64_t K = Cg_in * ksz;  // contraction length
+    const T* x = lv.as<const T>();
+    const T* w = rv.as<const T>();
+    T* o = ov.as<T>();
+    if (N * C_out * P == 0) return;
+    if (K == 0) {
+      std::fill(o, o + N * C_out * P, T(0));
+      return;
+    }
+
+    // tab[i][k * out_i + o] = input index read by kernel tap k at output o on
+    // spatial axis i, or -1 where the tap lands on padding or a dilation hole.
+    std::vector<std::vector<std::int64_t>> tab(nsp);
+    bool identity = true;  // 1x1 kernel, unit strides, no padding or dilation
+    for (std::size_t i = 0; i < nsp; ++i) {
+      const std::int64_t in = ls[i + 2], k = rs[i + 2], on = os[i + 2];
+      const std::int64_t s = d.strides[i], lo = d.padding[2 * i], ld = d.lhs_dilation[i], rd = d.rhs_dilation[i];
+      identity = identity && k == 1 && s == 1 && lo == 0 && d.padding[2 * i + 1] == 0 && ld == 1;
+      tab[i].resize(static_cast<std::size_t>(k * on));
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        for (std::int64_t oo = 0; oo < on; ++oo) {
+          const std::int64_t q = oo * s - lo + kk * rd;  // position in the dilated input
+          tab[i][kk * on + oo] = (q >= 0 && q % ld == 0 && q / ld < in) ? q / ld : -1;
+        }
+    }
+    const Shape in_strides = contiguous_strides(Shape(ls.begin() + 2, ls.end()));
+    const std::int64_t out_last = os[ls.size() - 1];
+
+    // Split output columns into blocks: to bound scratch, and so that a few
+    // large images still occupy every thread.
+    const std::int64_t units = N * G;
+    std::int64_t blocks = identity ? 1 : (K * P + kMaxColumnElements - 1) / kMaxColumnElements;
+    const std::int64_t flops_per_unit = Cg_out * K * P;
+    const std::int64_t threads = ThreadPool::instance().num_threads();
+    if (units < threads && flops_per_unit * units / 8 >= kParallelGrain * 2)
+      blocks = std::max(blocks, (threads + units - 1) / units);
+    blocks = std::clamp<std::int64_t>(blocks, 1, P);
+    const std::int64_t tasks = units * blocks;
+
+    // Fills col[K, p1 - p0] with the patches of batch element n, group g.
+    auto im2col = [&](const T* xg, std::int64_t p0, std::int64_t p1, T* col) {
+      const std::int64_t width = p1 - p0;
+      Shape kidx = Shape::filled(nsp, 0);
+      for (std::int64_t row = 0; row < K; ++row) {
+        // row = (c, k_0, ..., k_{nsp-1}) in row-major order
+        std::int64_t rem = row % ksz;
+        const std::int64_t c = row / ksz;
+        for (std::size_t i = nsp; i-- > 0;) {
+          kidx[i] = rem % rs[i + 2];
+          rem /= rs[i + 2];
+        }
+        const T* src = xg + c * in_sp;
+        T* dst = col + row * width;
+        const std::int64_t* last = tab[nsp - 1].data() + kidx[nsp - 1] * out_last;
+        std::int64_t p = p0;
+        while (p < p1) {
+          // One run along the last output axis: outer axes are fixed.
+          const std::int64_t o_last = p % out_last;
+          const std::int64_t end = std::min(p1, p - o_last + out_last);
+          std::int64_t outer = p / out_last, base = 0;
+          bool valid = true;
+          for (std::size_t i = nsp - 1; i-- > 0;) {
+            const std::int64_t on = os[i + 2];
+            const std::int64_t t = tab[i][kidx[i] * on + outer % on];
+            outer /= on;
+            if (t < 0) valid = false;
+            base += t * in_strides[i];
+          }
+          T* dp = dst + (p - p0);
+          if (!valid) {
+            std::fill(dp, dp + (end - p), T(0));
+          } else {
+            const T* sp = src + base;
+            for (std::int64_t oo = o_last, e = o_last + (end - p); oo < e; ++oo) {
+              const std::int64_t t = last[oo];
+              *dp++ = t >= 0 ? sp[t] : T(0);
+            }
+          }
+          p = end;
+        }
+      }
+    };
+
+    parallel_for(tasks, std::max<std::int64_t>(flops_per_unit / blocks / 8, 1), [&](std::int64_t s, std::int64_t e) {
+      std::vector<T> col;
+      for (std::int64_t t = s; t < e; ++t) {
+        const std::int64_t unit = t / blocks, b = t % blocks;
+        const std::int64_t n = unit / G, g = unit % G;
+        const std::int64_t p0 = P * b / blocks, p1 = P * (b + 1) / blocks;
+        const T* xg = x + (n * C_in + g * Cg_in) * in_sp;
+        const T* colp;
+        std::int64_t ld;
+        if (identity) {  // the input itself is the [K, P] column matrix
+          colp = xg + p0;
+          ld = P;
+        } else {
+          col.resize(static_cast<std::size_t>(K * (p1 - p0)));
+          im2col(xg, p0, p1, col.data());
+          colp = col.data();
+          ld = p1 - p0;
+        }
+        Eigen::Map<const Mat> wm(w + g * Cg_out * K, Cg_out, K);
+        Eigen::Map<const Mat, 0, Stride> cm(colp, K, p1 - p0, Stride(ld));
+        Eigen::Map<Mat, 0, Stride> om(o + (n * C_out + g * Cg_out) * P + p0, Cg_out, p1 - p0, Stride(P));
+        om.noalias() = wm * cm;
+      }
+    });
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::ConvGeneralDilatedPrim conv_general_dilated;
+}  // namespace eqx::prim

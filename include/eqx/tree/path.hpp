@@ -1,0 +1,63 @@
+#pragma once
+// TreePath: where a leaf sits in a pytree, printed as Python would index it:
+// `.layers[1].weight`, `[0]` for a tuple element, `['key']` for a map entry.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace eqx {
+
+/// One step from a node to a child.
+struct PathEntry {
+  enum class Kind : std::uint8_t { field, index, key };
+  Kind kind;
+  std::string_view name;  // field name (static storage) or, for keys, a view of `key`
+  std::int64_t index = 0;
+  std::string key;  // map keys are copied: paths may outlive the tree
+
+  std::string str() const {
+    switch (kind) {
+      case Kind::field: return "." + std::string(name);
+      case Kind::index: return "[" + std::to_string(index) + "]";
+      case Kind::key: return "['" + key + "']";
+    }
+    return "";
+  }
+  friend bool operator==(const PathEntry& a, const PathEntry& b) {
+    return a.kind == b.kind && a.index == b.index && (a.kind == Kind::key ? a.key == b.key : a.name == b.name);
+  }
+};
+
+/// Path from the root of a pytree to one of its nodes.
+/// Usage: `for (auto& [path, leaf] : eqx::tree_leaves_with_path(model)) fmt::print("{}\n", path.str());`
+class TreePath {
+ public:
+  void push_field(std::string_view name) { entries_.push_back({PathEntry::Kind::field, name, 0, {}}); }
+  void push_index(std::int64_t i) { entries_.push_back({PathEntry::Kind::index, {}, i, {}}); }
+  void push_key(std::string_view key) { entries_.push_back({PathEntry::Kind::key, {}, 0, std::string(key)}); }
+  void pop() { entries_.pop_back(); }
+
+  const std::vector<PathEntry>& entries() const { return entries_; }
+  bool empty() const { return entries_.empty(); }
+
+  /// ".layers[1].weight"; the root prints as "" (use `display()` for messages).
+  std::string str() const {
+    std::string s;
+    for (const auto& e : entries_) s += e.str();
+    return s;
+  }
+  /// str(), or "(root)" for the root itself, for error messages.
+  std::string display() const { return entries_.empty() ? std::string("(root)") : str(); }
+
+  /// True if this path starts with `prefix` (e.g. ".layers[0]").
+  bool starts_with(std::string_view prefix) const { return std::string_view(str()).starts_with(prefix); }
+
+  friend bool operator==(const TreePath&, const TreePath&) = default;
+
+ private:
+  std::vector<PathEntry> entries_;
+};
+
+}  // namespace eqx

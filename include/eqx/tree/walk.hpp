@@ -1,0 +1,252 @@
+#pragma once
+// The two traversals every tree function is built from:
+//
+//   visit_tree(visitor, path, tree, others...)    read-only, in leaf order
+//   rebuild_tree(builder, path, tree, others...)  a new tree of the same type
+//
+// Both walk one tree, or several of the same type in lockstep (tree_map,
+// combine, TreeDef equality), checking that their structures agree: vector
+// sizes, optional presence and map keys. Leaf order is depth-first: struct
+// fields in declaration order, containers in index order, maps in key order.
+
+#include <cstddef>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "eqx/core/error.hpp"
+#include "eqx/tree/node.hpp"
+#include "eqx/tree/path.hpp"
+
+namespace eqx {
+
+/// Two trees that should have the same structure do not.
+class TreeStructureError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
+namespace detail {
+
+/// Calls f(std::integral_constant<std::size_t, I>{}) for I in [0, N) while it
+/// returns true. (Index packs go through here so that expanding a pack of
+/// trees inside the body does not also expand the indices.)
+template <std::size_t N, class F>
+bool all_indices(F&& f) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return (f(std::integral_constant<std::size_t, I>{}) && ...);
+  }(std::make_index_sequence<N>{});
+}
+
+/// Brace-initialises a T from f(integral_constant<I>) for I in [0, N), in order.
+template <class T, std::size_t N, class F>
+T build_from_indices(F&& f) {
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return T{f(std::integral_constant<std::size_t, I>{})...};
+  }(std::make_index_sequence<N>{});
+}
+
+/// Field names of a custom node, if its tree_traits gives them.
+template <class T>
+concept named_custom_node = requires { tree_traits<T>::names; };
+
+template <class T, std::size_t I>
+void push_custom_entry(TreePath& path) {
+  if constexpr (named_custom_node<T>) path.push_field(tree_traits<T>::names[I]);
+  else path.push_index(static_cast<std::int64_t>(I));
+}
+
+/// Visitors may observe container sizes and map keys (hashing does).
+template <class V>
+void note_size(V& v, std::size_t n) {
+  if constexpr (requires { v.size(n); }) v.size(n);
+}
+template <class V>
+void note_key(V& v, const std::string& k) {
+  if constexpr (requires { v.key(k); }) v.key(k);
+}
+
+template <class V>
+bool report_mismatch(V& v, const TreePath& path, const std::string& what) {
+  return v.mismatch(path, what);
+}
+
+/// Read-only lockstep traversal. The visitor provides:
+///   bool array(const TreePath&, const Array&...)
+///   template <class X> bool static_leaf(const TreePath&, const X&...)   (Static<T> fields too)
+///   bool mismatch(const TreePath&, const std::string& what)   (return false to stop, or throw)
+/// Every call returns false to stop the walk early.
+template <class V, class T, class... Rest>
+bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest) {
+  require_pytree_node<T>();
+  constexpr NodeKind kind = node_kind_v<T>;
+  if constexpr (kind == NodeKind::array) {
+    return v.array(path, node, rest...);
+  } else if constexpr (kind == NodeKind::static_field || kind == NodeKind::static_leaf) {
+    return v.static_leaf(path, node, rest...);
+  } else if constexpr (kind == NodeKind::custom) {
+    auto children = tree_traits<T>::flatten(node);
+    auto others = std::make_tuple(tree_traits<T>::flatten(rest)...);
+    return all_indices<std::tuple_size_v<decltype(children)>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      push_custom_entry<T, I>(path);
+      bool r = std::apply([&](const auto&... o) { return visit_tree(v, path, std::get<I>(children), std::get<I>(o)...); },
+                          others);
+      path.pop();
+      return r;
+    });
+  } else if constexpr (kind == NodeKind::vector) {
+    note_size(v, node.size());
+    if (((rest.size() != node.size()) || ...))
+      return report_mismatch(v, path, "lists of different lengths (" + std::to_string(node.size()) + " vs " +
+                                          std::to_string(((rest.size() != node.size() ? rest.size() : 0) + ... + std::size_t{0})) + ")");
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      path.push_index(static_cast<std::int64_t>(i));
+      bool ok = visit_tree(v, path, node[i], rest[i]...);
+      path.pop();
+      if (!ok) return false;
+    }
+    return true;
+  } else if constexpr (kind == NodeKind::std_array) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      path.push_index(static_cast<std::int64_t>(i));
+      bool ok = visit_tree(v, path, node[i], rest[i]...);
+      path.pop();
+      if (!ok) return false;
+    }
+    return true;
+  } else if constexpr (kind == NodeKind::tuple) {
+    return all_indices<std::tuple_size_v<T>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      path.push_index(static_cast<std::int64_t>(I));
+      bool r = visit_tree(v, path, std::get<I>(node), std::get<I>(rest)...);
+      path.pop();
+      return r;
+    });
+  } else if constexpr (kind == NodeKind::optional) {
+    note_size(v, node.has_value() ? 1 : 0);
+    if (((rest.has_value() != node.has_value()) || ...))
+      return report_mismatch(v, path, "an empty optional where the other tree has a value");
+    return !node.has_value() || visit_tree(v, path, *node, *rest...);
+  } else if constexpr (kind == NodeKind::string_map) {
+    note_size(v, node.size());
+    bool same_keys = ((rest.size() == node.size()) && ...);
+    auto its = std::make_tuple(rest.begin()...);
+    for (auto it = node.begin(); same_keys && it != node.end(); ++it) {
+      bool ok = std::apply([&](auto&... o) { return ((o->first == it->first) && ...); }, its);
+      if (!ok) {
+        same_keys = false;
+        break;
+      }
+      note_key(v, it->first);
+      path.push_key(it->first);
+      bool r = std::apply([&](auto&... o) { return visit_tree(v, path, it->second, o->second...); }, its);
+      path.pop();
+      if (!r) return false;
+      std::apply([](auto&... o) { (++o, ...); }, its);
+    }
+    if (!same_keys) return report_mismatch(v, path, "maps with different keys");
+    return true;
+  } else {  // aggregate
+    return all_indices<field_count<T>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      path.push_field(field_name<T, I>);
+      bool r = visit_tree(v, path, boost::pfr::get<I>(node), boost::pfr::get<I>(rest)...);
+      path.pop();
+      return r;
+    });
+  }
+}
+
+[[noreturn]] inline void throw_mismatch(const TreePath& path, const std::string& what) {
+  throw TreeStructureError("eqx: trees have different structure at " + path.display() + ": " + what +
+                           "; the trees must have the same structure (same list lengths, optionals and map keys)");
+}
+
+/// Builds a new tree of type T by walking `node` and `rest` in lockstep.
+/// The builder provides:
+///   Array array(const TreePath&, const Array&...)
+///   template <class X> X static_leaf(const TreePath&, const X&...)   (Static<T> fields too)
+/// Structure mismatches throw TreeStructureError naming the path.
+template <class B, class T, class... Rest>
+T rebuild_tree(B& b, TreePath& path, const T& node, const Rest&... rest) {
+  require_pytree_node<T>();
+  constexpr NodeKind kind = node_kind_v<T>;
+  if constexpr (kind == NodeKind::array) {
+    return b.array(path, node, rest...);
+  } else if constexpr (kind == NodeKind::static_field || kind == NodeKind::static_leaf) {
+    return b.static_leaf(path, node, rest...);
+  } else if constexpr (kind == NodeKind::custom) {
+    auto children = tree_traits<T>::flatten(node);
+    auto others = std::make_tuple(tree_traits<T>::flatten(rest)...);
+    using Children = decltype(children);
+    auto rebuilt = build_from_indices<Children, std::tuple_size_v<Children>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      push_custom_entry<T, I>(path);
+      auto r = std::apply(
+          [&](const auto&... o) { return rebuild_tree(b, path, std::get<I>(children), std::get<I>(o)...); }, others);
+      path.pop();
+      return r;
+    });
+    return tree_traits<T>::unflatten(std::move(rebuilt));
+  } else if constexpr (kind == NodeKind::vector) {
+    if (((rest.size() != node.size()) || ...))
+      throw_mismatch(path, "lists of different lengths (" + std::to_string(node.size()) + " vs " +
+                               std::to_string(((rest.size() != node.size() ? rest.size() : 0) + ... + std::size_t{0})) + ")");
+    T out;
+    out.reserve(node.size());
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      path.push_index(static_cast<std::int64_t>(i));
+      out.push_back(rebuild_tree(b, path, node[i], rest[i]...));
+      path.pop();
+    }
+    return out;
+  } else if constexpr (kind == NodeKind::std_array) {
+    return build_from_indices<T, std::tuple_size_v<T>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      path.push_index(static_cast<std::int64_t>(I));
+      auto r = rebuild_tree(b, path, node[I], rest[I]...);
+      path.pop();
+      return r;
+    });
+  } else if constexpr (kind == NodeKind::tuple) {
+    return build_from_indices<T, std::tuple_size_v<T>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      path.push_index(static_cast<std::int64_t>(I));
+      auto r = rebuild_tree(b, path, std::get<I>(node), std::get<I>(rest)...);
+      path.pop();
+      return r;
+    });
+  } else if constexpr (kind == NodeKind::optional) {
+    if (((rest.has_value() != node.has_value()) || ...))
+      throw_mismatch(path, "an empty optional where the other tree has a value");
+    if (!node.has_value()) return T{};
+    return T{rebuild_tree(b, path, *node, *rest...)};
+  } else if constexpr (kind == NodeKind::string_map) {
+    if (((rest.size() != node.size()) || ...)) throw_mismatch(path, "maps with different keys");
+    T out;
+    auto its = std::make_tuple(rest.begin()...);
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!std::apply([&](auto&... o) { return ((o->first == it->first) && ...); }, its))
+        throw_mismatch(path, "maps with different keys");
+      path.push_key(it->first);
+      out.emplace_hint(out.end(), it->first,
+                       std::apply([&](auto&... o) { return rebuild_tree(b, path, it->second, o->second...); }, its));
+      path.pop();
+      std::apply([](auto&... o) { (++o, ...); }, its);
+    }
+    return out;
+  } else {  // aggregate: brace-initialise from the rebuilt fields, in order
+    return build_from_indices<T, field_count<T>>([&](auto ic) {
+      constexpr std::size_t I = decltype(ic)::value;
+      path.push_field(field_name<T, I>);
+      auto r = rebuild_tree(b, path, boost::pfr::get<I>(node), boost::pfr::get<I>(rest)...);
+      path.pop();
+      return r;
+    });
+  }
+}
+
+}  // namespace detail
+}  // namespace eqx

@@ -1,0 +1,6 @@
+# consumer.add_subdirectory: build a project that vendors eqx with
+# add_subdirectory(); eqx's tests/examples/benchmarks must stay off.
+include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")
+
+eqx_consumer_build_and_run("${WORK_DIR}/add_subdirectory-build"
+  "-DEQX_SOURCE_DIR=${EQX_SOURCE_DIR}")
