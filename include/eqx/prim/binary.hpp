@@ -14,8 +14,17 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_BINARY)
+#define EQX_BINARY_KERNELS 1
+#else
+#define EQX_BINARY_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -33,12 +42,7 @@ struct BinaryPrim final : Primitive {
     return {{broadcast_shapes(in[0].shape, in[1].shape, Op::name), Op::kCompare ? DType::bool_ : in[0].dtype}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (Op::template supports<T>) run<T>(in, out[0]);
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
 
  private:
   template <class T>
@@ -67,6 +71,16 @@ struct BinaryPrim final : Primitive {
     });
   }
 };
+#if EQX_BINARY_KERNELS
+template <class Op>
+void BinaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (Op::template supports<T>) run<T>(in, out[0]);
+  });
+}
+#endif
+
 
 template <class T>
 inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
@@ -171,3 +185,22 @@ inline const detail::BinaryPrim<detail::LeOp> le;
 inline const detail::BinaryPrim<detail::GtOp> gt;
 inline const detail::BinaryPrim<detail::GeOp> ge;
 }  // namespace eqx::prim
+
+#if defined(EQX_KERNELS_BINARY)  // the eqx::kernels library: compile each kernel once
+template struct eqx::detail::BinaryPrim<eqx::detail::AddOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::SubOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::MulOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::DivOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::PowOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<true>>;
+template struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<false>>;
+template struct eqx::detail::BinaryPrim<eqx::detail::AndOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::OrOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::XorOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::EqOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::NeOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::LtOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::LeOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::GtOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::GeOp>;
+#endif

@@ -27,7 +27,16 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_CONV)
+#define EQX_CONV_KERNELS 1
+#else
+#define EQX_CONV_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -123,13 +132,7 @@ struct ConvGeneralDilatedPrim final : Primitive {
     return {{conv_output_shape(name(), in[0], in[1], ConvDims::from(p)), in[0].dtype}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const ConvDims d = ConvDims::from(p);
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (std::is_floating_point_v<T>) run<T>(in[0], in[1], out[0], d);
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 
  private:
   /// Scratch elements of one column block (16 MiB of float32).
@@ -258,6 +261,16 @@ struct ConvGeneralDilatedPrim final : Primitive {
     });
   }
 };
+#if EQX_CONV_KERNELS
+EQX_KERNEL_INLINE void ConvGeneralDilatedPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const ConvDims d = ConvDims::from(p);
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) run<T>(in[0], in[1], out[0], d);
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 

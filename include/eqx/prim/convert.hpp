@@ -12,7 +12,16 @@
 #include <type_traits>
 
 #include "eqx/core/threads.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_CONVERT)
+#define EQX_CONVERT_KERNELS 1
+#else
+#define EQX_CONVERT_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -39,20 +48,24 @@ struct ConvertPrim final : Primitive {
     return {{in[0].shape, p.get<DType>("new_dtype")}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    visit_dtype(in[0].dtype, [&](auto from_tag) {
-      visit_dtype(out[0].dtype, [&](auto to_tag) {
-        using From = decltype(from_tag);
-        using To = decltype(to_tag);
-        const From* a = in[0].as<const From>();
-        To* o = out[0].as<To>();
-        parallel_for(in[0].numel(), 1, [&](std::int64_t b, std::int64_t e) {
-          for (std::int64_t i = b; i < e; ++i) o[i] = convert_value<To>(a[i]);
-        });
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
+};
+#if EQX_CONVERT_KERNELS
+EQX_KERNEL_INLINE void ConvertPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  visit_dtype(in[0].dtype, [&](auto from_tag) {
+    visit_dtype(out[0].dtype, [&](auto to_tag) {
+      using From = decltype(from_tag);
+      using To = decltype(to_tag);
+      const From* a = in[0].as<const From>();
+      To* o = out[0].as<To>();
+      parallel_for(in[0].numel(), 1, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) o[i] = convert_value<To>(a[i]);
       });
     });
-  }
-};
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 

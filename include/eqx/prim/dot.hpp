@@ -16,7 +16,16 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_DOT)
+#define EQX_DOT_KERNELS 1
+#else
+#define EQX_DOT_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -131,12 +140,7 @@ struct DotGeneralPrim final : Primitive {
     return {{out, l.dtype}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (!std::is_same_v<T, bool>) run<T>(in[0], in[1], out[0], DotDims::from(p));
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 
  private:
   template <class T>
@@ -189,6 +193,15 @@ struct DotGeneralPrim final : Primitive {
     }
   }
 };
+#if EQX_DOT_KERNELS
+EQX_KERNEL_INLINE void DotGeneralPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, bool>) run<T>(in[0], in[1], out[0], DotDims::from(p));
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 

@@ -13,7 +13,16 @@
 #include <string>
 
 #include "eqx/prim/layout.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_INDEXING)
+#define EQX_INDEXING_KERNELS 1
+#else
+#define EQX_INDEXING_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -74,20 +83,24 @@ struct GatherPrim final : Primitive {
     require_index_dtype("take", in[1]);
     return {{gathered_shape(in[0].shape, in[1].shape, axis), in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    auto axis = p.get<std::int64_t>("axis");
-    std::int64_t outer, inner;
-    outer_inner(*in[0].shape, axis, outer, inner);
-    const std::int64_t n = (*in[0].shape)[axis], m = in[1].numel();
-    const std::size_t row = static_cast<std::size_t>(inner) * itemsize(in[0].dtype);
-    const auto* x = static_cast<const std::byte*>(in[0].data);
-    auto* o = static_cast<std::byte*>(out[0].data);
-    // Indices are checked even when rows are empty: numpy rejects them too.
-    visit_indices(in[1], n, "take", axis, [&](std::int64_t j, std::int64_t i) {
-      for (std::int64_t b = 0; b < outer && row > 0; ++b) std::memcpy(o + (b * m + j) * row, x + (b * n + i) * row, row);
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_INDEXING_KERNELS
+EQX_KERNEL_INLINE void GatherPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  auto axis = p.get<std::int64_t>("axis");
+  std::int64_t outer, inner;
+  outer_inner(*in[0].shape, axis, outer, inner);
+  const std::int64_t n = (*in[0].shape)[axis], m = in[1].numel();
+  const std::size_t row = static_cast<std::size_t>(inner) * itemsize(in[0].dtype);
+  const auto* x = static_cast<const std::byte*>(in[0].data);
+  auto* o = static_cast<std::byte*>(out[0].data);
+  // Indices are checked even when rows are empty: numpy rejects them too.
+  visit_indices(in[1], n, "take", axis, [&](std::int64_t j, std::int64_t i) {
+    for (std::int64_t b = 0; b < outer && row > 0; ++b) std::memcpy(o + (b * m + j) * row, x + (b * n + i) * row, row);
+  });
+}
+#endif
+
 
 /// scatter_add[axis](operand, indices, updates): operand plus every update
 /// row added at its index (repeated indices accumulate).
@@ -104,26 +117,30 @@ struct ScatterAddPrim final : Primitive {
     if (in[0].dtype == DType::bool_) throw DTypeError("eqx::scatter_add: bool operands cannot be added");
     return {in[0]};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    auto axis = p.get<std::int64_t>("axis");
-    std::int64_t outer, inner;
-    outer_inner(*in[0].shape, axis, outer, inner);
-    const std::int64_t n = (*in[0].shape)[axis], m = in[1].numel();
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (!std::is_same_v<T, bool>) {
-        const T* x = in[0].as<const T>();
-        const T* u = in[2].as<const T>();
-        T* o = out[0].as<T>();
-        std::copy(x, x + in[0].numel(), o);
-        visit_indices(in[1], n, "scatter_add", axis, [&](std::int64_t j, std::int64_t i) {
-          for (std::int64_t b = 0; b < outer; ++b)
-            for (std::int64_t k = 0; k < inner; ++k) o[(b * n + i) * inner + k] += u[(b * m + j) * inner + k];
-        });
-      }
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_INDEXING_KERNELS
+EQX_KERNEL_INLINE void ScatterAddPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  auto axis = p.get<std::int64_t>("axis");
+  std::int64_t outer, inner;
+  outer_inner(*in[0].shape, axis, outer, inner);
+  const std::int64_t n = (*in[0].shape)[axis], m = in[1].numel();
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, bool>) {
+      const T* x = in[0].as<const T>();
+      const T* u = in[2].as<const T>();
+      T* o = out[0].as<T>();
+      std::copy(x, x + in[0].numel(), o);
+      visit_indices(in[1], n, "scatter_add", axis, [&](std::int64_t j, std::int64_t i) {
+        for (std::int64_t b = 0; b < outer; ++b)
+          for (std::int64_t k = 0; k < inner; ++k) o[(b * n + i) * inner + k] += u[(b * m + j) * inner + k];
+      });
+    }
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 

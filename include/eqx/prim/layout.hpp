@@ -13,7 +13,16 @@
 #include <vector>
 
 #include "eqx/prim/broadcast.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_LAYOUT)
+#define EQX_LAYOUT_KERNELS 1
+#else
+#define EQX_LAYOUT_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -43,11 +52,15 @@ struct ReshapePrim final : Primitive {
                        " elements); the number of elements must stay the same");
     return {{s, in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
-    if (n) std::memcpy(out[0].data, in[0].data, n);
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void ReshapePrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
+  if (n) std::memcpy(out[0].data, in[0].data, n);
+}
+#endif
+
 
 /// transpose[permutation]: out axis i is operand axis permutation[i].
 struct TransposePrim final : Primitive {
@@ -67,16 +80,20 @@ struct TransposePrim final : Primitive {
     }
     return {{s, in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const Ints& perm = p.get<Ints>("permutation");
-    Shape src = contiguous_strides(*in[0].shape), st;
-    for (auto a : perm) st.push_back(src[a]);
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      strided_copy(in[0].as<const T>(), *out[0].shape, st, out[0].as<T>());
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const Ints& perm = p.get<Ints>("permutation");
+  Shape src = contiguous_strides(*in[0].shape), st;
+  for (auto a : perm) st.push_back(src[a]);
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    strided_copy(in[0].as<const T>(), *out[0].shape, st, out[0].as<T>());
+  });
+}
+#endif
+
 
 /// broadcast_in_dim[shape, broadcast_dimensions]: operand axis i becomes
 /// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
@@ -96,17 +113,21 @@ struct BroadcastInDimPrim final : Primitive {
     }
     return {{Shape(shape.begin(), shape.end()), in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const Ints& dims = p.get<Ints>("broadcast_dimensions");
-    Shape src = contiguous_strides(*in[0].shape), st = Shape::filled(out[0].shape->size(), 0);
-    for (std::size_t i = 0; i < dims.size(); ++i)
-      if ((*in[0].shape)[i] != 1) st[dims[i]] = src[i];
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      strided_copy(in[0].as<const T>(), *out[0].shape, st, out[0].as<T>());
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void BroadcastInDimPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const Ints& dims = p.get<Ints>("broadcast_dimensions");
+  Shape src = contiguous_strides(*in[0].shape), st = Shape::filled(out[0].shape->size(), 0);
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    if ((*in[0].shape)[i] != 1) st[dims[i]] = src[i];
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    strided_copy(in[0].as<const T>(), *out[0].shape, st, out[0].as<T>());
+  });
+}
+#endif
+
 
 /// slice[start_indices, limit_indices, strides]: elements start, start+stride,
 /// ... below limit on every axis (all non-negative, strides >= 1).
@@ -130,20 +151,24 @@ struct SlicePrim final : Primitive {
     }
     return {{s, in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const Ints &start = p.get<Ints>("start_indices"), &step = p.get<Ints>("strides");
-    Shape src = contiguous_strides(*in[0].shape), st;
-    std::int64_t base = 0;
-    for (std::size_t i = 0; i < src.size(); ++i) {
-      base += start[i] * src[i];
-      st.push_back(src[i] * step[i]);
-    }
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if (out[0].numel() > 0) strided_copy(in[0].as<const T>() + base, *out[0].shape, st, out[0].as<T>());
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void SlicePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const Ints &start = p.get<Ints>("start_indices"), &step = p.get<Ints>("strides");
+  Shape src = contiguous_strides(*in[0].shape), st;
+  std::int64_t base = 0;
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    base += start[i] * src[i];
+    st.push_back(src[i] * step[i]);
+  }
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (out[0].numel() > 0) strided_copy(in[0].as<const T>() + base, *out[0].shape, st, out[0].as<T>());
+  });
+}
+#endif
+
 
 /// rev[dimensions]: reverses the order of elements along those axes.
 struct RevPrim final : Primitive {
@@ -160,20 +185,24 @@ struct RevPrim final : Primitive {
     }
     return {in[0]};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const Shape& shape = *in[0].shape;
-    Shape st = contiguous_strides(shape);
-    std::int64_t base = 0;
-    for (auto d : p.get<Ints>("dimensions")) {
-      base += (shape[d] - 1) * st[d];
-      st[d] = -st[d];
-    }
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if (out[0].numel() > 0) strided_copy(in[0].as<const T>() + base, shape, st, out[0].as<T>());
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void RevPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const Shape& shape = *in[0].shape;
+  Shape st = contiguous_strides(shape);
+  std::int64_t base = 0;
+  for (auto d : p.get<Ints>("dimensions")) {
+    base += (shape[d] - 1) * st[d];
+    st[d] = -st[d];
+  }
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (out[0].numel() > 0) strided_copy(in[0].as<const T>() + base, shape, st, out[0].as<T>());
+  });
+}
+#endif
+
 
 /// pad[low, high, interior](operand, padding_value): lax.pad. Adds `low`
 /// and `high` elements at each end (negative values crop) and `interior`
@@ -201,35 +230,39 @@ struct PadPrim final : Primitive {
     }
     return {{s, in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const Ints &lo = p.get<Ints>("low"), &interior = p.get<Ints>("interior");
-    const Shape &ishape = *in[0].shape, &oshape = *out[0].shape;
-    const Shape ost = contiguous_strides(oshape);
-    const std::size_t r = ishape.size();
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      const T* a = in[0].as<const T>();
-      T* o = out[0].as<T>();
-      std::fill(o, o + out[0].numel(), *in[1].as<const T>());
-      const std::int64_t n = in[0].numel();
-      Shape idx = Shape::filled(r, 0);
-      for (std::int64_t k = 0; k < n; ++k) {
-        std::int64_t dst = 0;
-        bool inside = true;
-        for (std::size_t i = 0; i < r && inside; ++i) {
-          std::int64_t pos = lo[i] + idx[i] * (interior[i] + 1);
-          inside = pos >= 0 && pos < oshape[i];
-          dst += pos * ost[i];
-        }
-        if (inside) o[dst] = a[k];
-        for (std::size_t i = r; i-- > 0;) {
-          if (++idx[i] < ishape[i]) break;
-          idx[i] = 0;
-        }
-      }
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void PadPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const Ints &lo = p.get<Ints>("low"), &interior = p.get<Ints>("interior");
+  const Shape &ishape = *in[0].shape, &oshape = *out[0].shape;
+  const Shape ost = contiguous_strides(oshape);
+  const std::size_t r = ishape.size();
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* a = in[0].as<const T>();
+    T* o = out[0].as<T>();
+    std::fill(o, o + out[0].numel(), *in[1].as<const T>());
+    const std::int64_t n = in[0].numel();
+    Shape idx = Shape::filled(r, 0);
+    for (std::int64_t k = 0; k < n; ++k) {
+      std::int64_t dst = 0;
+      bool inside = true;
+      for (std::size_t i = 0; i < r && inside; ++i) {
+        std::int64_t pos = lo[i] + idx[i] * (interior[i] + 1);
+        inside = pos >= 0 && pos < oshape[i];
+        dst += pos * ost[i];
+      }
+      if (inside) o[dst] = a[k];
+      for (std::size_t i = r; i-- > 0;) {
+        if (++idx[i] < ishape[i]) break;
+        idx[i] = 0;
+      }
+    }
+  });
+}
+#endif
+
 
 /// concatenate[dimension]: joins operands of equal dtype along one axis.
 struct ConcatenatePrim final : Primitive {
@@ -251,24 +284,28 @@ struct ConcatenatePrim final : Primitive {
     }
     return {{s, in[0].dtype}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
-    const Shape& oshape = *out[0].shape;
-    std::int64_t outer = 1;
-    for (std::size_t i = 0; i < axis; ++i) outer *= oshape[i];
-    const std::size_t isz = itemsize(out[0].dtype);
-    const std::int64_t out_row = oshape.numel() / std::max<std::int64_t>(outer, 1);
-    auto* o = static_cast<std::byte*>(out[0].data);
-    std::int64_t col = 0;
-    for (const View& v : in) {
-      const std::int64_t row = outer ? v.numel() / outer : 0;
-      const auto* a = static_cast<const std::byte*>(v.data);
-      for (std::int64_t r = 0; r < outer && row > 0; ++r)
-        std::memcpy(o + (r * out_row + col) * isz, a + r * row * isz, static_cast<std::size_t>(row) * isz);
-      col += row;
-    }
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void ConcatenatePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+  const Shape& oshape = *out[0].shape;
+  std::int64_t outer = 1;
+  for (std::size_t i = 0; i < axis; ++i) outer *= oshape[i];
+  const std::size_t isz = itemsize(out[0].dtype);
+  const std::int64_t out_row = oshape.numel() / std::max<std::int64_t>(outer, 1);
+  auto* o = static_cast<std::byte*>(out[0].data);
+  std::int64_t col = 0;
+  for (const View& v : in) {
+    const std::int64_t row = outer ? v.numel() / outer : 0;
+    const auto* a = static_cast<const std::byte*>(v.data);
+    for (std::int64_t r = 0; r < outer && row > 0; ++r)
+      std::memcpy(o + (r * out_row + col) * isz, a + r * row * isz, static_cast<std::size_t>(row) * isz);
+    col += row;
+  }
+}
+#endif
+
 
 /// iota[dtype, shape, dimension]: out[i...] = i[dimension].
 struct IotaPrim final : Primitive {
@@ -282,19 +319,23 @@ struct IotaPrim final : Primitive {
     if (dt == DType::bool_) throw DTypeError("eqx::iota: dtype bool cannot count; use int32, uint32 or a float");
     return {{Shape(shape.begin(), shape.end()), dt}};
   }
-  void kernel(std::span<const View>, std::span<const View> out, const Params& p) const override {
-    const Shape& s = *out[0].shape;
-    auto dim = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
-    std::int64_t inner = 1;
-    for (std::size_t i = dim + 1; i < s.size(); ++i) inner *= s[i];
-    const std::int64_t len = s[dim];
-    visit_dtype(out[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      T* o = out[0].as<T>();
-      for (std::int64_t k = 0, n = out[0].numel(); k < n; ++k) o[k] = static_cast<T>((k / inner) % len);
-    });
-  }
+  void kernel(std::span<const View>, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_LAYOUT_KERNELS
+EQX_KERNEL_INLINE void IotaPrim::kernel(std::span<const View>, std::span<const View> out, const Params& p) const {
+  const Shape& s = *out[0].shape;
+  auto dim = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+  std::int64_t inner = 1;
+  for (std::size_t i = dim + 1; i < s.size(); ++i) inner *= s[i];
+  const std::int64_t len = s[dim];
+  visit_dtype(out[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out[0].as<T>();
+    for (std::int64_t k = 0, n = out[0].numel(); k < n; ++k) o[k] = static_cast<T>((k / inner) % len);
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 

@@ -22,8 +22,17 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/binary.hpp"
 #include "eqx/prim/broadcast.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_RANDOM_BITS)
+#define EQX_RANDOM_BITS_KERNELS 1
+#else
+#define EQX_RANDOM_BITS_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -69,25 +78,29 @@ struct Threefry2x32Prim final : Primitive {
                          " must be a scalar or have the counters' shape " + in[2].shape.str());
     return {{in[2].shape, DType::uint32}, {in[2].shape, DType::uint32}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    const std::uint32_t* k1 = in[0].as<const std::uint32_t>();
-    const std::uint32_t* k2 = in[1].as<const std::uint32_t>();
-    const std::uint32_t* x1 = in[2].as<const std::uint32_t>();
-    const std::uint32_t* x2 = in[3].as<const std::uint32_t>();
-    std::uint32_t* y1 = out[0].as<std::uint32_t>();
-    std::uint32_t* y2 = out[1].as<std::uint32_t>();
-    const std::int64_t n = out[0].numel();
-    const bool k1_scalar = in[0].numel() == 1 && n != 1, k2_scalar = in[1].numel() == 1 && n != 1;
-    parallel_for(n, 64, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        std::uint32_t a = x1[i], c = x2[i];
-        threefry2x32_block(k1_scalar ? k1[0] : k1[i], k2_scalar ? k2[0] : k2[i], a, c);
-        y1[i] = a;
-        y2[i] = c;
-      }
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
 };
+#if EQX_RANDOM_BITS_KERNELS
+EQX_KERNEL_INLINE void Threefry2x32Prim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  const std::uint32_t* k1 = in[0].as<const std::uint32_t>();
+  const std::uint32_t* k2 = in[1].as<const std::uint32_t>();
+  const std::uint32_t* x1 = in[2].as<const std::uint32_t>();
+  const std::uint32_t* x2 = in[3].as<const std::uint32_t>();
+  std::uint32_t* y1 = out[0].as<std::uint32_t>();
+  std::uint32_t* y2 = out[1].as<std::uint32_t>();
+  const std::int64_t n = out[0].numel();
+  const bool k1_scalar = in[0].numel() == 1 && n != 1, k2_scalar = in[1].numel() == 1 && n != 1;
+  parallel_for(n, 64, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      std::uint32_t a = x1[i], c = x2[i];
+      threefry2x32_block(k1_scalar ? k1[0] : k1[i], k2_scalar ? k2[0] : k2[i], a, c);
+      y1[i] = a;
+      y2[i] = c;
+    }
+  });
+}
+#endif
+
 
 // --- integer bit operations ----------------------------------------------------------
 
@@ -179,12 +192,16 @@ struct BitcastConvertPrim final : Primitive {
     }
     return {{s, to}};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    static_assert(std::endian::native == std::endian::little, "eqx: bitcast_convert_type assumes a little-endian host");
-    const std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
-    if (n) std::memcpy(out[0].data, in[0].data, n);
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
 };
+#if EQX_RANDOM_BITS_KERNELS
+EQX_KERNEL_INLINE void BitcastConvertPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  static_assert(std::endian::native == std::endian::little, "eqx: bitcast_convert_type assumes a little-endian host");
+  const std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
+  if (n) std::memcpy(out[0].data, in[0].data, n);
+}
+#endif
+
 
 // --- erf_inv ------------------------------------------------------------------------------
 
@@ -285,41 +302,45 @@ struct SortKeyValPrim final : Primitive {
                        in[0].str());
     return {in[0], in[1]};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const Shape& s = *in[0].shape;
-    const auto dim = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
-    std::int64_t inner = 1;
-    for (std::size_t i = dim + 1; i < s.size(); ++i) inner *= s[i];
-    const std::int64_t len = s[dim], total = in[0].numel();
-    if (total == 0) return;
-    const std::int64_t outer = total / (len * inner);
-    visit_dtype(in[0].dtype, [&](auto ktag) {
-      using K = decltype(ktag);
-      if constexpr (is_int32_or_uint32_v<K>) {
-        visit_dtype(in[1].dtype, [&](auto vtag) {
-          using V = decltype(vtag);
-          const K* keys = in[0].as<const K>();
-          const V* vals = in[1].as<const V>();
-          K* okeys = out[0].as<K>();
-          V* ovals = out[1].as<V>();
-          std::vector<std::int64_t> order(static_cast<std::size_t>(len));
-          for (std::int64_t o = 0; o < outer; ++o)
-            for (std::int64_t i = 0; i < inner; ++i) {
-              const std::int64_t base = o * len * inner + i;
-              std::iota(order.begin(), order.end(), std::int64_t{0});
-              std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-                return keys[base + a * inner] < keys[base + b * inner];
-              });
-              for (std::int64_t j = 0; j < len; ++j) {
-                okeys[base + j * inner] = keys[base + order[j] * inner];
-                ovals[base + j * inner] = vals[base + order[j] * inner];
-              }
-            }
-        });
-      }
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_RANDOM_BITS_KERNELS
+EQX_KERNEL_INLINE void SortKeyValPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const Shape& s = *in[0].shape;
+  const auto dim = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+  std::int64_t inner = 1;
+  for (std::size_t i = dim + 1; i < s.size(); ++i) inner *= s[i];
+  const std::int64_t len = s[dim], total = in[0].numel();
+  if (total == 0) return;
+  const std::int64_t outer = total / (len * inner);
+  visit_dtype(in[0].dtype, [&](auto ktag) {
+    using K = decltype(ktag);
+    if constexpr (is_int32_or_uint32_v<K>) {
+      visit_dtype(in[1].dtype, [&](auto vtag) {
+        using V = decltype(vtag);
+        const K* keys = in[0].as<const K>();
+        const V* vals = in[1].as<const V>();
+        K* okeys = out[0].as<K>();
+        V* ovals = out[1].as<V>();
+        std::vector<std::int64_t> order(static_cast<std::size_t>(len));
+        for (std::int64_t o = 0; o < outer; ++o)
+          for (std::int64_t i = 0; i < inner; ++i) {
+            const std::int64_t base = o * len * inner + i;
+            std::iota(order.begin(), order.end(), std::int64_t{0});
+            std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+              return keys[base + a * inner] < keys[base + b * inner];
+            });
+            for (std::int64_t j = 0; j < len; ++j) {
+              okeys[base + j * inner] = keys[base + order[j] * inner];
+              ovals[base + j * inner] = vals[base + order[j] * inner];
+            }
+          }
+      });
+    }
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 
@@ -332,3 +353,14 @@ inline const detail::BitcastConvertPrim bitcast_convert_type;
 inline const detail::UnaryPrim<detail::ErfInvOp> erf_inv;
 inline const detail::SortKeyValPrim sort_key_val;
 }  // namespace eqx::prim
+
+// The eqx::kernels library: these use the binary and unary templates, so
+// they are compiled with those families.
+#if defined(EQX_KERNELS_BINARY)
+template struct eqx::detail::BinaryPrim<eqx::detail::ShiftLeftOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::ShiftRightLogicalOp>;
+template struct eqx::detail::BinaryPrim<eqx::detail::RemOp>;
+#endif
+#if defined(EQX_KERNELS_UNARY)
+template struct eqx::detail::UnaryPrim<eqx::detail::ErfInvOp>;
+#endif

@@ -19,8 +19,17 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_REDUCE)
+#define EQX_REDUCE_KERNELS 1
+#else
+#define EQX_REDUCE_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -91,12 +100,7 @@ struct ReducePrim final : Primitive {
     return {{reduced_shape(in[0].shape, axes), in[0].dtype}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (Op::template supports<T>) run<T>(in[0], out[0], p.get<Ints>("axes"));
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 
  private:
   template <class T>
@@ -122,6 +126,16 @@ struct ReducePrim final : Primitive {
     });
   }
 };
+#if EQX_REDUCE_KERNELS
+template <class Op>
+void ReducePrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (Op::template supports<T>) run<T>(in[0], out[0], p.get<Ints>("axes"));
+  });
+}
+#endif
+
 
 struct SumOp {
   static constexpr std::string_view name = "reduce_sum", user_name = "sum";
@@ -201,36 +215,41 @@ struct ArgExtremumPrim final : Primitive {
     return {{reduced_shape(in[0].shape, {axis}), p.get<DType>("index_dtype")}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    auto axis = p.get<std::int64_t>("axis");
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      std::unique_ptr<T[]> scratch;
-      std::int64_t d[3];
-      const T* a = as_three_axes<T>(in[0], {axis}, scratch, d);
-      const std::int64_t R = d[1], B = d[2];
-      visit_dtype(out[0].dtype, [&](auto itag) {
-        using I = decltype(itag);
-        I* o = out[0].as<I>();
-        parallel_for(d[0] * B, R, [&](std::int64_t s, std::int64_t e) {
-          for (std::int64_t k = s; k < e; ++k) {
-            const T* base = a + (k / B) * R * B + (k % B);
-            std::int64_t best = 0;
-            for (std::int64_t r = 1; r < R; ++r) {
-              T v = base[r * B], bv = base[best * B];
-              if constexpr (std::is_floating_point_v<T>) {
-                if (std::isnan(bv)) break;
-                if (std::isnan(v)) { best = r; break; }
-              }
-              if (kIsMax ? v > bv : v < bv) best = r;
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+};
+#if EQX_REDUCE_KERNELS
+template <bool kIsMax>
+void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  auto axis = p.get<std::int64_t>("axis");
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    std::unique_ptr<T[]> scratch;
+    std::int64_t d[3];
+    const T* a = as_three_axes<T>(in[0], {axis}, scratch, d);
+    const std::int64_t R = d[1], B = d[2];
+    visit_dtype(out[0].dtype, [&](auto itag) {
+      using I = decltype(itag);
+      I* o = out[0].as<I>();
+      parallel_for(d[0] * B, R, [&](std::int64_t s, std::int64_t e) {
+        for (std::int64_t k = s; k < e; ++k) {
+          const T* base = a + (k / B) * R * B + (k % B);
+          std::int64_t best = 0;
+          for (std::int64_t r = 1; r < R; ++r) {
+            T v = base[r * B], bv = base[best * B];
+            if constexpr (std::is_floating_point_v<T>) {
+              if (std::isnan(bv)) break;
+              if (std::isnan(v)) { best = r; break; }
             }
-            o[k] = static_cast<I>(best);
+            if (kIsMax ? v > bv : v < bv) best = r;
           }
-        });
+          o[k] = static_cast<I>(best);
+        }
       });
     });
-  }
-};
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 
@@ -244,3 +263,14 @@ inline const detail::ReducePrim<detail::LogicalReduceOp<false>> reduce_or;
 inline const detail::ArgExtremumPrim<true> argmax;
 inline const detail::ArgExtremumPrim<false> argmin;
 }  // namespace eqx::prim
+
+#if defined(EQX_KERNELS_REDUCE)  // the eqx::kernels library: compile each kernel once
+template struct eqx::detail::ReducePrim<eqx::detail::SumOp>;
+template struct eqx::detail::ReducePrim<eqx::detail::ProdOp>;
+template struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<true>>;
+template struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<false>>;
+template struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<true>>;
+template struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<false>>;
+template struct eqx::detail::ArgExtremumPrim<true>;
+template struct eqx::detail::ArgExtremumPrim<false>;
+#endif

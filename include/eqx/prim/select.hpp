@@ -6,7 +6,16 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_SELECT)
+#define EQX_SELECT_KERNELS 1
+#else
+#define EQX_SELECT_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -24,24 +33,28 @@ struct SelectPrim final : Primitive {
     return {{s, in[1].dtype}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    visit_dtype(out[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      const bool* c = in[0].as<const bool>();
-      const T* a = in[1].as<const T>();
-      const T* b = in[2].as<const T>();
-      T* o = out[0].as<T>();
-      auto plan = plan_broadcast<3>(*out[0].shape, {in[0].shape, in[1].shape, in[2].shape});
-      const std::int64_t sc = plan.strides[0].back(), sa = plan.strides[1].back(), sb = plan.strides[2].back();
-      parallel_for(out[0].numel(), 1, [&](std::int64_t s, std::int64_t e) {
-        for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 3>& off, std::int64_t pos, std::int64_t len) {
-          for (std::int64_t i = 0; i < len; ++i)
-            o[pos + i] = c[off[0] + i * sc] ? a[off[1] + i * sa] : b[off[2] + i * sb];
-        });
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
+};
+#if EQX_SELECT_KERNELS
+EQX_KERNEL_INLINE void SelectPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  visit_dtype(out[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const bool* c = in[0].as<const bool>();
+    const T* a = in[1].as<const T>();
+    const T* b = in[2].as<const T>();
+    T* o = out[0].as<T>();
+    auto plan = plan_broadcast<3>(*out[0].shape, {in[0].shape, in[1].shape, in[2].shape});
+    const std::int64_t sc = plan.strides[0].back(), sa = plan.strides[1].back(), sb = plan.strides[2].back();
+    parallel_for(out[0].numel(), 1, [&](std::int64_t s, std::int64_t e) {
+      for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 3>& off, std::int64_t pos, std::int64_t len) {
+        for (std::int64_t i = 0; i < len; ++i)
+          o[pos + i] = c[off[0] + i * sc] ? a[off[1] + i * sa] : b[off[2] + i * sb];
       });
     });
-  }
-};
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 

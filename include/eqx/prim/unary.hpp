@@ -13,7 +13,16 @@
 #include <Eigen/Core>
 
 #include "eqx/core/threads.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_UNARY)
+#define EQX_UNARY_KERNELS 1
+#else
+#define EQX_UNARY_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -57,19 +66,24 @@ struct UnaryPrim final : Primitive {
     return {in[0]};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (Op::template supports<T>) {
-        const T* a = in[0].as<const T>();
-        T* o = out[0].as<T>();
-        parallel_for(in[0].numel(), Op::cost, [&](std::int64_t b, std::int64_t e) {
-          EMap<T>(o + b, e - b) = Op::eval(ECMap<T>(a + b, e - b));
-        });
-      }
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
 };
+#if EQX_UNARY_KERNELS
+template <class Op>
+void UnaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (Op::template supports<T>) {
+      const T* a = in[0].as<const T>();
+      T* o = out[0].as<T>();
+      parallel_for(in[0].numel(), Op::cost, [&](std::int64_t b, std::int64_t e) {
+        EMap<T>(o + b, e - b) = Op::eval(ECMap<T>(a + b, e - b));
+      });
+    }
+  });
+}
+#endif
+
 
 // --- the ops -----------------------------------------------------------------
 
@@ -157,3 +171,21 @@ inline const detail::UnaryPrim<detail::LogisticOp> logistic;
 inline const detail::UnaryPrim<detail::ErfOp> erf;
 inline const detail::UnaryPrim<detail::NotOp> not_;
 }  // namespace eqx::prim
+
+#if defined(EQX_KERNELS_UNARY)  // the eqx::kernels library: compile each kernel once
+template struct eqx::detail::UnaryPrim<eqx::detail::NegOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::ExpOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::LogOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::Log1pOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::Expm1Op>;
+template struct eqx::detail::UnaryPrim<eqx::detail::SqrtOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::RsqrtOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::AbsOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::SignOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::SinOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::CosOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::TanhOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::LogisticOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::ErfOp>;
+template struct eqx::detail::UnaryPrim<eqx::detail::NotOp>;
+#endif

@@ -19,7 +19,16 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
+
+// Kernels are defined here unless the kernels are compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_WINDOW)
+#define EQX_WINDOW_KERNELS 1
+#else
+#define EQX_WINDOW_KERNELS 0
+#endif
 
 namespace eqx::detail {
 
@@ -129,13 +138,7 @@ struct ReduceWindowPrim final : Primitive {
     return {{window_output_shape(name(), in[0], WindowDims::from(p)), in[0].dtype}};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const WindowDims d = WindowDims::from(p);
-    visit_dtype(in[0].dtype, [&](auto tag) {
-      using T = decltype(tag);
-      if constexpr (!std::is_same_v<T, bool>) run<T>(in[0], out[0], d);
-    });
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 
  private:
   template <class T>
@@ -192,6 +195,17 @@ struct ReduceWindowPrim final : Primitive {
     });
   }
 };
+#if EQX_WINDOW_KERNELS
+template <class Monoid>
+void ReduceWindowPrim<Monoid>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const WindowDims d = WindowDims::from(p);
+  visit_dtype(in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (!std::is_same_v<T, bool>) run<T>(in[0], out[0], d);
+  });
+}
+#endif
+
 
 }  // namespace eqx::detail
 
@@ -199,3 +213,8 @@ namespace eqx::prim {
 inline const detail::ReduceWindowPrim<detail::WindowMax> reduce_window_max;
 inline const detail::ReduceWindowPrim<detail::WindowSum> reduce_window_sum;
 }  // namespace eqx::prim
+
+#if defined(EQX_KERNELS_WINDOW)  // the eqx::kernels library: compile each kernel once
+template struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowMax>;
+template struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowSum>;
+#endif

@@ -110,13 +110,10 @@ struct LeafCollector {
 template <class T>
 class TreeDef {
  public:
-  explicit TreeDef(const T& tree) {
-    detail::SkeletonBuilder b;
-    TreePath path;
-    skeleton_ = detail::rebuild_tree(b, path, tree);
-    present_ = std::move(b.present);
+  explicit TreeDef(const T& tree) : skeleton_(make_skeleton(tree, present_)) {
     for (bool p : present_) num_leaves_ += p;
     detail::StructureHasher h{0, &present_};
+    TreePath path;
     detail::visit_tree(h, path, skeleton_);
     hash_ = h.h;
   }
@@ -147,8 +144,16 @@ class TreeDef {
   }
 
  private:
+  static T make_skeleton(const T& tree, std::vector<bool>& present) {
+    detail::SkeletonBuilder b;
+    TreePath path;
+    T skeleton = detail::rebuild_tree(b, path, tree);
+    present = std::move(b.present);
+    return skeleton;
+  }
+
+  std::vector<bool> present_;  // declared first: make_skeleton fills it
   T skeleton_;
-  std::vector<bool> present_;
   std::size_t num_leaves_ = 0;
   std::size_t hash_ = 0;
 };

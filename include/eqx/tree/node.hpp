@@ -9,6 +9,11 @@
 //   aggregates (plain structs)         nodes with named fields, found by reflection
 //   anything else comparable with ==   a static leaf (int, double, std::string, enums,
 //   or stateless (captureless lambdas)  function pointers, ...): part of the structure
+//
+// Limitation: a std::array *field* of a struct is not supported (Boost.PFR
+// 1.81 counts its elements as separate fields through brace elision,
+// boostorg/pfr#169); use std::vector or std::tuple there. A std::array
+// that is itself the tree, or inside a container, works.
 
 #include <array>
 #include <concepts>

@@ -80,9 +80,15 @@ inline Doc array_doc(const Array& a, const PformatOptions& o) {
   if (!a.has_value()) return atom("None");
   if (o.arrays_as_stars) return atom("*");
   if (a.size() <= o.short_arrays) {
-    std::string body = detail::ArrayPrinter(a).body();
-    for (auto& c : body)
-      if (c == '\n') c = ' ';
+    std::string raw = detail::ArrayPrinter(a).body(), body;
+    for (std::size_t i = 0; i < raw.size(); ++i) {  // one line: each newline and its indent become one space
+      if (raw[i] != '\n') {
+        body += raw[i];
+        continue;
+      }
+      while (i + 1 < raw.size() && (raw[i + 1] == ' ' || raw[i + 1] == '\n')) ++i;
+      body += ' ';
+    }
     return atom("Array(" + body + ", dtype=" + std::string(dtype_name(a.dtype())) + ")");
   }
   return atom(type_string(a));
@@ -193,6 +199,7 @@ struct fmt::formatter<eqx::TreeDef<T>> : fmt::formatter<std::string_view> {
   auto format(const eqx::TreeDef<T>& def, format_context& ctx) const {
     eqx::PformatOptions o;
     o.arrays_as_stars = true;
+    o.width = 1 << 30;  // one line, as JAX prints PyTreeDefs
     std::vector<eqx::Array> placeholders(def.num_leaves(), eqx::array(0.0f));
     return fmt::formatter<std::string_view>::format(
         "PyTreeDef(" + eqx::tree_pformat(def.unflatten(placeholders), o) + ")", ctx);

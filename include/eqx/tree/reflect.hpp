@@ -74,12 +74,15 @@ constexpr bool is_identifier_char(char c) {
 }
 
 /// The identifier right before the closing brace of the pointer holder in
-/// the pretty function name: GCC prints "...value.Linear::weight)}", Clang
-/// "...value.weight}".
+/// the pretty function name: GCC prints "...value.Linear::weight)}; ...]",
+/// Clang "...value.weight}]". (Searched from the end: type names such as
+/// "{anonymous}::Linear" contain braces too.)
 template <auto Holder>
 consteval std::string_view pointer_name() {
   std::string_view s = __PRETTY_FUNCTION__;
-  std::size_t end = s.find('}', s.find("Holder = "));
+  std::size_t end = s.size();
+  while (end > 0 && !(s[end - 1] == '}' && end < s.size() && (s[end] == ';' || s[end] == ']'))) --end;
+  if (end > 0) --end;  // at the closing brace
   while (end > 0 && !is_identifier_char(s[end - 1])) --end;
   std::size_t begin = end;
   while (begin > 0 && is_identifier_char(s[begin - 1])) --begin;

@@ -1,0 +1,22 @@
+# Checks that the README's quick example is examples/readme_example.cpp,
+# byte for byte (the file is built and run by the test suite).
+#   cmake -DREADME=... -DEXAMPLE=... -P readme_check.cmake
+file(READ "${README}" readme)
+file(READ "${EXAMPLE}" example)
+string(FIND "${readme}" "## Quick example" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md has no '## Quick example' section")
+endif()
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```cpp\n" open)
+string(FIND "${rest}" "\n```\n" close)
+if(open EQUAL -1 OR close EQUAL -1)
+  message(FATAL_ERROR "README.md's quick example has no ```cpp block")
+endif()
+math(EXPR first "${open} + 7")
+math(EXPR len "${close} + 1 - ${first}")
+string(SUBSTRING "${rest}" ${first} ${len} snippet)
+if(NOT snippet STREQUAL example)
+  message(FATAL_ERROR "README.md's quick example differs from ${EXAMPLE}:\n--- README ---\n${snippet}--- file ---\n${example}")
+endif()
+message(STATUS "README quick example matches ${EXAMPLE}")

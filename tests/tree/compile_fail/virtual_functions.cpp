@@ -1,0 +1,13 @@
+// EXPECT: a type with virtual functions cannot be reflected as a pytree
+#include <eqx/eqx.hpp>
+#include <eqx/tree.hpp>
+
+struct Layer {
+  virtual ~Layer() = default;
+  eqx::Array weight;
+};
+
+int main() {
+  Layer l;
+  return static_cast<int>(eqx::tree_leaves(l).size());
+}

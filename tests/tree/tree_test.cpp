@@ -1,0 +1,288 @@
+// Pytrees by reflection: flatten/unflatten, paths, tree_map, tree_at,
+// filter/partition/combine, tree_equal, tree_check and printing.
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <fmt/format.h>
+#include <eqx/eqx.hpp>
+#include <eqx/tree.hpp>
+
+namespace {
+
+struct Linear {
+  eqx::Array weight, bias;
+};
+
+eqx::Array relu(const eqx::Array& x) { return eqx::maximum(x, 0.0f); }
+
+enum class Mode { train, eval };
+
+struct MLP {
+  std::vector<Linear> layers;
+  eqx::Array (*activation)(const eqx::Array&);
+  int width;
+};
+
+struct Everything {
+  std::tuple<std::vector<Linear>, std::pair<eqx::Array, double>> nested;
+  std::optional<eqx::Array> maybe;
+  std::optional<Linear> absent;
+  std::map<std::string, eqx::Array> buffers;
+  std::tuple<eqx::Array, eqx::Array> pair_of;  // not std::array: see tree/node.hpp
+  eqx::Static<std::string> name;
+  Mode mode;
+};
+
+/// A type with private members, made a pytree through eqx::tree_traits.
+class Scaled {
+ public:
+  Scaled(eqx::Array value, float scale) : value_(std::move(value)), scale_(scale) {}
+  const eqx::Array& value() const { return value_; }
+  float scale() const { return scale_; }
+
+ private:
+  eqx::Array value_;
+  float scale_;
+};
+
+Linear linear(std::int64_t in, std::int64_t out, float fill) {
+  return {eqx::full({out, in}, fill), eqx::zeros({out})};
+}
+
+MLP mlp() { return {{linear(2, 3, 1.f), linear(3, 1, 2.f)}, relu, 3}; }
+
+Everything everything() {
+  return {{{linear(1, 2, 1.f)}, {eqx::array({1.f, 2.f}), 0.5}},
+          eqx::array(3),
+          std::nullopt,
+          {{"z", eqx::ones({2})}, {"a", eqx::zeros({1})}},
+          {eqx::array(true), eqx::array(1.0)},
+          {"model"},
+          Mode::eval};
+}
+
+std::vector<std::string> paths_of(const auto& tree) {
+  std::vector<std::string> out;
+  for (const auto& [path, leaf] : eqx::tree_leaves_with_path(tree)) out.push_back(path.str());
+  return out;
+}
+
+}  // namespace
+
+template <>
+struct eqx::tree_traits<Scaled> {
+  static auto flatten(const Scaled& s) { return std::tuple{s.value(), s.scale()}; }
+  static Scaled unflatten(std::tuple<eqx::Array, float> c) { return Scaled(std::get<0>(c), std::get<1>(c)); }
+  static constexpr std::array<std::string_view, 2> names{"value", "scale"};
+};
+
+TEST_CASE("field names and type names come from reflection", "[tree]") {
+  STATIC_REQUIRE(eqx::detail::field_names<MLP>[0] == "layers");
+  STATIC_REQUIRE(eqx::detail::field_names<MLP>[1] == "activation");
+  STATIC_REQUIRE(eqx::detail::field_names<MLP>[2] == "width");
+  STATIC_REQUIRE(eqx::detail::type_name<MLP>() == "MLP");
+  STATIC_REQUIRE(eqx::detail::node_kind_v<MLP> == eqx::detail::NodeKind::aggregate);
+  STATIC_REQUIRE(eqx::detail::node_kind_v<std::string> == eqx::detail::NodeKind::static_leaf);
+  STATIC_REQUIRE(eqx::detail::node_kind_v<Scaled> == eqx::detail::NodeKind::custom);
+  STATIC_REQUIRE(eqx::detail::node_kind_v<eqx::Static<int>> == eqx::detail::NodeKind::static_field);
+}
+
+TEST_CASE("tree_leaves walks depth first in declaration and key order", "[tree]") {
+  CHECK(paths_of(mlp()) ==
+        std::vector<std::string>{".layers[0].weight", ".layers[0].bias", ".layers[1].weight", ".layers[1].bias"});
+  CHECK(paths_of(everything()) == std::vector<std::string>{".nested[0][0].weight", ".nested[0][0].bias",
+                                                           ".nested[1][0]", ".maybe", ".buffers['a']",
+                                                           ".buffers['z']", ".pair_of[0]", ".pair_of[1]"});
+  auto leaves = eqx::tree_leaves(mlp());
+  REQUIRE(leaves.size() == 4);
+  CHECK(leaves[2].shape() == eqx::Shape{1, 3});
+  CHECK(leaves[2].to_vector<float>() == std::vector<float>{2, 2, 2});
+  CHECK(paths_of(Scaled(eqx::ones({2}), 2.f)) == std::vector<std::string>{".value"});
+  // std::array is a node of its own (not as a struct field: Boost.PFR 1.81 miscounts it there).
+  std::array<eqx::Array, 2> arr{eqx::ones({1}), eqx::zeros({2})};
+  CHECK(paths_of(arr) == std::vector<std::string>{"[0]", "[1]"});
+}
+
+TEST_CASE("flatten then unflatten rebuilds the same tree", "[tree]") {
+  Everything e = everything();
+  auto [leaves, def] = eqx::tree_flatten(e);
+  CHECK(def.num_leaves() == 8);
+  Everything back = def.unflatten(leaves);
+  CHECK(eqx::tree_equal(back, e));
+  CHECK(back.name.get() == "model");
+  CHECK(back.mode == Mode::eval);
+  CHECK(std::get<1>(back.nested).second == 0.5);
+  CHECK_FALSE(back.absent.has_value());
+
+  // New leaves in the same slots.
+  for (auto& l : leaves) l = eqx::zeros_like(l);
+  Everything zeroed = def.unflatten(leaves);
+  CHECK(zeroed.buffers.at("z").to_vector<float>() == std::vector<float>{0, 0});
+
+  leaves.pop_back();
+  CHECK_THROWS_WITH(def.unflatten(leaves), Catch::Contains("the tree has 8 Array leaves but 7 were given"));
+
+  Scaled s(eqx::array({1.f, 2.f}), 3.f);
+  auto [sl, sdef] = eqx::tree_flatten(s);
+  Scaled s2 = sdef.unflatten({eqx::array({5.f, 6.f})});
+  CHECK(s2.scale() == 3.f);
+  CHECK(s2.value().to_vector<float>() == std::vector<float>{5, 6});
+}
+
+TEST_CASE("TreeDefs compare structure and static leaves, and hash alike", "[tree]") {
+  MLP a = mlp(), b = mlp();
+  b.layers[0].weight = eqx::zeros({7, 7});  // leaf values and shapes are not structure
+  CHECK(eqx::tree_structure(a) == eqx::tree_structure(b));
+  CHECK(eqx::tree_structure(a).hash() == eqx::tree_structure(b).hash());
+  MLP c = mlp();
+  c.width = 4;  // a static leaf
+  CHECK_FALSE(eqx::tree_structure(a) == eqx::tree_structure(c));
+  MLP d = mlp();
+  d.layers.pop_back();  // a container size
+  CHECK_FALSE(eqx::tree_structure(a) == eqx::tree_structure(d));
+  MLP e = mlp();
+  e.layers[1].bias = eqx::Array{};  // None is not a leaf
+  CHECK_FALSE(eqx::tree_structure(a) == eqx::tree_structure(e));
+  CHECK(eqx::tree_structure(e).num_leaves() == 3);
+
+  Everything x = everything(), y = everything();
+  y.name.value = "other";  // Static fields are part of the structure
+  CHECK_FALSE(eqx::tree_structure(x) == eqx::tree_structure(y));
+  CHECK(eqx::tree_leaves(x).size() == eqx::tree_leaves(y).size());
+}
+
+TEST_CASE("tree_map applies to corresponding leaves and checks structure", "[tree]") {
+  MLP m = mlp();
+  MLP doubled = eqx::tree_map([](const eqx::Array& x) { return x * 2.0f; }, m);
+  CHECK(doubled.layers[1].weight.to_vector<float>() == std::vector<float>{4, 4, 4});
+  CHECK(doubled.width == 3);
+  CHECK(doubled.activation == &relu);
+  CHECK(m.layers[1].weight.to_vector<float>() == std::vector<float>{2, 2, 2});  // input untouched
+
+  MLP sum = eqx::tree_map([](const eqx::Array& x, const eqx::Array& y) { return x + y; }, m, doubled);
+  CHECK(sum.layers[0].weight.to_vector<float>() == std::vector<float>(6, 3.f));
+
+  MLP shorter = mlp();
+  shorter.layers.pop_back();
+  CHECK_THROWS_AS(eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, m, shorter),
+                  eqx::TreeStructureError);
+  CHECK_THROWS_WITH(eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, m, shorter),
+                    Catch::Contains("at .layers: lists of different lengths (2 vs 1)"));
+
+  MLP holes = mlp();
+  holes.layers[0].bias = eqx::Array{};
+  CHECK_THROWS_WITH(eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, m, holes),
+                    Catch::Contains(".layers[0].bias another tree has an empty Array (None)"));
+  MLP mapped_holes = eqx::tree_map([](const eqx::Array& x) { return x + 1.0f; }, holes);
+  CHECK_FALSE(mapped_holes.layers[0].bias.has_value());
+
+  auto with_path = eqx::tree_map_with_path(
+      [](const eqx::TreePath& p, const eqx::Array& x) { return p.starts_with(".layers[1]") ? x * 0.0f : x; }, m);
+  CHECK(with_path.layers[1].weight.to_vector<float>() == std::vector<float>{0, 0, 0});
+  CHECK(with_path.layers[0].weight.to_vector<float>() == std::vector<float>(6, 1.f));
+}
+
+TEST_CASE("tree_at replaces sub-modules, list elements, static fields and several parts", "[tree]") {
+  MLP m = mlp();
+  MLP a = eqx::tree_at([](MLP& t) -> auto& { return t.layers[1]; }, m, linear(3, 1, 9.f));
+  CHECK(a.layers[1].weight.to_vector<float>() == std::vector<float>{9, 9, 9});
+  CHECK(m.layers[1].weight.to_vector<float>() == std::vector<float>{2, 2, 2});
+
+  MLP b = eqx::tree_at([](MLP& t) -> auto& { return t.width; }, m, 64);
+  CHECK(b.width == 64);
+  CHECK(m.width == 3);
+
+  MLP c = eqx::tree_at([](MLP& t) { return std::tie(t.width, t.layers[0].bias); }, m,
+                       std::make_tuple(5, eqx::ones({3})));
+  CHECK(c.width == 5);
+  CHECK(c.layers[0].bias.to_vector<float>() == std::vector<float>{1, 1, 1});
+
+  MLP d = eqx::tree_at([](MLP& t) -> auto& { return t.layers[0].weight; }, m,
+                       eqx::replace_fn([](const eqx::Array& w) { return w * 10.0f; }));
+  CHECK(d.layers[0].weight.to_vector<float>() == std::vector<float>(6, 10.f));
+
+  MLP e = eqx::tree_at([](MLP& t) -> auto& { return t.layers; }, m, std::vector<Linear>{linear(2, 1, 4.f)});
+  CHECK(e.layers.size() == 1);
+
+  MLP outside = mlp();
+  CHECK_THROWS_WITH(eqx::tree_at([&](MLP&) -> auto& { return outside.width; }, m, 1),
+                    Catch::Contains("`where` returned a reference to something outside the tree"));
+}
+
+TEST_CASE("filter, partition and combine", "[tree]") {
+  Everything e = everything();
+  auto [floats, rest] = eqx::partition(e, eqx::is_inexact_array);
+  CHECK(paths_of(floats) == std::vector<std::string>{".nested[0][0].weight", ".nested[0][0].bias", ".nested[1][0]",
+                                                     ".buffers['a']", ".buffers['z']", ".pair_of[1]"});
+  CHECK(paths_of(rest) == std::vector<std::string>{".maybe", ".pair_of[0]"});
+  CHECK(floats.name.get() == "model");  // static leaves stay in both halves
+  CHECK(rest.mode == Mode::eval);
+  CHECK(eqx::tree_equal(eqx::combine(floats, rest), e));
+  CHECK(eqx::tree_equal(eqx::combine(rest, floats), e));
+
+  // Freeze the first layer: a predicate on the path.
+  MLP m = mlp();
+  auto trainable = eqx::filter(m, [](const eqx::TreePath& p, const eqx::Array&) { return !p.starts_with(".layers[0]"); });
+  CHECK(paths_of(trainable) == std::vector<std::string>{".layers[1].weight", ".layers[1].bias"});
+  auto frozen = eqx::filter(m, [](const eqx::TreePath& p, const eqx::Array&) { return !p.starts_with(".layers[0]"); },
+                            /*inverse=*/true);
+  CHECK(paths_of(frozen) == std::vector<std::string>{".layers[0].weight", ".layers[0].bias"});
+  CHECK(eqx::tree_equal(eqx::combine(trainable, frozen), m));
+  CHECK(eqx::tree_leaves(eqx::filter(m, eqx::is_array)).size() == 4);
+}
+
+TEST_CASE("tree_equal compares structure, statics, shapes, dtypes and values", "[tree]") {
+  CHECK(eqx::tree_equal(mlp(), mlp()));
+  MLP v = mlp();
+  v.layers[0].bias = eqx::array({0.f, 0.f, 1e-30f});
+  CHECK_FALSE(eqx::tree_equal(mlp(), v));
+  MLP dt = mlp();
+  dt.layers[0].bias = eqx::zeros({3}, eqx::float64);
+  CHECK_FALSE(eqx::tree_equal(mlp(), dt));
+  MLP s = mlp();
+  s.width = 2;
+  CHECK_FALSE(eqx::tree_equal(mlp(), s));
+  MLP n = mlp();
+  n.layers.pop_back();
+  CHECK_FALSE(eqx::tree_equal(mlp(), n));
+}
+
+TEST_CASE("tree_check rejects an Array stored twice", "[tree]") {
+  MLP m = mlp();
+  CHECK_NOTHROW(eqx::tree_check(m));
+  m.layers[1].weight = m.layers[0].weight;  // O(1) copy: the same storage
+  CHECK_THROWS_AS(eqx::tree_check(m), eqx::ValueError);
+  CHECK_THROWS_WITH(eqx::tree_check(m),
+                    Catch::Contains("the same Array storage appears at .layers[0].weight and at .layers[1].weight") &&
+                        Catch::Contains("PyTrees, not DAGs"));
+}
+
+TEST_CASE("trees print as Equinox prints modules", "[tree][format]") {
+  CHECK(fmt::format("{}", mlp()) ==
+        "MLP(\n"
+        "  layers=[\n"
+        "           Linear(weight=f32[3,2], bias=f32[3]),\n"
+        "           Linear(weight=f32[1,3], bias=f32[1])\n"
+        "         ],\n"
+        "  activation=<function>,\n"
+        "  width=3\n"
+        ")");
+  CHECK(eqx::tree_pformat(mlp(), {.width = 200}) ==
+        "MLP(layers=[Linear(weight=f32[3,2], bias=f32[3]), Linear(weight=f32[1,3], bias=f32[1])], "
+        "activation=<function>, width=3)");
+  CHECK(eqx::tree_pformat(linear(1, 2, 1.f), {.width = 200, .short_arrays = 2}) ==
+        "Linear(weight=Array([[1.], [1.]], dtype=float32), bias=Array([0., 0.], dtype=float32))");
+  Everything e = everything();
+  CHECK(eqx::tree_pformat(e, {.width = 400}) ==
+        "Everything(nested=([Linear(weight=f32[2,1], bias=f32[2])], (f32[2], 0.5)), maybe=i32[], absent=None, "
+        "buffers={'a': f32[1], 'z': f32[2]}, pair_of=(bool[], f64[]), name='model', mode=Mode(1))");
+  CHECK(fmt::format("{}", eqx::tree_structure(mlp())) ==
+        "PyTreeDef(MLP(layers=[Linear(weight=*, bias=*), Linear(weight=*, bias=*)], activation=<function>, width=3))");
+  CHECK(eqx::tree_pformat(Scaled(eqx::ones({2}), 2.f)) == "Scaled(value=f32[2], scale=2.0)");
+}
