@@ -147,7 +147,7 @@ TEST_CASE("eye", "[creation]") {
   // np.eye(3, 4, k=1)
   require_exact<float>(eqx::eye(3, 4, 1), eqx::float32, {3, 4}, {0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1});
   // np.eye(3, k=-1)
-  require_exact<float>(eqx::eye(3, -1, -1), eqx::float32, {3, 3}, {0, 0, 0, 1, 0, 0, 0, 1, 0});
+  require_exact<float>(eqx::eye(3, std::nullopt, -1), eqx::float32, {3, 3}, {0, 0, 0, 1, 0, 0, 0, 1, 0});
   // np.eye(2, 3, k=-1, dtype=int32)
   require_exact<i32>(eqx::eye(2, 3, -1, eqx::int32), eqx::int32, {2, 3}, {0, 0, 0, 1, 0, 0});
   require_exact<bool>(eqx::eye(2, 2, 0, eqx::bool_), eqx::bool_, {2, 2}, {true, false, false, true});
@@ -158,4 +158,5 @@ TEST_CASE("eye", "[creation]") {
 
   REQUIRE_THROWS_AS(eqx::eye(-1), eqx::ShapeError);
   REQUIRE_THROWS_WITH(eqx::eye(-2), Contains("eqx::eye: negative size -2"));
+  REQUIRE_THROWS_WITH(eqx::eye(2, -3), Contains("eqx::eye: negative size -3"));
 }

@@ -78,7 +78,7 @@ class Array {
     if (size() != 1)
       throw ValueError("eqx: item() needs an Array with exactly one element, got shape " + shape_.str() +
                        "; reduce it first (eqx::sum, eqx::mean) or index it");
-    return visit_dtype(dtype_, [&](auto tag) { return static_cast<T>(*static_cast<const decltype(tag)*>(raw())); });
+    return visit_dtype(dtype_, [&](auto tag) { return detail::convert_value<T>(*static_cast<const decltype(tag)*>(raw())); });
   }
 
   /// All elements in row-major order, converted to T.
@@ -90,7 +90,7 @@ class Array {
     visit_dtype(dtype_, [&](auto tag) {
       using S = decltype(tag);
       const S* p = static_cast<const S*>(raw());
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<T>(p[i]);
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = detail::convert_value<T>(p[i]);
     });
     return out;
   }
@@ -98,8 +98,12 @@ class Array {
   /// Read-only view of the elements, row-major. T must be the exact element
   /// type (float for float32, ...); use to_vector<T>() to convert.
   /// Usage: `for (float v : x.data<float>()) ...`
+  /// Not on a temporary Array: the span would outlive the buffer.
   template <Element T>
-  std::span<const T> data() const {
+  std::span<const T> data() const&& = delete;
+
+  template <Element T>
+  std::span<const T> data() const& {
     require_value("data()");
     if (dtype_of<T>() != dtype_)
       throw DTypeError(std::string("eqx: data<") + std::string(dtype_name(dtype_of<T>())) + ">() on an Array of dtype " +

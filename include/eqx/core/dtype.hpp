@@ -8,7 +8,9 @@
 // float32. No implicit float64 upcast of a float32 Array ever happens.
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 #include <type_traits>
 
@@ -80,6 +82,27 @@ constexpr DType dtype_of() {
 template <class T>
 concept Element = std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, std::int32_t> ||
                   std::is_same_v<T, std::uint32_t> || std::is_same_v<T, bool>;
+
+namespace detail {
+/// `v` as a To, without undefined behaviour: float -> integer truncates
+/// toward zero and saturates at the integer range, NaN -> 0; anything ->
+/// bool is `v != 0`.
+template <class To, class From>
+To convert_value(From v) {
+  if constexpr (std::is_same_v<To, bool>) {
+    return v != From(0);
+  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
+    if (std::isnan(v)) return To(0);
+    constexpr auto lo = static_cast<From>(std::numeric_limits<To>::min());
+    constexpr auto hi = static_cast<From>(std::numeric_limits<To>::max());
+    if (v <= lo) return std::numeric_limits<To>::min();
+    if (v >= hi) return std::numeric_limits<To>::max();
+    return static_cast<To>(v);
+  } else {
+    return static_cast<To>(v);
+  }
+}
+}  // namespace detail
 
 /// Calls `f(T{})` with the C++ type of `d`. Runtime dispatch keeps kernels
 /// instantiated once per dtype instead of once per call site.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -96,13 +97,15 @@ inline Array linspace(double start, double stop, std::int64_t num, bool endpoint
   return astype(y, dtype);
 }
 
-/// n x m matrix with ones on diagonal k (0: main, >0: above).
-/// Usage: `eqx::eye(3)`
-inline Array eye(std::int64_t n, std::int64_t m = -1, std::int64_t k = 0, DType dtype = float32) {
-  if (m < 0) m = n;
-  if (n < 0) throw ShapeError("eqx::eye: negative size " + std::to_string(n));
-  Array rows = detail::iota(int32, {n, m}, 0), cols = detail::iota(int32, {n, m}, 1);
-  return astype(rows + static_cast<std::int32_t>(k) == cols, dtype);
+/// n x m matrix (m defaults to n) with ones on diagonal k (0: main, >0: above).
+/// Usage: `eqx::eye(3)`, `eqx::eye(3, 4, 1)`, `eqx::eye(3, std::nullopt, -1)`
+inline Array eye(std::int64_t n, std::optional<std::int64_t> cols = std::nullopt, std::int64_t k = 0,
+                 DType dtype = float32) {
+  const std::int64_t m = cols.value_or(n);
+  if (n < 0 || m < 0)
+    throw ShapeError("eqx::eye: negative size " + std::to_string(n < 0 ? n : m) + "; sizes must be >= 0");
+  Array row = detail::iota(int32, {n, m}, 0), col = detail::iota(int32, {n, m}, 1);
+  return astype(row + static_cast<std::int32_t>(k) == col, dtype);
 }
 
 }  // namespace eqx

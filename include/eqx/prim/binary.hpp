@@ -99,9 +99,18 @@ inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
     }                                                                        \
   };
 
-EQX_BINARY_OP(AddOp, "add", kNumeric, is_numeric_v<T>, false, a + b)
-EQX_BINARY_OP(SubOp, "sub", kNumeric, is_numeric_v<T>, false, a - b)
-EQX_BINARY_OP(MulOp, "mul", kNumeric, is_numeric_v<T>, false, a * b)
+// int32 arithmetic wraps around on overflow, as numpy's and JAX's does
+// (computed in uint32: signed overflow is undefined behaviour in C++).
+#define EQX_WRAPPING(op)                                                                                    \
+  [&] {                                                                                                     \
+    if constexpr (std::is_same_v<T, std::int32_t>)                                                          \
+      return (a.template cast<std::uint32_t>() op b.template cast<std::uint32_t>()).template cast<std::int32_t>(); \
+    else return a op b;                                                                                     \
+  }()
+EQX_BINARY_OP(AddOp, "add", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(+))
+EQX_BINARY_OP(SubOp, "sub", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(-))
+EQX_BINARY_OP(MulOp, "mul", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(*))
+#undef EQX_WRAPPING
 EQX_BINARY_OP(DivOp, "div", kFloating, is_float_v<T>, false, a / b)
 EQX_BINARY_OP(EqOp, "eq", kAny, true, true, a == b)
 EQX_BINARY_OP(NeOp, "ne", kAny, true, true, a != b)

@@ -25,21 +25,6 @@
 
 namespace eqx::detail {
 
-template <class To, class From>
-To convert_value(From v) {
-  if constexpr (std::is_same_v<To, bool>) {
-    return v != From(0);
-  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To>) {
-    if (std::isnan(v)) return To(0);
-    constexpr auto lo = static_cast<From>(std::numeric_limits<To>::min());
-    constexpr auto hi = static_cast<From>(std::numeric_limits<To>::max());
-    if (v <= lo) return std::numeric_limits<To>::min();
-    if (v >= hi) return std::numeric_limits<To>::max();
-    return static_cast<To>(v);
-  } else {
-    return static_cast<To>(v);
-  }
-}
 
 struct ConvertPrim final : Primitive {
   std::string_view name() const override { return "convert"; }

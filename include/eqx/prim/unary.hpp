@@ -92,7 +92,12 @@ struct NegOp {
   static constexpr const char* accepts = kNumeric;
   static constexpr int cost = 1;
   template <class T> static constexpr bool supports = !std::is_same_v<T, bool>;
-  template <class A> static auto eval(const A& a) { return -a; }
+  template <class A> static auto eval(const A& a) {
+    // int32 negation wraps (-INT_MIN == INT_MIN), as in numpy: computed in uint32.
+    if constexpr (std::is_same_v<typename A::Scalar, std::int32_t>)
+      return (-a.template cast<std::uint32_t>()).template cast<std::int32_t>();
+    else return -a;
+  }
 };
 
 #define EQX_FLOAT_UNARY_OP(Struct, op_name, cost_, expr)                   \
