@@ -17,6 +17,7 @@ namespace eqx {
 /// Usage: `eqx::tree_at(where, model, eqx::replace_fn([](eqx::Array w) { return w * 2; }))`
 template <class F>
 struct replace_fn {
+  explicit replace_fn(F f) : fn(std::move(f)) {}
   F fn;
 };
 template <class F>

@@ -29,44 +29,57 @@ struct PformatOptions {
 
 namespace detail {
 
+struct DocChild;
+
 /// A printed node: an atom, or a bracketed list of (possibly named) children.
 struct Doc {
   std::string text;  // atom text, or the opening ("Linear(", "[", "{")
   std::string close;
-  std::vector<std::pair<std::string, Doc>> children;  // (prefix such as "weight=", child)
+  std::vector<DocChild> children;
   bool group = false;
 
-  std::size_t flat_size() const {
-    if (!group) return text.size();
-    std::size_t n = text.size() + close.size();
-    for (const auto& [prefix, c] : children) n += prefix.size() + c.flat_size() + 2;
-    return n;
-  }
-  void render_flat(std::string& out) const {
-    out += text;
-    if (!group) return;
-    for (std::size_t i = 0; i < children.size(); ++i) {
-      if (i) out += ", ";
-      out += children[i].first;
-      children[i].second.render_flat(out);
-    }
-    out += close;
-  }
-  void render(std::string& out, int column, const PformatOptions& o) const {
-    if (!group || children.empty() || column + static_cast<int>(flat_size()) <= o.width) {
-      render_flat(out);
-      return;
-    }
-    out += text;
-    std::string pad(static_cast<std::size_t>(column + o.indent), ' ');
-    for (std::size_t i = 0; i < children.size(); ++i) {
-      out += '\n' + pad + children[i].first;
-      children[i].second.render(out, column + o.indent + static_cast<int>(children[i].first.size()), o);
-      if (i + 1 < children.size()) out += ',';
-    }
-    out += '\n' + std::string(static_cast<std::size_t>(column), ' ') + close;
-  }
+  // Defined below, once DocChild is complete.
+  std::size_t flat_size() const;
+  void render_flat(std::string& out) const;
+  void render(std::string& out, int column, const PformatOptions& o) const;
 };
+
+/// A child with its prefix, such as "weight=" or "'key': ".
+struct DocChild {
+  std::string prefix;
+  Doc doc;
+};
+
+inline std::size_t Doc::flat_size() const {
+  if (!group) return text.size();
+  std::size_t n = text.size() + close.size();
+  for (const auto& [prefix, c] : children) n += prefix.size() + c.flat_size() + 2;
+  return n;
+}
+inline void Doc::render_flat(std::string& out) const {
+  out += text;
+  if (!group) return;
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    if (i) out += ", ";
+    out += children[i].prefix;
+    children[i].doc.render_flat(out);
+  }
+  out += close;
+}
+inline void Doc::render(std::string& out, int column, const PformatOptions& o) const {
+  if (!group || children.empty() || column + static_cast<int>(flat_size()) <= o.width) {
+    render_flat(out);
+    return;
+  }
+  out += text;
+  std::string pad(static_cast<std::size_t>(column + o.indent), ' ');
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    out += '\n' + pad + children[i].prefix;
+    children[i].doc.render(out, column + o.indent + static_cast<int>(children[i].prefix.size()), o);
+    if (i + 1 < children.size()) out += ',';
+  }
+  out += '\n' + std::string(static_cast<std::size_t>(column), ' ') + close;
+}
 
 inline Doc atom(std::string s) { return Doc{std::move(s), {}, {}, false}; }
 
@@ -127,33 +140,33 @@ Doc tree_doc(const T& node, const PformatOptions& o) {
     Doc d = group(std::string(type_name<T>()) + "(", ")");
     auto children = tree_traits<T>::flatten(node);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (d.children.emplace_back(
+      (d.children.push_back(DocChild{
            [] {
              if constexpr (named_custom_node<T>) return std::string(tree_traits<T>::names[I]) + "=";
              else return std::string();
            }(),
-           tree_doc(std::get<I>(children), o)),
+           tree_doc(std::get<I>(children), o)}),
        ...);
     }(std::make_index_sequence<std::tuple_size_v<decltype(children)>>{});
     return d;
   } else if constexpr (kind == NodeKind::vector || kind == NodeKind::std_array) {
     Doc d = group("[", "]");
-    for (const auto& e : node) d.children.emplace_back("", tree_doc(e, o));
+    for (const auto& e : node) d.children.push_back(DocChild{"", tree_doc(e, o)});
     return d;
   } else if constexpr (kind == NodeKind::tuple) {
     Doc d = group("(", ")");
-    std::apply([&](const auto&... e) { (d.children.emplace_back("", tree_doc(e, o)), ...); }, node);
+    std::apply([&](const auto&... e) { (d.children.push_back(DocChild{"", tree_doc(e, o)}), ...); }, node);
     return d;
   } else if constexpr (kind == NodeKind::optional) {
     return node.has_value() ? tree_doc(*node, o) : atom("None");
   } else if constexpr (kind == NodeKind::string_map) {
     Doc d = group("{", "}");
-    for (const auto& [k, v] : node) d.children.emplace_back("'" + k + "': ", tree_doc(v, o));
+    for (const auto& [k, v] : node) d.children.push_back(DocChild{"'" + k + "': ", tree_doc(v, o)});
     return d;
   } else {
     Doc d = group(std::string(type_name<T>()) + "(", ")");
     [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (d.children.emplace_back(std::string(field_name<T, I>) + "=", tree_doc(boost::pfr::get<I>(node), o)), ...);
+      (d.children.push_back(DocChild{std::string(field_name<T, I>) + "=", tree_doc(boost::pfr::get<I>(node), o)}), ...);
     }(std::make_index_sequence<field_count<T>>{});
     return d;
   }
@@ -164,7 +177,7 @@ template <class X>
 Doc tree_doc_static(const X& x) {
   if constexpr (is_std_vector<X>::value) {
     Doc d{"[", "]", {}, true};
-    for (const auto& e : x) d.children.emplace_back("", tree_doc_static(e));
+    for (const auto& e : x) d.children.push_back(DocChild{"", tree_doc_static(e)});
     return d;
   } else {
     return static_doc(x);

@@ -48,6 +48,7 @@ struct fake_object_wrapper {
 #if defined(__clang__)
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wundefined-var-template"
+#pragma clang diagnostic ignored "-Wundefined-internal"
 #endif
 /// Never defined: only the addresses of its fields are used, at compile time.
 template <class T>
