@@ -11,6 +11,8 @@
 
 #include <eqx/eqx.hpp>
 
+#include "check.hpp"
+
 namespace {
 
 using eqx::Array;
@@ -18,35 +20,7 @@ using eqx::Shape;
 using Catch::Contains;
 using Ints = std::vector<std::int64_t>;
 
-template <class T>
-void check(const Array& a, const Shape& shape, const std::vector<T>& want,
-           std::source_location loc = std::source_location::current()) {
-  INFO("checked at line " << loc.line());
-  REQUIRE(a.shape().str() == shape.str());
-  REQUIRE(std::string(eqx::dtype_name(a.dtype())) == std::string(eqx::dtype_name(eqx::dtype_of<T>())));
-  std::vector<T> got = a.to_vector<T>();
-  REQUIRE(got.size() == want.size());
-  // One assertion per array; on failure, report the first mismatch (and all values if few).
-  std::size_t bad = 0, first = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    bool ok;
-    if constexpr (std::is_same_v<T, double>) ok = got[i] == Approx(want[i]).epsilon(1e-12).margin(1e-15);
-    else if constexpr (std::is_floating_point_v<T>) ok = got[i] == Approx(want[i]);
-    else ok = got[i] == want[i];
-    if (!ok && bad++ == 0) first = i;
-  }
-  std::string msg;
-  if (bad) {
-    msg = std::to_string(bad) + " mismatches; first at flat index " + std::to_string(first) + ": got " +
-          std::to_string(+got[first]) + ", want " + std::to_string(+want[first]);
-    if (got.size() <= 64) {
-      msg += "; all values: ";
-      for (T g : got) msg += std::to_string(+g) + " ";
-    }
-  }
-  INFO(msg);
-  CHECK(bad == 0);
-}
+using eqx_test::check;
 
 /// numpy: (((arange(n) * 5 + start) % 7) - 3).reshape(shape), as T.
 template <class T = float>

@@ -13,48 +13,17 @@
 
 #include <eqx/eqx.hpp>
 
+#include "check.hpp"
+
 namespace {
 
 using eqx::Array;
 using eqx::Shape;
 using Catch::Contains;
 
-template <class T>
-void check(const Array& a, const Shape& shape, const std::vector<T>& want,
-           std::source_location loc = std::source_location::current()) {
-  INFO("checked at line " << loc.line());
-  REQUIRE(a.shape().str() == shape.str());
-  REQUIRE(std::string(eqx::dtype_name(a.dtype())) == std::string(eqx::dtype_name(eqx::dtype_of<T>())));
-  std::vector<T> got = a.to_vector<T>();
-  REQUIRE(got.size() == want.size());
-  // One assertion per array; on failure, report the first mismatch (and all values if few).
-  std::size_t bad = 0, first = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    bool ok;
-    if constexpr (std::is_floating_point_v<T>) ok = std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == Approx(want[i]);
-    else ok = got[i] == want[i];
-    if (!ok && bad++ == 0) first = i;
-  }
-  std::string msg;
-  if (bad) {
-    msg = std::to_string(bad) + " mismatches; first at flat index " + std::to_string(first) + ": got " +
-          std::to_string(+got[first]) + ", want " + std::to_string(+want[first]);
-    if (got.size() <= 64) {
-      msg += "; all values: ";
-      for (T g : got) msg += std::to_string(+g) + " ";
-    }
-  }
-  INFO(msg);
-  CHECK(bad == 0);
-}
+using eqx_test::check;
 
-/// start, start+1, ... as T, in `shape`.
-template <class T = float>
-Array seq(const Shape& shape, T start = T(0)) {
-  std::vector<T> v(static_cast<std::size_t>(shape.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<T>(start + static_cast<T>(i));
-  return eqx::array(v, shape);
-}
+using eqx_test::seq;
 
 template <class T = float>
 std::vector<T> iota_vec(std::size_t n, T start = T(0)) {

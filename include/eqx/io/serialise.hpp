@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "eqx/core/format.hpp"
 #include "eqx/io/npy.hpp"
 #include "eqx/tree/walk.hpp"
 
