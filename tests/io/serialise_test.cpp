@@ -234,6 +234,30 @@ TEST_CASE("numpy reads eqx's files and eqx reads numpy's", "[io][python]") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("corrupt .npy records are rejected with a reason", "[io]") {
+  auto read = [](const std::string& bytes) {
+    std::istringstream in(bytes);
+    return eqx::read_npy(in);
+  };
+  std::ostringstream out;
+  eqx::write_npy(out, eqx::array({1.f, 2.f}));
+  const std::string good = out.str();
+  CHECK_THROWS_WITH(read("hello world"), Catch::Contains("not a .npy record: the magic string"));
+  std::string v9 = good;
+  v9[6] = 9;
+  CHECK_THROWS_WITH(read(v9), Catch::Contains("unsupported .npy version 9.0"));
+  std::string bad_key = good;
+  bad_key.replace(bad_key.find("descr"), 5, "dtype");
+  CHECK_THROWS_WITH(read(bad_key), Catch::Contains("corrupt .npy header (unknown key 'dtype')"));
+  std::string i8 = good;
+  i8.replace(i8.find("<f4"), 3, "<i8");
+  CHECK_THROWS_WITH(read(i8), Catch::Contains("has dtype '<i8', which has no eqx dtype"));
+  CHECK_THROWS_WITH(read(good.substr(0, 5)), Catch::Contains("the file ends in the middle of a .npy record's magic"));
+  CHECK_THROWS_WITH(read(good.substr(0, good.size() - 1)), Catch::Contains("truncated file"));
+  CHECK_THROWS_AS(read(good.substr(0, 60)), eqx::IOError);
+  CHECK_THROWS_WITH(eqx::write_npy(out, eqx::Array{}), Catch::Contains("cannot write an empty Array (None)"));
+}
+
 TEST_CASE("mutated and truncated files never crash the loader", "[io][fuzz]") {
   const std::string good = bytes_of(model(0.5f));
   std::mt19937 rng(1234);
