@@ -149,8 +149,6 @@ struct ArrayAccess {
     auto storage = std::make_shared<const Storage>(static_cast<std::size_t>(n) * itemsize(dtype));
     return Array(std::move(shape), dtype, std::move(storage));
   }
-  /// Shares `a`'s buffer under another shape of the same size (reshape).
-  static Array alias(const Array& a, Shape shape) { return Array(std::move(shape), a.dtype_, a.storage_); }
   static void* mutable_data(const Array& a) { return a.storage_->data(); }
 };
 

@@ -124,12 +124,12 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
 
 /// Applies a primitive to inputs in the current interpreter and returns its
 /// outputs. Every Array operation is a call to bind.
-/// Usage: `auto outs = eqx::bind(prim::add, {x, y});`
+/// Usage: `std::vector<eqx::Array> in{x, y}; auto outs = eqx::bind(eqx::prim::add, in);`
 inline std::vector<Array> bind(const Primitive& prim, std::span<const Array> inputs, const Params& params = {}) {
   return detail::eval_eager(prim, inputs, params);
 }
 
-/// bind for single-output primitives.
+/// bind for single-output primitives. Usage: `eqx::Array z = eqx::bind1(eqx::prim::add, {x, y});`
 inline Array bind1(const Primitive& prim, std::initializer_list<Array> inputs, const Params& params = {}) {
   return std::move(bind(prim, std::span<const Array>(inputs.begin(), inputs.size()), params)[0]);
 }
