@@ -43,7 +43,7 @@ std::string scalar_descr() {
   else return "<f8";
 }
 
-struct LeafWriter {
+struct LeafWriter : ArrayLeafVisitor {
   std::ostream& out;
   bool array(const TreePath&, const Array& a) {
     if (a.has_value()) write_npy(out, a);
@@ -64,7 +64,6 @@ struct LeafWriter {
     }
     return true;
   }
-  bool mismatch(const TreePath&, const std::string&) { return true; }
 };
 
 /// Reads the value of a 0-d numeric record as X.
@@ -102,7 +101,7 @@ X read_scalar_record(std::istream& in, const NpyHeader& h, const TreePath& path)
 }
 
 /// Phase 1 of loading: read and check one record per leaf of `like`.
-struct LeafReader {
+struct LeafReader : ArrayLeafVisitor {
   std::istream& in;
   std::vector<Array> arrays;
   std::vector<std::vector<unsigned char>> scalars;  // raw bytes of each scalar leaf, as its C++ type
@@ -130,7 +129,6 @@ struct LeafReader {
     }
     return true;
   }
-  bool mismatch(const TreePath&, const std::string&) { return true; }
 
   NpyHeader read_header(const TreePath& path, const std::string& expected) {
     if (in.peek() == std::char_traits<char>::eof())
@@ -172,7 +170,7 @@ inline std::filesystem::path with_default_suffix(std::filesystem::path p) {
 /// Writes the leaves of `tree` to a stream, in Equinox's format.
 template <class T>
 void tree_serialise_leaves(std::ostream& out, const T& tree) {
-  detail::LeafWriter w{out};
+  detail::LeafWriter w{{}, out};
   TreePath path;
   detail::visit_tree(w, path, tree);
   if (!out) throw IOError("eqx::tree_serialise_leaves: writing failed (disk full or stream closed?)");
@@ -210,7 +208,7 @@ void tree_serialise_leaves(const std::filesystem::path& file, const T& tree) {
 /// eqx::IOError naming the leaf's path.
 template <class T>
 T tree_deserialise_leaves(std::istream& in, const T& like) {
-  detail::LeafReader r{in, {}, {}};
+  detail::LeafReader r{{}, in, {}, {}};
   TreePath path;
   detail::visit_tree(r, path, like);
   detail::LeafLoader loader{r};

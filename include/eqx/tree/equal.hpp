@@ -8,6 +8,7 @@
 #include <string>
 
 #include "eqx/core/array.hpp"
+#include "eqx/tree/flatten.hpp"
 #include "eqx/tree/walk.hpp"
 
 namespace eqx {
@@ -21,18 +22,13 @@ inline bool arrays_identical(const Array& a, const Array& b) {
   std::size_t n = static_cast<std::size_t>(a.size()) * itemsize(a.dtype());
   return n == 0 || std::memcmp(a.raw_data(), b.raw_data(), n) == 0;
 }
-struct TreeEqual {
+/// TreeDef equality (structure and static leaves) plus bit-identical Arrays.
+struct TreeEqual : StructureComparer {
   bool array(const TreePath&, const Array& x, const Array& y) { return arrays_identical(x, y); }
-  template <class X>
-  bool static_leaf(const TreePath&, const X& x, const X& y) {
-    if constexpr (std::equality_comparable<X>) return x == y;
-    else return true;  // stateless
-  }
-  bool mismatch(const TreePath&, const std::string&) { return false; }
 };
 
 /// Remembers where each Array storage was seen; throws on the second sight.
-struct AliasCheck {
+struct AliasCheck : ArrayLeafVisitor {
   std::map<const void*, std::string> seen;
   bool array(const TreePath& path, const Array& a) {
     if (!a.has_value() || a.size() == 0) return true;
@@ -44,11 +40,6 @@ struct AliasCheck {
                        "serialised twice). Store it once and read it from there, or copy it");
     return true;
   }
-  template <class X>
-  bool static_leaf(const TreePath&, const X&) {
-    return true;
-  }
-  bool mismatch(const TreePath&, const std::string&) { return true; }
 };
 
 }  // namespace detail

@@ -87,7 +87,7 @@ struct LeafFiller {
 
 /// Collects the non-empty Array leaves, with their paths if asked.
 template <bool kWithPath>
-struct LeafCollector {
+struct LeafCollector : ArrayLeafVisitor {
   std::vector<Array> leaves;
   std::vector<std::pair<TreePath, Array>> with_path;
   bool array(const TreePath& p, const Array& a) {
@@ -96,11 +96,6 @@ struct LeafCollector {
     else leaves.push_back(a);
     return true;
   }
-  template <class X>
-  bool static_leaf(const TreePath&, const X&) {
-    return true;
-  }
-  bool mismatch(const TreePath&, const std::string&) { return true; }
 };
 
 }  // namespace detail

@@ -159,6 +159,16 @@ bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest) {
   }
 }
 
+/// Base of visitors that walk one tree and look only at its Array leaves:
+/// static leaves are skipped, and a single tree never mismatches.
+struct ArrayLeafVisitor {
+  template <class X>
+  bool static_leaf(const TreePath&, const X&) {
+    return true;
+  }
+  bool mismatch(const TreePath&, const std::string&) { return true; }
+};
+
 [[noreturn]] inline void throw_mismatch(const TreePath& path, const std::string& what) {
   throw TreeStructureError("eqx: trees have different structure at " + path.display() + ": " + what +
                            "; the trees must have the same structure (same list lengths, optionals and map keys)");
