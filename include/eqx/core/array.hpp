@@ -5,6 +5,11 @@
 // operation ever writes into an existing Array. A default-constructed Array
 // is empty ("None" in Equinox's filtered trees): it has no dtype or shape,
 // and any operation on it throws eqx::ValueError.
+//
+// Inside a trace (filter_jit, filter_make_jaxpr, ...) operations return
+// abstract Arrays: a shape and dtype plus a reference to a value of the
+// graph being built, but no data. Reading the values of an abstract Array
+// throws eqx::ConcretizationError.
 
 #include <cstddef>
 #include <cstdint>
@@ -45,6 +50,7 @@ class Storage {
 };
 
 struct ArrayAccess;
+struct Tracer;  // a value of a graph being traced (eqx/ir/trace.hpp)
 
 }  // namespace detail
 
@@ -56,7 +62,21 @@ class Array {
   Array() = default;
 
   /// False for the empty Array ("None").
-  bool has_value() const { return storage_ != nullptr; }
+  bool has_value() const { return storage_ != nullptr || tracer_ != nullptr; }
+
+  /// True inside a trace: the Array has a shape and dtype but no values yet.
+  bool is_abstract() const { return tracer_ != nullptr; }
+
+  /// The truth of a one-element Array, so `if (eqx::all(x > 0))` works
+  /// eagerly. Throws ConcretizationError on an abstract Array (use
+  /// eqx::where, eqx::cond or eqx::error_if under a trace).
+  explicit operator bool() const {
+    require_concrete("converting to bool");
+    if (size() != 1)
+      throw ValueError("eqx: the truth value of an Array with shape " + shape_.str() +
+                       " is ambiguous; reduce it first with eqx::any or eqx::all");
+    return item<bool>();
+  }
 
   const Shape& shape() const {
     require_value("shape()");
@@ -74,7 +94,7 @@ class Array {
   /// Usage: `float loss = eqx::sum(x).item<float>();`
   template <Element T>
   T item() const {
-    require_value("item()");
+    require_concrete("item()");
     if (size() != 1)
       throw ValueError("eqx: item() needs an Array with exactly one element, got shape " + shape_.str() +
                        "; reduce it first (eqx::sum, eqx::mean) or index it");
@@ -85,7 +105,7 @@ class Array {
   /// Usage: `std::vector<float> v = x.to_vector<float>();`
   template <Element T>
   std::vector<T> to_vector() const {
-    require_value("to_vector()");
+    require_concrete("to_vector()");
     std::vector<T> out(static_cast<std::size_t>(size()));
     visit_dtype(dtype_, [&](auto tag) {
       using S = decltype(tag);
@@ -104,7 +124,7 @@ class Array {
 
   template <Element T>
   std::span<const T> data() const& {
-    require_value("data()");
+    require_concrete("data()");
     if (dtype_of<T>() != dtype_)
       throw DTypeError(std::string("eqx: data<") + std::string(dtype_name(dtype_of<T>())) + ">() on an Array of dtype " +
                        std::string(dtype_name(dtype_)) + "; call data<T>() with the matching type, or to_vector<T>() to convert");
@@ -113,28 +133,43 @@ class Array {
 
   /// Untyped pointer to the first element (nullptr for size 0).
   const void* raw_data() const {
-    require_value("raw_data()");
+    require_concrete("raw_data()");
     return raw();
   }
 
   /// True if both share one buffer (O(1) copies do). Used to find aliasing.
   bool same_storage(const Array& other) const { return storage_ && storage_ == other.storage_; }
+  /// True if both are the same traced value (copies of one abstract Array).
+  bool same_tracer(const Array& other) const { return tracer_ && tracer_ == other.tracer_; }
 
  private:
   friend struct detail::ArrayAccess;
   Array(Shape shape, DType dtype, std::shared_ptr<const detail::Storage> storage)
       : shape_(std::move(shape)), dtype_(dtype), storage_(std::move(storage)) {}
 
+  Array(Shape shape, DType dtype, std::shared_ptr<const detail::Tracer> tracer)
+      : shape_(std::move(shape)), dtype_(dtype), tracer_(std::move(tracer)) {}
+
   const void* raw() const { return storage_->data(); }
   void require_value(const char* what) const {
-    if (!storage_)
+    if (!has_value())
       throw ValueError(std::string("eqx: ") + what +
                        " on an empty Array (None); this leaf was filtered out or never set");
+  }
+  void require_concrete(const char* what) const {
+    require_value(what);
+    if (tracer_)
+      throw ConcretizationError(
+          std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
+          ": inside eqx::filter_jit and other transformations an Array has no value until the compiled function "
+          "runs. Branch on it with eqx::where (elementwise) or eqx::cond, check it with eqx::error_if, or mark the "
+          "argument static (pass it as a non-Array leaf) if it really is a compile-time constant");
   }
 
   Shape shape_;
   DType dtype_ = DType::float32;
   std::shared_ptr<const detail::Storage> storage_;
+  std::shared_ptr<const detail::Tracer> tracer_;
 };
 
 namespace detail {
@@ -150,6 +185,13 @@ struct ArrayAccess {
     return Array(std::move(shape), dtype, std::move(storage));
   }
   static void* mutable_data(const Array& a) { return a.storage_->data(); }
+  /// An abstract Array standing for a traced value.
+  static Array abstract(Shape shape, DType dtype, std::shared_ptr<const Tracer> tracer) {
+    return Array(std::move(shape), dtype, std::move(tracer));
+  }
+  static const Tracer* tracer(const Array& a) { return a.tracer_.get(); }
+  /// Identity of a concrete Array's buffer (equal for copies).
+  static const void* storage_id(const Array& a) { return a.storage_.get(); }
 };
 
 }  // namespace detail

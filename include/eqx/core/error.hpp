@@ -40,4 +40,18 @@ class ValueError : public Error {
   using Error::Error;
 };
 
+/// A traced (abstract) Array was used where a concrete value is needed: a
+/// C++ `if` on it, `item()`, `to_vector()`, `data()`, or printing its values.
+class ConcretizationError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A tracing problem: a traced Array used after its trace ended (a leaked
+/// tracer), or more traces than `eqx::debug::assert_max_traces` allows.
+class TraceError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace eqx

@@ -32,6 +32,7 @@ namespace eqx::detail {
 template <class Op>
 struct BinaryPrim final : Primitive {
   std::string_view name() const override { return Op::name; }
+  bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     if (in[0].dtype != in[1].dtype)

@@ -28,6 +28,7 @@ namespace eqx::detail {
 
 struct ConvertPrim final : Primitive {
   std::string_view name() const override { return "convert"; }
+  bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     return {{in[0].shape, p.get<DType>("new_dtype")}};

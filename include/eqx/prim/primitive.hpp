@@ -5,11 +5,14 @@
 // its name, its shape/dtype rule and its kernel on raw buffers (later issues
 // add its JVP, VJP and batching rules beside them). Public operations call
 // `bind(primitive, inputs, params)`; bind runs the primitive in the current
-// interpreter. This file provides the eager interpreter: check, allocate the
-// outputs from the shape rule, run the kernel.
+// interpreter: the innermost active trace of this thread's interpreter stack
+// (eqx/ir/trace.hpp) records it as an equation, and with no trace active the
+// eager interpreter runs it now: check, allocate the outputs from the shape
+// rule, run the kernel.
 
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,6 +27,8 @@
 
 namespace eqx {
 
+struct Graph;  // eqx/ir/graph.hpp: a parameter of control-flow and fused primitives
+
 /// The type of an Array without its values: what shape rules compute.
 struct AbstractArray {
   Shape shape;
@@ -33,8 +38,12 @@ struct AbstractArray {
   std::string str() const { return std::string(short_name(dtype)) + shape.str(); }
 };
 
+/// A graph held by an equation (a fused region's body, a loop body). Shared
+/// and immutable; compared by identity.
+using GraphRef = std::shared_ptr<const Graph>;
+
 /// One parameter value of an equation (an axis list, a dtype, a flag, ...).
-using ParamValue = std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string>;
+using ParamValue = std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string, GraphRef>;
 
 /// Named parameters of a primitive application, in the order they were set.
 /// Names are string literals owned by the primitive's code.
@@ -89,9 +98,33 @@ class Primitive {
   /// whose shapes are what shape_rule returned.
   virtual void kernel(std::span<const detail::View> in, std::span<const detail::View> out,
                       const Params& params) const = 0;
+  /// True for elementwise primitives (one output; each output element
+  /// depends only on the input elements at the same, broadcast, position).
+  /// The fusion pass merges chains of them into one tiled loop.
+  virtual bool elementwise() const { return false; }
 };
 
 namespace detail {
+
+/// Where bind sends a primitive application while a trace is active.
+class Interpreter {
+ public:
+  virtual ~Interpreter() = default;
+  virtual std::vector<Array> process(const Primitive& prim, std::span<const Array> inputs, const Params& params) = 0;
+};
+
+/// This thread's interpreter stack, innermost last. Empty means eager.
+inline std::vector<Interpreter*>& interpreter_stack() {
+  thread_local std::vector<Interpreter*> stack;
+  return stack;
+}
+
+[[noreturn]] inline void throw_leaked_tracer(const Primitive& prim, std::size_t input) {
+  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) +
+                   " is an abstract Array from a trace that has already finished (a leaked tracer). An Array "
+                   "created inside eqx::filter_jit or another transformation must not be kept after it returns "
+                   "(in a global, a captured reference or a static field); return it as an output instead");
+}
 
 inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
 
@@ -103,6 +136,7 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
     if (!inputs[i].has_value())
       throw ValueError(input_error_prefix(prim) + "input " + std::to_string(i) +
                        " is an empty Array (None); a filtered-out leaf cannot be used in an operation");
+    if (inputs[i].is_abstract()) throw_leaked_tracer(prim, i);
     in_avals.push_back({inputs[i].shape(), inputs[i].dtype()});
   }
   std::vector<AbstractArray> out_avals = prim.shape_rule(in_avals, params);
@@ -126,6 +160,8 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
 /// outputs. Every Array operation is a call to bind.
 /// Usage: `std::vector<eqx::Array> in{x, y}; auto outs = eqx::bind(eqx::prim::add, in);`
 inline std::vector<Array> bind(const Primitive& prim, std::span<const Array> inputs, const Params& params = {}) {
+  auto& stack = detail::interpreter_stack();
+  if (!stack.empty()) return stack.back()->process(prim, inputs, params);
   return detail::eval_eager(prim, inputs, params);
 }
 

@@ -21,6 +21,7 @@ namespace eqx::detail {
 
 struct SelectPrim final : Primitive {
   std::string_view name() const override { return "select"; }
+  bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     if (in[0].dtype != DType::bool_)

@@ -60,6 +60,7 @@ void require_dtype(DType d) {
 template <class Op>
 struct UnaryPrim final : Primitive {
   std::string_view name() const override { return Op::name; }
+  bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     require_dtype<Op>(in[0].dtype);

@@ -38,6 +38,8 @@ class TreePath {
   void push_index(std::int64_t i) { entries_.push_back({PathEntry::Kind::index, {}, i, {}}); }
   void push_key(std::string_view key) { entries_.push_back({PathEntry::Kind::key, {}, 0, std::string(key)}); }
   void pop() { entries_.pop_back(); }
+  /// Back to the root, keeping capacity (hot paths reuse one TreePath).
+  void clear() { entries_.clear(); }
 
   const std::vector<PathEntry>& entries() const { return entries_; }
   bool empty() const { return entries_.empty(); }

@@ -1,0 +1,53 @@
+#pragma once
+// eval_graph: run a Graph by binding each of its equations in order.
+//
+// This is how transformed graphs run: with no trace active the primitives
+// execute eagerly; inside a trace (a jit of a grad, a grad of a vmap) the
+// equations are recorded again into the enclosing graph.
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eqx/core/array.hpp"
+#include "eqx/core/error.hpp"
+#include "eqx/ir/graph.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx {
+
+/// Evaluates `graph` on `inputs` (one Array per graph input, of its type)
+/// in the caller's context and returns its outputs.
+/// Usage: `std::vector<eqx::Array> out = eqx::eval_graph(g, {x, y});`
+inline std::vector<Array> eval_graph(const Graph& graph, std::span<const Array> inputs) {
+  if (inputs.size() != graph.inputs.size())
+    throw ValueError("eqx::eval_graph: the graph has " + std::to_string(graph.inputs.size()) + " inputs but " +
+                     std::to_string(inputs.size()) + " Arrays were given");
+  std::vector<Array> env(graph.types.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    const AbstractArray& want = graph.types[graph.inputs[i]];
+    if (!inputs[i].has_value() || inputs[i].shape() != want.shape || inputs[i].dtype() != want.dtype)
+      throw ShapeError("eqx::eval_graph: input " + std::to_string(i) + " should be " + want.str() + ", got " +
+                       (inputs[i].has_value() ? AbstractArray{inputs[i].shape(), inputs[i].dtype()}.str()
+                                              : std::string("an empty Array (None)")));
+    env[graph.inputs[i]] = inputs[i];
+  }
+  for (std::size_t i = 0; i < graph.constvars.size(); ++i) env[graph.constvars[i]] = graph.consts[i];
+  std::vector<Array> args;
+  for (const Equation& eq : graph.equations) {
+    args.clear();
+    for (Var v : eq.inputs) args.push_back(env[v]);
+    std::vector<Array> outs = bind(*eq.prim, args, eq.params);
+    for (std::size_t i = 0; i < outs.size(); ++i) env[eq.outputs[i]] = std::move(outs[i]);
+  }
+  std::vector<Array> result;
+  result.reserve(graph.outputs.size());
+  for (Var v : graph.outputs) result.push_back(env[v]);
+  return result;
+}
+
+inline std::vector<Array> eval_graph(const Graph& graph, std::initializer_list<Array> inputs) {
+  return eval_graph(graph, std::span<const Array>(inputs.begin(), inputs.size()));
+}
+
+}  // namespace eqx

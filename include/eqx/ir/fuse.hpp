@@ -1,0 +1,327 @@
+#pragma once
+// Elementwise fusion: a chain (or any DAG) of elementwise equations with the
+// same output shape becomes one `fused` equation whose parameter is the
+// sub-graph it runs. The fused kernel walks the output in tiles of about a
+// thousand elements and runs every operation of the region on one tile
+// before moving on, so intermediates live in a few cache-resident tile
+// buffers instead of full-size arrays.
+//
+// Inputs of a region may broadcast: a scalar is expanded into a tile once,
+// an array that repeats along leading axes (a bias row) is copied per tile,
+// any other numpy broadcast is gathered per tile.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "eqx/core/threads.hpp"
+#include "eqx/ir/graph.hpp"
+#include "eqx/prim/broadcast.hpp"
+#include "eqx/prim/primitive.hpp"
+
+namespace eqx {
+
+namespace detail {
+
+/// A region's body compiled for tiled execution.
+class FusedProgram {
+ public:
+  explicit FusedProgram(const Graph& body) {
+    const std::size_t nvars = body.types.size();
+    shape_ = body.types[body.outputs.at(0)].shape;
+    n_ = shape_.numel();
+    std::vector<Loc> loc(nvars);
+    std::vector<std::int64_t> last_use(nvars, -1);
+    for (std::size_t k = 0; k < body.equations.size(); ++k)
+      for (Var v : body.equations[k].inputs) last_use[v] = static_cast<std::int64_t>(k);
+
+    std::vector<int> free_slots;
+    auto take_slot = [&] {
+      if (!free_slots.empty()) {
+        int s = free_slots.back();
+        free_slots.pop_back();
+        return s;
+      }
+      return num_slots_++;
+    };
+    for (std::size_t i = 0; i < body.inputs.size(); ++i) {
+      const AbstractArray& t = body.types[body.inputs[i]];
+      Input in{access_of(t.shape), t.dtype, t.shape.numel(), -1, {}};
+      if (in.access == Access::general) in.plan = plan_broadcast<1>(shape_, {&t.shape});
+      if (in.access != Access::full) in.slot = take_slot();  // held for the whole region
+      loc[body.inputs[i]] = in.access == Access::full ? Loc{Loc::input, static_cast<int>(i), t.dtype}
+                                                     : Loc{Loc::slot, in.slot, t.dtype};
+      inputs_.push_back(std::move(in));
+    }
+    std::vector<int> output_index(nvars, -1);
+    for (std::size_t i = 0; i < body.outputs.size(); ++i) output_index[body.outputs[i]] = static_cast<int>(i);
+    for (std::size_t k = 0; k < body.equations.size(); ++k) {
+      const Equation& eq = body.equations[k];
+      Op op{eq.prim, &eq.params, {}, {}, static_cast<int>(eq.inputs.size())};
+      for (std::size_t j = 0; j < eq.inputs.size(); ++j) op.in[j] = loc[eq.inputs[j]];
+      Var out = eq.outputs[0];
+      DType dt = body.types[out].dtype;
+      op.out = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
+      loc[out] = op.out;
+      // Free slots of values read for the last time (after choosing the
+      // output slot: a convert to a wider dtype must not write over its input).
+      for (Var v : eq.inputs)
+        if (last_use[v] == static_cast<std::int64_t>(k) && loc[v].kind == Loc::slot && !is_input(body, v))
+          free_slots.push_back(loc[v].index);
+      ops_.push_back(op);
+    }
+    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 17) / (8 * std::max(num_slots_, 1)), 256, 2048);
+    tile_ = std::min(tile_, std::max<std::int64_t>(n_, 1));
+  }
+
+  /// Runs the region on full-size input and output buffers.
+  void run(std::span<const View> in, std::span<const View> out) const {
+    if (n_ == 0) return;
+    const std::int64_t tiles = (n_ + tile_ - 1) / tile_;
+    parallel_for(tiles, tile_ * static_cast<std::int64_t>(ops_.size()), [&](std::int64_t t0, std::int64_t t1) {
+      thread_local std::vector<double> scratch;  // grows once per thread, then reused
+      const std::size_t slot_words = static_cast<std::size_t>(tile_);
+      if (scratch.size() < slot_words * static_cast<std::size_t>(num_slots_))
+        scratch.resize(slot_words * static_cast<std::size_t>(num_slots_));
+      auto slot_ptr = [&](int s) { return static_cast<void*>(scratch.data() + slot_words * static_cast<std::size_t>(s)); };
+      for (std::size_t i = 0; i < inputs_.size(); ++i)
+        if (inputs_[i].access == Access::scalar) fill_scalar(in[i], inputs_[i].dtype, slot_ptr(inputs_[i].slot), tile_);
+      View in_views[3];
+      View out_view;
+      for (std::int64_t t = t0; t < t1; ++t) {
+        const std::int64_t start = t * tile_, len = std::min(tile_, n_ - start);
+        const Shape tile_shape{len};
+        for (std::size_t i = 0; i < inputs_.size(); ++i) {
+          const Input& x = inputs_[i];
+          if (x.access == Access::rows) copy_rows(in[i], x, slot_ptr(x.slot), start, len);
+          else if (x.access == Access::general) gather(in[i], x, slot_ptr(x.slot), start, len);
+        }
+        auto locate = [&](const Loc& l) -> void* {
+          const std::size_t offset = static_cast<std::size_t>(start) * itemsize(l.dtype);
+          switch (l.kind) {
+            case Loc::input: return static_cast<std::byte*>(in[static_cast<std::size_t>(l.index)].data) + offset;
+            case Loc::output: return static_cast<std::byte*>(out[static_cast<std::size_t>(l.index)].data) + offset;
+            default: return slot_ptr(l.index);
+          }
+        };
+        for (const Op& op : ops_) {
+          for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in[j].dtype};
+          out_view = View{locate(op.out), &tile_shape, op.out.dtype};
+          op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
+                          std::span<const View>(&out_view, 1), *op.params);
+        }
+      }
+    });
+  }
+
+  std::int64_t tile_size() const { return tile_; }
+  int num_tile_buffers() const { return num_slots_; }
+
+ private:
+  enum class Access : std::uint8_t { full, scalar, rows, general };
+  struct Loc {
+    enum Kind : std::uint8_t { input, slot, output } kind = slot;
+    int index = 0;
+    DType dtype = DType::float32;
+  };
+  struct Input {
+    Access access;
+    DType dtype;
+    std::int64_t numel;
+    int slot;
+    BroadcastPlan<1> plan;
+  };
+  struct Op {
+    const Primitive* prim;
+    const Params* params;
+    Loc in[3];
+    Loc out;
+    int nin;
+  };
+
+  static bool is_input(const Graph& body, Var v) {
+    return std::find(body.inputs.begin(), body.inputs.end(), v) != body.inputs.end();
+  }
+
+  /// How an input of shape s is read in the index space of the region.
+  Access access_of(const Shape& s) const {
+    if (s.numel() == n_) return Access::full;  // broadcastable with equal size: same layout
+    if (s.numel() == 1) return Access::scalar;
+    // Leading 1s, then exactly the trailing dimensions of the region: a row repeated.
+    std::size_t k = 0;
+    while (k < s.size() && s[k] == 1) ++k;
+    const std::size_t rest = s.size() - k;
+    bool suffix = rest <= shape_.size();
+    for (std::size_t i = 0; suffix && i < rest; ++i) suffix = s[k + i] == shape_[shape_.size() - rest + i];
+    return suffix ? Access::rows : Access::general;
+  }
+
+  static void fill_scalar(const View& v, DType dt, void* dst, std::int64_t count) {
+    const std::size_t w = itemsize(dt);
+    for (std::int64_t i = 0; i < count; ++i) std::memcpy(static_cast<std::byte*>(dst) + static_cast<std::size_t>(i) * w, v.data, w);
+  }
+
+  static void copy_rows(const View& v, const Input& x, void* dst, std::int64_t start, std::int64_t len) {
+    const std::size_t w = itemsize(x.dtype);
+    auto* out = static_cast<std::byte*>(dst);
+    const auto* src = static_cast<const std::byte*>(v.data);
+    std::int64_t pos = start % x.numel;
+    for (std::int64_t done = 0; done < len;) {
+      std::int64_t chunk = std::min(len - done, x.numel - pos);
+      std::memcpy(out + static_cast<std::size_t>(done) * w, src + static_cast<std::size_t>(pos) * w,
+                  static_cast<std::size_t>(chunk) * w);
+      done += chunk;
+      pos = 0;
+    }
+  }
+
+  void gather(const View& v, const Input& x, void* dst, std::int64_t start, std::int64_t len) const {
+    const std::size_t w = itemsize(x.dtype);
+    const Shape& dims = x.plan.dims;
+    const Shape& strides = x.plan.strides[0];
+    const std::size_t r = dims.size();
+    Shape idx = Shape::filled(r, 0);
+    std::int64_t rem = start, offset = 0;
+    for (std::size_t d = r; d-- > 0;) {
+      idx[d] = rem % dims[d];
+      rem /= dims[d];
+      offset += idx[d] * strides[d];
+    }
+    auto* out = static_cast<std::byte*>(dst);
+    const auto* src = static_cast<const std::byte*>(v.data);
+    for (std::int64_t i = 0; i < len; ++i) {
+      std::memcpy(out + static_cast<std::size_t>(i) * w, src + static_cast<std::size_t>(offset) * w, w);
+      for (std::size_t d = r; d-- > 0;) {  // odometer step
+        offset += strides[d];
+        if (++idx[d] < dims[d]) break;
+        offset -= idx[d] * strides[d];
+        idx[d] = 0;
+      }
+    }
+  }
+
+  Shape shape_;
+  std::int64_t n_ = 0, tile_ = 1;
+  int num_slots_ = 0;
+  std::vector<Input> inputs_;
+  std::vector<Op> ops_;
+};
+
+/// The `fused` primitive: runs its "graph" parameter as one tiled loop.
+/// Passes create it (eqx::fuse_elementwise); it is never bound by user code.
+struct FusedPrim final : Primitive {
+  std::string_view name() const override { return "fused"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params& p) const override {
+    return p.get<GraphRef>("graph")->output_types();
+  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
+    FusedProgram(*p.get<GraphRef>("graph")).run(in, out);
+  }
+};
+
+}  // namespace detail
+
+namespace prim {
+inline const detail::FusedPrim fused;
+}  // namespace prim
+
+/// The graph with each region of two or more elementwise equations of one
+/// output shape replaced by a `fused` equation (see the file comment).
+/// Usage: `g = eqx::fuse_elementwise(std::move(g));`
+inline Graph fuse_elementwise(Graph g) {
+  const std::size_t neq = g.equations.size();
+  const detail::VarSources sources(g);
+  struct Region {
+    Shape shape;
+    std::size_t first;
+    std::vector<std::size_t> members;
+  };
+  std::vector<Region> regions;
+  std::vector<int> region_of(neq, -1);
+  auto fusable = [&](const Equation& eq) { return eq.prim->elementwise() && eq.outputs.size() == 1; };
+  for (std::size_t e = 0; e < neq; ++e) {
+    const Equation& eq = g.equations[e];
+    if (!fusable(eq)) continue;
+    const Shape& s = g.types[eq.outputs[0]].shape;
+    int joined = -1;
+    for (Var v : eq.inputs) {
+      const std::int32_t p = sources.producer[v];
+      if (p < 0 || region_of[static_cast<std::size_t>(p)] < 0) continue;
+      const int r = region_of[static_cast<std::size_t>(p)];
+      if (regions[static_cast<std::size_t>(r)].shape != s) continue;
+      // Every other input must exist before the region starts, or come from it.
+      bool ok = true;
+      for (Var u : eq.inputs) {
+        const std::int32_t q = sources.producer[u];
+        ok = ok && (q < 0 || region_of[static_cast<std::size_t>(q)] == r ||
+                    static_cast<std::size_t>(q) < regions[static_cast<std::size_t>(r)].first);
+      }
+      if (ok) {
+        joined = r;
+        break;
+      }
+    }
+    if (joined < 0) {
+      joined = static_cast<int>(regions.size());
+      regions.push_back({s, e, {}});
+    }
+    regions[static_cast<std::size_t>(joined)].members.push_back(e);
+    region_of[e] = joined;
+  }
+
+  // Which values are used outside their region (by other equations or as outputs).
+  std::vector<char> used_outside(g.types.size(), 0);
+  for (Var v : g.outputs) used_outside[v] = 1;
+  for (std::size_t e = 0; e < neq; ++e)
+    for (Var v : g.equations[e].inputs) {
+      const std::int32_t p = sources.producer[v];
+      if (p >= 0 && region_of[static_cast<std::size_t>(p)] != region_of[e]) used_outside[v] = 1;
+    }
+
+  std::vector<Equation> out;
+  for (std::size_t e = 0; e < neq; ++e) {
+    const int r = region_of[e];
+    if (r < 0 || regions[static_cast<std::size_t>(r)].members.size() < 2) {
+      out.push_back(std::move(g.equations[e]));
+      continue;
+    }
+    const Region& region = regions[static_cast<std::size_t>(r)];
+    if (region.first != e) continue;  // emitted with the region's first member
+    auto body = std::make_shared<Graph>();
+    std::map<Var, Var> inner;  // outer var -> body var
+    Equation fused{&prim::fused, {}, {}, {}};
+    for (std::size_t m : region.members) {
+      Equation& eq = g.equations[m];
+      Equation copy{eq.prim, {}, {}, eq.params};
+      for (Var v : eq.inputs) {
+        auto it = inner.find(v);
+        if (it == inner.end()) {  // an input of the region
+          Var b = body->new_var(g.types[v]);
+          body->inputs.push_back(b);
+          fused.inputs.push_back(v);
+          it = inner.emplace(v, b).first;
+        }
+        copy.inputs.push_back(it->second);
+      }
+      Var o = eq.outputs[0];
+      Var b = body->new_var(g.types[o]);
+      inner.emplace(o, b);
+      copy.outputs.push_back(b);
+      body->equations.push_back(std::move(copy));
+      if (used_outside[o]) {
+        body->outputs.push_back(b);
+        fused.outputs.push_back(o);
+      }
+    }
+    fused.params.set("graph", GraphRef(std::move(body)));
+    out.push_back(std::move(fused));
+  }
+  g.equations = std::move(out);
+  return g;
+}
+
+}  // namespace eqx

@@ -1,0 +1,24 @@
+#pragma once
+// The pass pipeline filter_jit runs before compiling a Plan.
+
+#include "eqx/ir/cse.hpp"
+#include "eqx/ir/dce.hpp"
+#include "eqx/ir/fold.hpp"
+#include "eqx/ir/fuse.hpp"
+#include "eqx/ir/graph.hpp"
+#include "eqx/ir/simplify.hpp"
+
+namespace eqx {
+
+/// simplify, fold constants, merge common subexpressions, drop dead code,
+/// then fuse elementwise chains. Usage: `eqx::Plan plan(eqx::optimize(graph));`
+inline Graph optimize(Graph g) {
+  g = simplify(std::move(g));
+  g = fold_constants(std::move(g));
+  g = cse(std::move(g));
+  g = simplify(std::move(g));  // CSE and folding expose more (reshape of a folded reshape, ...)
+  g = dce(std::move(g));
+  return fuse_elementwise(std::move(g));
+}
+
+}  // namespace eqx

@@ -1,0 +1,226 @@
+#pragma once
+// Plan: a Graph compiled for repeated execution.
+//
+// The equations become a flat list of kernel calls on buffers. Every
+// intermediate value gets a fixed offset in one arena, assigned by liveness
+// (two values share bytes when their lifetimes do not overlap), so running a
+// plan allocates nothing but its outputs: each call borrows an execution
+// state (arena + pointer table) from a small pool and returns it, which also
+// makes a Plan safe to run from several threads at once.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eqx/core/array.hpp"
+#include "eqx/core/error.hpp"
+#include "eqx/ir/fuse.hpp"
+#include "eqx/ir/graph.hpp"
+
+namespace eqx {
+
+/// What a Plan needs in memory.
+struct MemoryStats {
+  std::size_t arena_bytes = 0;         ///< one arena holds every intermediate (per concurrent call)
+  std::size_t intermediate_bytes = 0;  ///< what the intermediates would take without reuse
+  std::size_t num_intermediates = 0;
+  std::size_t constant_bytes = 0;      ///< held by the plan's constants
+  std::size_t num_instructions = 0;
+};
+
+class Plan {
+ public:
+  /// Compiles `graph`, whose constants must be concrete. Run the passes
+  /// first (eqx::optimize) to get fused, allocation-light code.
+  explicit Plan(Graph graph) : graph_(std::move(graph)) {
+    const Graph& g = graph_;
+    slots_.assign(g.types.size(), Slot{});
+    for (std::size_t i = 0; i < g.inputs.size(); ++i) slots_[g.inputs[i]] = {Slot::input, static_cast<std::uint32_t>(i), 0};
+    for (std::size_t i = 0; i < g.consts.size(); ++i) {
+      if (g.consts[i].is_abstract())
+        throw TraceError("eqx::Plan: the graph captures a value of an enclosing trace; it can only be evaluated "
+                         "there (eqx::eval_graph), not compiled");
+      slots_[g.constvars[i]] = {Slot::constant, static_cast<std::uint32_t>(i), 0};
+      stats_.constant_bytes += static_cast<std::size_t>(g.consts[i].size()) * itemsize(g.consts[i].dtype());
+    }
+    // Outputs computed by an instruction get a fresh Array per call.
+    for (Var v : g.outputs)
+      if (slots_[v].kind == Slot::unassigned) {
+        slots_[v] = {Slot::output, static_cast<std::uint32_t>(num_fresh_outputs_++), 0};
+        fresh_output_vars_.push_back(v);
+      }
+    // Instructions, and each intermediate's lifetime [first, last] in instruction indices.
+    std::vector<std::size_t> first(g.types.size(), 0), last(g.types.size(), 0);
+    std::size_t max_operands = 0;
+    for (std::size_t k = 0; k < g.equations.size(); ++k) {
+      const Equation& eq = g.equations[k];
+      Instr in{eq.prim, &eq.params, nullptr, static_cast<std::uint32_t>(operands_.size()),
+               static_cast<std::uint16_t>(eq.inputs.size()), static_cast<std::uint16_t>(eq.outputs.size())};
+      if (eq.prim == &prim::fused) {
+        fused_.push_back(std::make_unique<detail::FusedProgram>(*eq.params.get<GraphRef>("graph")));
+        in.fused = fused_.back().get();
+      }
+      for (Var v : eq.inputs) {
+        operands_.push_back(v);
+        last[v] = k;
+      }
+      for (Var v : eq.outputs) {
+        operands_.push_back(v);
+        first[v] = last[v] = k;
+        if (slots_[v].kind == Slot::unassigned) slots_[v].kind = Slot::arena;
+      }
+      max_operands = std::max(max_operands, eq.inputs.size() + eq.outputs.size());
+      instrs_.push_back(in);
+    }
+    max_operands_ = max_operands;
+    assign_arena(first, last);
+    stats_.num_instructions = instrs_.size();
+  }
+
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+
+  const Graph& graph() const { return graph_; }
+  MemoryStats memory_stats() const { return stats_; }
+
+  /// Runs the plan on one Array per graph input (types as the graph's
+  /// inputs; not checked here: the jit cache key guarantees them).
+  std::vector<Array> run(std::span<const Array* const> inputs) const {
+    std::unique_ptr<ExecState> st = acquire();
+    std::vector<Array> fresh;
+    fresh.reserve(num_fresh_outputs_);
+    for (Var v : fresh_output_vars_)
+      fresh.push_back(detail::ArrayAccess::allocate(graph_.types[v].shape, graph_.types[v].dtype));
+    void** ptr = st->ptrs.data();
+    auto* base = static_cast<std::byte*>(st->arena ? st->arena->data() : nullptr);
+    for (std::size_t v = 0; v < slots_.size(); ++v) {
+      const Slot& s = slots_[v];
+      switch (s.kind) {
+        case Slot::input: ptr[v] = const_cast<void*>(inputs[s.index]->raw_data()); break;
+        case Slot::constant: ptr[v] = const_cast<void*>(graph_.consts[s.index].raw_data()); break;
+        case Slot::output: ptr[v] = detail::ArrayAccess::mutable_data(fresh[s.index]); break;
+        case Slot::arena: ptr[v] = base + s.offset; break;
+        default: break;
+      }
+    }
+    detail::View* views = st->views.data();
+    for (const Instr& in : instrs_) {
+      const std::size_t n = in.num_in + in.num_out;
+      for (std::size_t j = 0; j < n; ++j) {
+        const Var v = operands_[in.first_operand + j];
+        views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
+      }
+      std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
+      if (in.fused) in.fused->run(ins, outs);
+      else in.prim->kernel(ins, outs, *in.params);
+    }
+    release(std::move(st));
+    std::vector<Array> result;
+    result.reserve(graph_.outputs.size());
+    for (Var v : graph_.outputs) {
+      const Slot& s = slots_[v];
+      if (s.kind == Slot::input) result.push_back(*inputs[s.index]);
+      else if (s.kind == Slot::constant) result.push_back(graph_.consts[s.index]);
+      else result.push_back(fresh[s.index]);
+    }
+    return result;
+  }
+
+  /// run() on Arrays given by value.
+  std::vector<Array> run(std::span<const Array> inputs) const {
+    std::vector<const Array*> ptrs;
+    for (const Array& a : inputs) ptrs.push_back(&a);
+    return run(std::span<const Array* const>(ptrs));
+  }
+
+ private:
+  struct Slot {
+    enum Kind : std::uint8_t { unassigned, input, constant, output, arena } kind = unassigned;
+    std::uint32_t index = 0;
+    std::size_t offset = 0;
+  };
+  struct Instr {
+    const Primitive* prim;
+    const Params* params;
+    const detail::FusedProgram* fused;
+    std::uint32_t first_operand;
+    std::uint16_t num_in, num_out;
+  };
+  /// What one call needs besides the plan: borrowed from a pool.
+  struct ExecState {
+    std::unique_ptr<detail::Storage> arena;
+    std::vector<void*> ptrs;
+    std::vector<detail::View> views;
+  };
+
+  /// Greedy offset assignment, largest buffers first: each gets the lowest
+  /// 64-byte-aligned offset not used by a buffer alive at the same time.
+  void assign_arena(const std::vector<std::size_t>& first, const std::vector<std::size_t>& last) {
+    std::vector<Var> vars;
+    auto bytes = [&](Var v) {
+      std::size_t b = static_cast<std::size_t>(graph_.types[v].shape.numel()) * itemsize(graph_.types[v].dtype);
+      return (b + 63) / 64 * 64;
+    };
+    for (Var v = 0; v < slots_.size(); ++v)
+      if (slots_[v].kind == Slot::arena) {
+        vars.push_back(v);
+        stats_.intermediate_bytes += bytes(v);
+      }
+    stats_.num_intermediates = vars.size();
+    std::stable_sort(vars.begin(), vars.end(), [&](Var a, Var b) { return bytes(a) > bytes(b); });
+    std::vector<Var> placed;
+    std::vector<std::pair<std::size_t, std::size_t>> busy;
+    for (Var v : vars) {
+      busy.clear();
+      for (Var u : placed)
+        if (first[u] <= last[v] && first[v] <= last[u]) busy.emplace_back(slots_[u].offset, slots_[u].offset + bytes(u));
+      std::sort(busy.begin(), busy.end());
+      std::size_t offset = 0;
+      for (auto [lo, hi] : busy) {
+        if (offset + bytes(v) <= lo) break;
+        offset = std::max(offset, hi);
+      }
+      slots_[v].offset = offset;
+      stats_.arena_bytes = std::max(stats_.arena_bytes, offset + bytes(v));
+      placed.push_back(v);
+    }
+  }
+
+  std::unique_ptr<ExecState> acquire() const {
+    {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      if (!pool_.empty()) {
+        std::unique_ptr<ExecState> st = std::move(pool_.back());
+        pool_.pop_back();
+        return st;
+      }
+    }
+    auto st = std::make_unique<ExecState>();
+    if (stats_.arena_bytes) st->arena = std::make_unique<detail::Storage>(stats_.arena_bytes);
+    st->ptrs.resize(slots_.size());
+    st->views.resize(max_operands_);
+    return st;
+  }
+  void release(std::unique_ptr<ExecState> st) const {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    pool_.push_back(std::move(st));  // capacity kept from earlier pops: no allocation
+  }
+
+  Graph graph_;
+  std::vector<Slot> slots_;
+  std::vector<Instr> instrs_;
+  std::vector<Var> operands_;
+  std::vector<Var> fresh_output_vars_;
+  std::vector<std::unique_ptr<detail::FusedProgram>> fused_;
+  std::size_t num_fresh_outputs_ = 0, max_operands_ = 0;
+  MemoryStats stats_;
+  mutable std::mutex pool_mutex_;
+  mutable std::vector<std::unique_ptr<ExecState>> pool_;
+};
+
+}  // namespace eqx

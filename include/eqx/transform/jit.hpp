@@ -1,0 +1,236 @@
+#pragma once
+// filter_jit: compile a function once per kind of input, then run the plan.
+//
+// Every call flattens the arguments (and the function, when it is a pytree
+// such as a callable module). Array leaves are dynamic; every other leaf is
+// static. The cache key is the argument types, their structure, the static
+// leaves by value and the Array leaves' shapes and dtypes:
+//   - on a miss the call is traced into a Graph, optimised (eqx::optimize)
+//     and compiled to a Plan;
+//   - on a hit the Plan runs on the Array leaves. Nothing is traced and
+//     nothing is allocated except the outputs: the key is hashed while the
+//     leaves are collected into an on-stack buffer, and compared in place
+//     against the cached entry.
+// Outputs are rebuilt into the function's return type; non-Array outputs
+// come from the trace, as in Equinox. Called inside another trace, a jitted
+// function is inlined into it.
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "eqx/ir/optimize.hpp"
+#include "eqx/ir/plan.hpp"
+#include "eqx/transform/trace_call.hpp"
+#include "eqx/tree/flatten.hpp"
+#include "eqx/tree/walk.hpp"
+
+namespace eqx {
+
+namespace detail {
+
+/// Pointers to the Array leaves of one call; no heap use up to 32 leaves.
+class LeafRefs {
+ public:
+  void push(const Array* a) {
+    if (n_ < kInline) inline_[n_] = a;
+    else {
+      if (n_ == kInline) heap_.assign(inline_.begin(), inline_.end());
+      heap_.push_back(a);
+    }
+    ++n_;
+  }
+  std::size_t size() const { return n_; }
+  std::span<const Array* const> span() const {
+    return n_ <= kInline ? std::span<const Array* const>(inline_.data(), n_) : std::span<const Array* const>(heap_);
+  }
+
+ private:
+  static constexpr std::size_t kInline = 32;
+  std::array<const Array*, kInline> inline_{};
+  std::vector<const Array*> heap_;
+  std::size_t n_ = 0;
+};
+
+/// Hashes the cache key of one call while collecting its Array leaves.
+struct KeyHasher : StructureHasher {
+  LeafRefs* leaves;
+  bool array(const TreePath&, const Array& a) {
+    if (!a.has_value()) {
+      h = hash_combine(h, 0xB0B);
+      return true;
+    }
+    leaves->push(&a);
+    h = hash_combine(h, static_cast<std::size_t>(a.dtype()) + 0xA11);
+    for (std::int64_t d : a.shape()) h = hash_combine(h, static_cast<std::size_t>(d));
+    h = hash_combine(h, a.ndim());
+    return true;
+  }
+  bool mismatch(const TreePath&, const std::string&) { return true; }
+};
+
+/// Compares a live argument with a cached skeleton: the same empty Array
+/// slots and equal static leaves (structure is checked by the walk).
+struct KeyComparer {
+  const std::vector<bool>* present;
+  std::size_t slot = 0;
+  bool array(const TreePath&, const Array& live, const Array&) { return live.has_value() == (*present)[slot++]; }
+  template <class X>
+  bool static_leaf(const TreePath&, const X& a, const X& b) {
+    return StructureComparer{}.static_leaf(TreePath{}, a, b);
+  }
+  bool mismatch(const TreePath&, const std::string&) { return false; }
+};
+
+template <class T>
+inline constexpr char type_tag = 0;
+
+/// One compiled specialisation of a jitted function.
+struct JitEntryBase {
+  virtual ~JitEntryBase() = default;
+  const void* tag = nullptr;
+  std::size_t hash = 0;
+  std::vector<AbstractArray> leaf_types;
+  std::vector<bool> present;
+  std::unique_ptr<Plan> plan;
+};
+
+template <class Self, class R, class... Args>
+struct JitEntry final : JitEntryBase {
+  JitEntry(TreeDef<R> out, Self self, std::tuple<Args...> args)
+      : out_def(std::move(out)), self_skeleton(std::move(self)), arg_skeletons(std::move(args)) {}
+  TreeDef<R> out_def;
+  Self self_skeleton;  // std::monostate when the function is not a pytree
+  std::tuple<Args...> arg_skeletons;
+};
+
+struct JitCache {
+  std::mutex mutex;
+  std::vector<std::unique_ptr<JitEntryBase>> entries;
+  std::atomic<std::size_t> traces{0};
+};
+
+}  // namespace detail
+
+/// A function compiled by eqx::filter_jit. Copies share one cache.
+template <class F>
+class Jitted {
+ public:
+  explicit Jitted(F f) : f_(std::move(f)), cache_(std::make_shared<detail::JitCache>()) {}
+
+  /// Calls the function: runs the cached plan for this kind of input, or
+  /// traces and compiles one first.
+  template <class... Args>
+  detail::call_result_t<F, Args...> operator()(const Args&... args) const {
+    if (!detail::interpreter_stack().empty()) return std::invoke(f_, args...);  // inside a trace: inline
+    detail::LeafRefs leaves;
+    const std::size_t hash = key_hash(leaves, args...);
+    auto* entry = static_cast<const Entry<Args...>*>(find(leaves, hash, args...));
+    if (!entry) entry = compile(hash, args...);
+    std::vector<Array> outs = entry->plan->run(leaves.span());
+    return entry->out_def.unflatten(outs);
+  }
+
+  /// The compiled plan for these arguments (compiling it if needed): for
+  /// inspecting the optimised graph and memory use.
+  /// Usage: `fmt::print("{}\n", jitted.plan(x).graph()); jitted.plan(x).memory_stats().arena_bytes`
+  template <class... Args>
+  const Plan& plan(const Args&... args) const {
+    detail::LeafRefs leaves;
+    const std::size_t hash = key_hash(leaves, args...);
+    auto* entry = find(leaves, hash, args...);
+    return *(entry ? entry : compile(hash, args...))->plan;
+  }
+
+  /// How many times the function has been traced (cache misses).
+  std::size_t num_traces() const { return cache_->traces.load(); }
+
+  const F& function() const { return f_; }
+
+ private:
+  using SelfSkeleton = std::conditional_t<detail::tree_callable<F>, F, std::monostate>;
+  template <class... Args>
+  using Entry = detail::JitEntry<SelfSkeleton, detail::call_result_t<F, Args...>, Args...>;
+
+  template <class... Args>
+  std::size_t key_hash(detail::LeafRefs& leaves, const Args&... args) const {
+    thread_local TreePath path;  // reused: no allocation once warm
+    path.clear();
+    detail::KeyHasher hasher;
+    hasher.h = reinterpret_cast<std::size_t>(&detail::type_tag<std::tuple<F, Args...>>);
+    hasher.leaves = &leaves;
+    if constexpr (detail::tree_callable<F>) detail::visit_tree(hasher, path, f_);
+    (detail::visit_tree(hasher, path, args), ...);
+    return hasher.h;
+  }
+
+  template <class... Args>
+  const detail::JitEntryBase* find(const detail::LeafRefs& leaves, std::size_t hash, const Args&... args) const {
+    const void* tag = &detail::type_tag<std::tuple<F, Args...>>;
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    for (const auto& e : cache_->entries)
+      if (e->tag == tag && e->hash == hash && matches(static_cast<const Entry<Args...>&>(*e), leaves, args...))
+        return e.get();
+    return nullptr;
+  }
+
+  template <class... Args>
+  bool matches(const Entry<Args...>& e, const detail::LeafRefs& leaves, const Args&... args) const {
+    auto refs = leaves.span();
+    if (refs.size() != e.leaf_types.size()) return false;
+    for (std::size_t i = 0; i < refs.size(); ++i)
+      if (refs[i]->dtype() != e.leaf_types[i].dtype || refs[i]->shape() != e.leaf_types[i].shape) return false;
+    thread_local TreePath path;
+    path.clear();
+    detail::KeyComparer cmp{&e.present};
+    if constexpr (detail::tree_callable<F>)
+      if (!detail::visit_tree(cmp, path, f_, e.self_skeleton)) return false;
+    return std::apply([&](const auto&... skel) { return (detail::visit_tree(cmp, path, args, skel) && ...); },
+                      e.arg_skeletons);
+  }
+
+  template <class... Args>
+  const Entry<Args...>* compile(std::size_t hash, const Args&... args) const {
+    using R = detail::call_result_t<F, Args...>;
+    auto traced = detail::trace_call(f_, args...);
+    cache_->traces.fetch_add(1);
+    detail::SkeletonBuilder skel;
+    TreePath path;
+    SelfSkeleton self{};
+    if constexpr (detail::tree_callable<F>) self = detail::rebuild_tree(skel, path, f_);
+    std::tuple<Args...> arg_skeletons{detail::rebuild_tree(skel, path, args)...};
+    auto entry = std::make_unique<Entry<Args...>>(TreeDef<R>(traced.output), std::move(self), std::move(arg_skeletons));
+    entry->tag = &detail::type_tag<std::tuple<F, Args...>>;
+    entry->hash = hash;
+    entry->present = std::move(skel.present);
+    entry->leaf_types = traced.graph.input_types();
+    entry->plan = std::make_unique<Plan>(optimize(std::move(traced.graph)));
+    const Entry<Args...>* result = entry.get();
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    cache_->entries.push_back(std::move(entry));
+    return result;
+  }
+
+  F f_;
+  std::shared_ptr<detail::JitCache> cache_;
+};
+
+/// Compiles f: Array leaves of the arguments are traced, every other leaf is
+/// static (part of the cache key). Works for functions, lambdas (generic
+/// ones too) and callable modules, returning any pytree.
+/// Usage: `auto step = eqx::filter_jit([](const Model& m, const eqx::Array& x) { return m(x); }); step(model, x);`
+template <class F>
+Jitted<std::decay_t<F>> filter_jit(F&& f) {
+  return Jitted<std::decay_t<F>>(std::forward<F>(f));
+}
+
+}  // namespace eqx

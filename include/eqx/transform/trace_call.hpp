@@ -1,0 +1,90 @@
+#pragma once
+// Tracing one call of a function on pytree arguments: the shared first step
+// of every filtered transformation. Array leaves of the arguments (and of the
+// function itself, when it is a pytree such as a callable module) become
+// graph inputs, in leaf order; every other leaf is passed through as is.
+
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "eqx/ir/graph.hpp"
+#include "eqx/ir/trace.hpp"
+#include "eqx/tree/flatten.hpp"
+#include "eqx/tree/walk.hpp"
+
+namespace eqx::detail {
+
+/// True if F is itself a pytree node with leaves (a callable module), so its
+/// Array fields are inputs rather than baked-in constants.
+template <class F>
+inline constexpr bool tree_callable =
+    node_kind_v<F> == NodeKind::aggregate || node_kind_v<F> == NodeKind::custom;
+
+/// What f returns when called with const lvalues of Args.
+template <class F, class... Args>
+using call_result_t = std::remove_cvref_t<std::invoke_result_t<const F&, const Args&...>>;
+
+/// Replaces every Array leaf with a new input of the active trace.
+struct TraceInputBuilder {
+  TraceScope& scope;
+  Array array(const TreePath&, const Array& a) {
+    return a.has_value() ? scope.input({a.shape(), a.dtype()}) : Array{};
+  }
+  template <class X>
+  X static_leaf(const TreePath&, const X& x) {
+    return x;
+  }
+};
+
+/// One argument with its Array leaves replaced by trace inputs; leaf paths
+/// start with the argument's position, `[i]`.
+template <class T>
+T trace_argument(TraceInputBuilder& builder, TreePath& path, std::size_t i, const T& x) {
+  path.push_index(static_cast<std::int64_t>(i));
+  T traced = rebuild_tree(builder, path, x);
+  path.pop();
+  return traced;
+}
+
+/// A traced call: the graph, and the output with abstract Array leaves.
+template <class R>
+struct TracedCall {
+  Graph graph;
+  R output;
+};
+
+/// Traces `f(args...)`. Graph inputs are the Array leaves of f (when it is a
+/// pytree) and then of each argument, depth-first.
+template <class F, class... Args>
+TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args) {
+  using R = call_result_t<F, Args...>;
+  static_assert(!std::is_void_v<R>, "eqx: a transformed function must return a value (an Array or a pytree)");
+  require_pytree_node<R>();
+  TraceScope scope;
+  TraceInputBuilder builder{scope};
+  TreePath path;
+  auto call = [&](const auto& fn) {
+    auto traced = [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return std::tuple<Args...>{trace_argument(builder, path, I, args)...};  // braces: left to right
+    }(std::index_sequence_for<Args...>{});
+    return std::apply([&](const auto&... a) -> R { return std::invoke(fn, a...); }, traced);
+  };
+  R out = [&] {
+    if constexpr (tree_callable<F>) {
+      path.push_field("self");
+      F traced_f = rebuild_tree(builder, path, f);
+      path.pop();
+      return call(traced_f);
+    } else {
+      return call(f);
+    }
+  }();
+  std::vector<Array> leaves = tree_leaves(out);
+  Graph g = scope.finish(leaves);
+  return {std::move(g), std::move(out)};
+}
+
+}  // namespace eqx::detail
