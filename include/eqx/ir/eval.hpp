@@ -37,7 +37,7 @@ inline std::vector<Array> eval_graph(const Graph& graph, std::span<const Array> 
   for (const Equation& eq : graph.equations) {
     args.clear();
     for (Var v : eq.inputs) args.push_back(env[v]);
-    std::vector<Array> outs = bind(*eq.prim, args, eq.params);
+    std::vector<Array> outs = eqx::bind(*eq.prim, args, eq.params);  // qualified: ADL would find std::bind
     for (std::size_t i = 0; i < outs.size(); ++i) env[eq.outputs[i]] = std::move(outs[i]);
   }
   std::vector<Array> result;

@@ -247,24 +247,29 @@ inline Graph fuse_elementwise(Graph g) {
     const Equation& eq = g.equations[e];
     if (!fusable(eq)) continue;
     const Shape& s = g.types[eq.outputs[0]].shape;
-    int joined = -1;
-    for (Var v : eq.inputs) {
-      const std::int32_t p = sources.producer[v];
-      if (p < 0 || region_of[static_cast<std::size_t>(p)] < 0) continue;
-      const int r = region_of[static_cast<std::size_t>(p)];
-      if (regions[static_cast<std::size_t>(r)].shape != s) continue;
-      // Every other input must exist before the region starts, or come from it.
-      bool ok = true;
+    // Every input must exist before region r starts, or come from r.
+    auto can_join = [&](int r) {
+      const Region& region = regions[static_cast<std::size_t>(r)];
+      if (region.shape != s) return false;
       for (Var u : eq.inputs) {
         const std::int32_t q = sources.producer[u];
-        ok = ok && (q < 0 || region_of[static_cast<std::size_t>(q)] == r ||
-                    static_cast<std::size_t>(q) < regions[static_cast<std::size_t>(r)].first);
+        if (q >= 0 && region_of[static_cast<std::size_t>(q)] != r && static_cast<std::size_t>(q) >= region.first)
+          return false;
       }
-      if (ok) {
-        joined = r;
+      return true;
+    };
+    int joined = -1;
+    for (Var v : eq.inputs) {  // first choice: the region of an input
+      const std::int32_t p = sources.producer[v];
+      if (p >= 0 && region_of[static_cast<std::size_t>(p)] >= 0 && can_join(region_of[static_cast<std::size_t>(p)])) {
+        joined = region_of[static_cast<std::size_t>(p)];
         break;
       }
     }
+    // Else a recent region of the same shape (an `exp(x)` that starts a
+    // branch later merged by a select belongs with it).
+    for (int r = static_cast<int>(regions.size()) - 1; joined < 0 && r >= 0 && r >= static_cast<int>(regions.size()) - 8; --r)
+      if (can_join(r)) joined = r;
     if (joined < 0) {
       joined = static_cast<int>(regions.size());
       regions.push_back({s, e, {}});

@@ -48,12 +48,13 @@ class Plan {
       slots_[g.constvars[i]] = {Slot::constant, static_cast<std::uint32_t>(i), 0};
       stats_.constant_bytes += static_cast<std::size_t>(g.consts[i].size()) * itemsize(g.consts[i].dtype());
     }
-    // Outputs computed by an instruction get a fresh Array per call.
-    for (Var v : g.outputs)
-      if (slots_[v].kind == Slot::unassigned) {
-        slots_[v] = {Slot::output, static_cast<std::uint32_t>(num_fresh_outputs_++), 0};
-        fresh_output_vars_.push_back(v);
-      }
+    // Outputs computed by an instruction get a fresh Array per call, made
+    // at the first position where the value is an output.
+    for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+      Slot& s = slots_[g.outputs[i]];
+      if (s.kind == Slot::unassigned) s = {Slot::output, static_cast<std::uint32_t>(i), 0};
+      output_sources_.push_back({s.kind, s.index});
+    }
     // Instructions, and each intermediate's lifetime [first, last] in instruction indices.
     std::vector<std::size_t> first(g.types.size(), 0), last(g.types.size(), 0);
     std::size_t max_operands = 0;
@@ -91,11 +92,20 @@ class Plan {
   /// Runs the plan on one Array per graph input (types as the graph's
   /// inputs; not checked here: the jit cache key guarantees them).
   std::vector<Array> run(std::span<const Array* const> inputs) const {
+    // Outputs first: computed ones are allocated here and written in place.
+    std::vector<Array> result;
+    result.reserve(graph_.outputs.size());
+    for (const OutputSource& o : output_sources_) {
+      switch (o.kind) {
+        case Slot::input: result.push_back(*inputs[o.index]); break;
+        case Slot::constant: result.push_back(graph_.consts[o.index]); break;
+        default: {
+          const AbstractArray& t = graph_.types[graph_.outputs[result.size()]];
+          result.push_back(o.index == result.size() ? detail::ArrayAccess::allocate(t.shape, t.dtype) : Array{});
+        }
+      }
+    }
     std::unique_ptr<ExecState> st = acquire();
-    std::vector<Array> fresh;
-    fresh.reserve(num_fresh_outputs_);
-    for (Var v : fresh_output_vars_)
-      fresh.push_back(detail::ArrayAccess::allocate(graph_.types[v].shape, graph_.types[v].dtype));
     void** ptr = st->ptrs.data();
     auto* base = static_cast<std::byte*>(st->arena ? st->arena->data() : nullptr);
     for (std::size_t v = 0; v < slots_.size(); ++v) {
@@ -103,7 +113,7 @@ class Plan {
       switch (s.kind) {
         case Slot::input: ptr[v] = const_cast<void*>(inputs[s.index]->raw_data()); break;
         case Slot::constant: ptr[v] = const_cast<void*>(graph_.consts[s.index].raw_data()); break;
-        case Slot::output: ptr[v] = detail::ArrayAccess::mutable_data(fresh[s.index]); break;
+        case Slot::output: ptr[v] = detail::ArrayAccess::mutable_data(result[s.index]); break;
         case Slot::arena: ptr[v] = base + s.offset; break;
         default: break;
       }
@@ -120,14 +130,9 @@ class Plan {
       else in.prim->kernel(ins, outs, *in.params);
     }
     release(std::move(st));
-    std::vector<Array> result;
-    result.reserve(graph_.outputs.size());
-    for (Var v : graph_.outputs) {
-      const Slot& s = slots_[v];
-      if (s.kind == Slot::input) result.push_back(*inputs[s.index]);
-      else if (s.kind == Slot::constant) result.push_back(graph_.consts[s.index]);
-      else result.push_back(fresh[s.index]);
-    }
+    for (std::size_t i = 0; i < result.size(); ++i)  // repeated outputs share the first one's Array
+      if (output_sources_[i].kind == Slot::output && output_sources_[i].index != i)
+        result[i] = result[output_sources_[i].index];
     return result;
   }
 
@@ -143,6 +148,10 @@ class Plan {
     enum Kind : std::uint8_t { unassigned, input, constant, output, arena } kind = unassigned;
     std::uint32_t index = 0;
     std::size_t offset = 0;
+  };
+  struct OutputSource {
+    Slot::Kind kind;
+    std::uint32_t index;  // input, constant, or first output position
   };
   struct Instr {
     const Primitive* prim;
@@ -215,9 +224,9 @@ class Plan {
   std::vector<Slot> slots_;
   std::vector<Instr> instrs_;
   std::vector<Var> operands_;
-  std::vector<Var> fresh_output_vars_;
+  std::vector<OutputSource> output_sources_;
   std::vector<std::unique_ptr<detail::FusedProgram>> fused_;
-  std::size_t num_fresh_outputs_ = 0, max_operands_ = 0;
+  std::size_t max_operands_ = 0;
   MemoryStats stats_;
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;

@@ -29,17 +29,25 @@
 
 namespace eqx::detail {
 
+/// Axis lists held inline (a Shape is a small vector): the kernel runs in
+/// compiled plans, which must not allocate.
+using AxisList = Shape;
+
 struct DotDims {
-  Ints lhs_contract, rhs_contract, lhs_batch, rhs_batch;
+  AxisList lhs_contract, rhs_contract, lhs_batch, rhs_batch;
   static DotDims from(const Params& p) {
-    return {p.get<Ints>("lhs_contracting_dimensions"), p.get<Ints>("rhs_contracting_dimensions"),
-            p.get<Ints>("lhs_batch_dimensions"), p.get<Ints>("rhs_batch_dimensions")};
+    auto axes = [&](std::string_view name) {
+      const Ints& v = p.get<Ints>(name);
+      return AxisList(v.begin(), v.end());
+    };
+    return {axes("lhs_contracting_dimensions"), axes("rhs_contracting_dimensions"), axes("lhs_batch_dimensions"),
+            axes("rhs_batch_dimensions")};
   }
 };
 
 /// Axes of a rank-r operand that are neither batch nor contracted, in order.
-inline Ints free_axes(std::size_t rank, const Ints& batch, const Ints& contract) {
-  Ints out;
+inline AxisList free_axes(std::size_t rank, const AxisList& batch, const AxisList& contract) {
+  AxisList out;
   for (std::int64_t i = 0; i < static_cast<std::int64_t>(rank); ++i)
     if (std::find(batch.begin(), batch.end(), i) == batch.end() &&
         std::find(contract.begin(), contract.end(), i) == contract.end())
@@ -60,22 +68,22 @@ struct MatrixStack {
 /// [batch, contract, free]; reuses x's buffer when either order is already
 /// contiguous, flagging the transposition for the GEMM instead of copying.
 template <class T>
-void as_matrix_stack(const View& x, const Ints& batch, const Ints& free, const Ints& contract, bool want_free_first,
+void as_matrix_stack(const View& x, const AxisList& batch, const AxisList& free, const AxisList& contract, bool want_free_first,
                      MatrixStack<T>& m) {
   const Shape& s = *x.shape;
   std::int64_t nf = 1, nc = 1;
   for (auto a : free) nf *= s[a];
   for (auto a : contract) nc *= s[a];
-  auto is_identity = [](const Ints& order) {
+  auto is_identity = [](const AxisList& order) {
     for (std::size_t i = 0; i < order.size(); ++i)
       if (order[i] != static_cast<std::int64_t>(i)) return false;
     return true;
   };
-  Ints bfc = batch, bcf = batch;
-  bfc.insert(bfc.end(), free.begin(), free.end());
-  bfc.insert(bfc.end(), contract.begin(), contract.end());
-  bcf.insert(bcf.end(), contract.begin(), contract.end());
-  bcf.insert(bcf.end(), free.begin(), free.end());
+  AxisList bfc = batch, bcf = batch;
+  for (auto a : free) bfc.push_back(a);
+  for (auto a : contract) bfc.push_back(a);
+  for (auto a : contract) bcf.push_back(a);
+  for (auto a : free) bcf.push_back(a);
   if (is_identity(bfc) || is_identity(bcf)) {
     bool stored_free_first = is_identity(bfc);
     m.data = x.as<const T>();
@@ -84,7 +92,7 @@ void as_matrix_stack(const View& x, const Ints& batch, const Ints& free, const I
     m.transposed = stored_free_first != want_free_first;
     return;
   }
-  const Ints& order = want_free_first ? bfc : bcf;
+  const AxisList& order = want_free_first ? bfc : bcf;
   Shape src = contiguous_strides(s), st, shape;
   for (auto a : order) {
     st.push_back(src[a]);
@@ -116,9 +124,9 @@ struct DotGeneralPrim final : Primitive {
       throw DTypeError("eqx::dot_general: bool operands are not supported; convert with eqx::astype(x, eqx::int32)");
     if (d.lhs_contract.size() != d.rhs_contract.size() || d.lhs_batch.size() != d.rhs_batch.size())
       fail("lhs and rhs need the same number of contracting and of batch axes");
-    auto check_axes_of = [&](const AbstractArray& x, const Ints& batch, const Ints& contract) {
+    auto check_axes_of = [&](const AbstractArray& x, const AxisList& batch, const AxisList& contract) {
       std::vector<bool> used(x.shape.size(), false);
-      for (const Ints* v : {&batch, &contract})
+      for (const AxisList* v : {&batch, &contract})
         for (auto a : *v) {
           if (a < 0 || a >= static_cast<std::int64_t>(x.shape.size()) || used[a]) fail("axes out of range or repeated");
           used[a] = true;
@@ -148,8 +156,8 @@ struct DotGeneralPrim final : Primitive {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using CMap = Eigen::Map<const Mat>;
     using OMap = Eigen::Map<Mat>;
-    Ints lfree = free_axes(lv.shape->size(), d.lhs_batch, d.lhs_contract);
-    Ints rfree = free_axes(rv.shape->size(), d.rhs_batch, d.rhs_contract);
+    AxisList lfree = free_axes(lv.shape->size(), d.lhs_batch, d.lhs_contract);
+    AxisList rfree = free_axes(rv.shape->size(), d.rhs_batch, d.rhs_contract);
     MatrixStack<T> L, R;
     as_matrix_stack(lv, d.lhs_batch, lfree, d.lhs_contract, /*want_free_first=*/true, L);
     as_matrix_stack(rv, d.rhs_batch, rfree, d.rhs_contract, /*want_free_first=*/false, R);

@@ -28,7 +28,9 @@ namespace eqx::detail {
 
 using Ints = std::vector<std::int64_t>;
 
-inline std::string ints_str(const Ints& v) {
+/// "(1, 2)", "(1,)": an axis list as the graph printer shows it.
+template <class Range>
+std::string ints_str(const Range& v) {
   std::string s = "(";
   for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + (v.size() == 1 ? ",)" : ")");

@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -130,7 +131,26 @@ class Jitted {
   /// Calls the function: runs the cached plan for this kind of input, or
   /// traces and compiles one first.
   template <class... Args>
-  detail::call_result_t<F, Args...> operator()(const Args&... args) const {
+  auto operator()(const Args&... args) const {
+    return call<std::decay_t<Args>...>(args...);  // decay: a function argument is a function pointer leaf
+  }
+
+  /// The compiled plan for these arguments (compiling it if needed): for
+  /// inspecting the optimised graph and memory use.
+  /// Usage: `fmt::print("{}\n", jitted.plan(x).graph()); jitted.plan(x).memory_stats().arena_bytes`
+  template <class... Args>
+  const Plan& plan(const Args&... args) const {
+    return plan_for<std::decay_t<Args>...>(args...);
+  }
+
+  /// How many times the function has been traced (cache misses).
+  std::size_t num_traces() const { return cache_->traces.load(); }
+
+  const F& function() const { return f_; }
+
+ private:
+  template <class... Args>
+  detail::call_result_t<F, Args...> call(const std::type_identity_t<Args>&... args) const {
     if (!detail::interpreter_stack().empty()) return std::invoke(f_, args...);  // inside a trace: inline
     detail::LeafRefs leaves;
     const std::size_t hash = key_hash(leaves, args...);
@@ -140,31 +160,22 @@ class Jitted {
     return entry->out_def.unflatten(outs);
   }
 
-  /// The compiled plan for these arguments (compiling it if needed): for
-  /// inspecting the optimised graph and memory use.
-  /// Usage: `fmt::print("{}\n", jitted.plan(x).graph()); jitted.plan(x).memory_stats().arena_bytes`
   template <class... Args>
-  const Plan& plan(const Args&... args) const {
+  const Plan& plan_for(const std::type_identity_t<Args>&... args) const {
     detail::LeafRefs leaves;
     const std::size_t hash = key_hash(leaves, args...);
     auto* entry = find(leaves, hash, args...);
     return *(entry ? entry : compile(hash, args...))->plan;
   }
 
-  /// How many times the function has been traced (cache misses).
-  std::size_t num_traces() const { return cache_->traces.load(); }
-
-  const F& function() const { return f_; }
-
- private:
   using SelfSkeleton = std::conditional_t<detail::tree_callable<F>, F, std::monostate>;
   template <class... Args>
   using Entry = detail::JitEntry<SelfSkeleton, detail::call_result_t<F, Args...>, Args...>;
 
   template <class... Args>
   std::size_t key_hash(detail::LeafRefs& leaves, const Args&... args) const {
-    thread_local TreePath path;  // reused: no allocation once warm
-    path.clear();
+    detail::ScratchPath scratch;  // no allocation once warm
+    TreePath& path = scratch.get();
     detail::KeyHasher hasher;
     hasher.h = reinterpret_cast<std::size_t>(&detail::type_tag<std::tuple<F, Args...>>);
     hasher.leaves = &leaves;
@@ -189,8 +200,8 @@ class Jitted {
     if (refs.size() != e.leaf_types.size()) return false;
     for (std::size_t i = 0; i < refs.size(); ++i)
       if (refs[i]->dtype() != e.leaf_types[i].dtype || refs[i]->shape() != e.leaf_types[i].shape) return false;
-    thread_local TreePath path;
-    path.clear();
+    detail::ScratchPath scratch;
+    TreePath& path = scratch.get();
     detail::KeyComparer cmp{&e.present};
     if constexpr (detail::tree_callable<F>)
       if (!detail::visit_tree(cmp, path, f_, e.self_skeleton)) return false;

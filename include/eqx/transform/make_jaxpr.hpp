@@ -2,6 +2,7 @@
 // filter_make_jaxpr: the graph a function traces to, for reading and tests.
 
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -34,7 +35,7 @@ struct Jaxpr {
 template <class F>
 auto filter_make_jaxpr(F f) {
   return [f = std::move(f)](const auto&... args) {
-    auto traced = detail::trace_call(f, args...);
+    auto traced = detail::trace_call<F, std::decay_t<decltype(args)>...>(f, args...);
     using R = decltype(traced.output);
     R out_static = TreeDef<R>(traced.output).skeleton();
     return Jaxpr<R>{std::move(traced.graph), std::move(traced.output), std::move(out_static)};

@@ -62,4 +62,38 @@ class TreePath {
   std::vector<PathEntry> entries_;
 };
 
+namespace detail {
+
+/// A TreePath for hot paths (the jit cache-hit walk, unflatten): the first
+/// user on a thread borrows one reused TreePath, so that pushing entries
+/// allocates nothing once it has grown; a nested user gets a fresh one.
+class ScratchPath {
+ public:
+  ScratchPath() : owner_(!busy()) {
+    if (owner_) {
+      busy() = true;
+      shared().clear();
+    }
+  }
+  ScratchPath(const ScratchPath&) = delete;
+  ScratchPath& operator=(const ScratchPath&) = delete;
+  ~ScratchPath() {
+    if (owner_) busy() = false;
+  }
+  TreePath& get() { return owner_ ? shared() : local_; }
+
+ private:
+  static TreePath& shared() {
+    thread_local TreePath path;
+    return path;
+  }
+  static bool& busy() {
+    thread_local bool flag = false;
+    return flag;
+  }
+  bool owner_;
+  TreePath local_;
+};
+
+}  // namespace detail
 }  // namespace eqx

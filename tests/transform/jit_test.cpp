@@ -1,0 +1,278 @@
+// filter_jit: results equal eager ones for pytrees in and out; static
+// arguments are part of the cache key; retraces are counted and explained;
+// a cache hit allocates only its outputs; concurrent calls are safe.
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <new>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include <eqx/eqx.hpp>
+
+#include "check.hpp"
+
+// ------------------------------------------------ counting allocator hook
+// Every heap allocation of this test binary passes through here; a test
+// arms the counter around the code it measures (on its own thread).
+namespace {
+thread_local bool g_counting = false;
+thread_local std::size_t g_allocations = 0;
+void* counted(std::size_t n, std::size_t align) {
+  if (g_counting) ++g_allocations;
+  void* p = align > alignof(std::max_align_t) ? std::aligned_alloc(align, (n + align - 1) / align * align)
+                                              : std::malloc(n ? n : 1);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+void* operator new(std::size_t n) { return counted(n, 0); }
+void* operator new[](std::size_t n) { return counted(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) { return counted(n, static_cast<std::size_t>(a)); }
+void* operator new[](std::size_t n, std::align_val_t a) { return counted(n, static_cast<std::size_t>(a)); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using eqx::Array;
+using eqx_test::check;
+
+namespace {
+
+template <class F>
+std::size_t allocations_in(F&& f) {
+  g_allocations = 0;
+  g_counting = true;
+  f();
+  g_counting = false;
+  return g_allocations;
+}
+
+template <class E>
+std::string message_of(auto&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+struct Linear {
+  Array weight;
+  Array bias;
+  Array operator()(const Array& x) const { return eqx::matmul(weight, x) + bias; }
+};
+
+enum class Activation { relu, tanh };
+
+struct Mlp {
+  std::vector<Linear> layers;
+  Activation activation;
+  Array operator()(const Array& x) const {
+    Array h = x;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      h = layers[i](h);
+      if (i + 1 < layers.size()) h = activation == Activation::relu ? eqx::maximum(h, 0.0f) : eqx::tanh(h);
+    }
+    return h;
+  }
+};
+
+struct OptState {
+  std::map<std::string, Array> moments;
+  int step;
+};
+
+Mlp make_mlp(Activation act) {
+  auto k = eqx::random::split_keys(eqx::random::key(0), 4);
+  return Mlp{{Linear{eqx::random::normal(k[0], {5, 3}), eqx::random::normal(k[1], {5})},
+              Linear{eqx::random::normal(k[2], {2, 5}), eqx::random::normal(k[3], {2})}},
+             act};
+}
+
+float scale_by(float x) { return 2 * x; }
+float shift_by(float x) { return x + 1; }
+
+}  // namespace
+
+TEST_CASE("jit of a callable module equals the module, and its weights are inputs", "[jit]") {
+  const Mlp model = make_mlp(Activation::relu);
+  const Array x = eqx::array({0.5f, -1.0f, 2.0f});
+  auto jitted = eqx::filter_jit(model);
+  check(jitted(x), {2}, model(x).to_vector<float>());
+  // 4 weight/bias leaves + x: weights are not baked in as constants; the
+  // only constant is relu's literal 0.
+  CHECK(jitted.plan(x).graph().inputs.size() == 5);
+  REQUIRE(jitted.plan(x).graph().consts.size() == 1);
+  CHECK(jitted.plan(x).graph().consts[0].ndim() == 0);
+  CHECK(jitted.num_traces() == 1);
+}
+
+TEST_CASE("jit takes and returns nested pytrees", "[jit]") {
+  auto step = eqx::filter_jit([](const Mlp& model, const OptState& state, const Array& x) {
+    Mlp next = model;
+    for (auto& layer : next.layers) layer.weight = layer.weight * 0.5f;
+    OptState s{state.moments, state.step + 1};
+    s.moments["m"] = state.moments.at("m") + eqx::sum(x);
+    return std::tuple{next, s, model(x)};
+  });
+  const Mlp model = make_mlp(Activation::tanh);
+  const OptState state{{{"m", eqx::zeros({2})}}, 3};
+  const Array x = eqx::array({1.0f, 2.0f, 3.0f});
+  for (int call = 0; call < 2; ++call) {
+    auto [m2, s2, y] = step(model, state, x);
+    REQUIRE(m2.layers.size() == 2);
+    check(m2.layers[1].weight, {2, 5}, (model.layers[1].weight * 0.5f).to_vector<float>());
+    check(m2.layers[0].bias, {5}, model.layers[0].bias.to_vector<float>());
+    CHECK(m2.activation == Activation::tanh);
+    CHECK(s2.step == 4);  // a static output, from the trace
+    check(s2.moments.at("m"), {2}, std::vector<float>{6, 6});
+    check(y, {2}, model(x).to_vector<float>());
+  }
+  CHECK(step.num_traces() == 1);
+}
+
+TEST_CASE("generic lambdas and closures over concrete Arrays", "[jit]") {
+  const Array w = eqx::array({1.0f, 2.0f, 3.0f});
+  auto f = eqx::filter_jit([&w](const auto& x) { return x * w; });
+  check(f(eqx::ones({3})), {3}, std::vector<float>{1, 2, 3});
+  check(f(eqx::ones({2, 3})), {2, 3}, std::vector<float>{1, 2, 3, 1, 2, 3});
+  CHECK(f.num_traces() == 2);
+  CHECK(f.plan(eqx::ones({3})).graph().consts.size() == 1);  // w is a constant of the graph
+}
+
+TEST_CASE("static arguments are part of the cache key", "[jit]") {
+  auto f = eqx::filter_jit([](const Array& x, int n, double s, Activation a, float (*g)(float)) {
+    Array y = x * static_cast<float>(n) + g(static_cast<float>(s));
+    return a == Activation::relu ? eqx::maximum(y, 0.0f) : eqx::tanh(y);
+  });
+  const Array x = eqx::array({-1.0f, 1.0f});
+  check(f(x, 2, 0.5, Activation::relu, scale_by), {2}, std::vector<float>{0, 3});
+  check(f(x, 2, 0.5, Activation::relu, scale_by), {2}, std::vector<float>{0, 3});
+  CHECK(f.num_traces() == 1);  // equal values: no retrace
+  check(f(x, 3, 0.5, Activation::relu, scale_by), {2}, std::vector<float>{0, 4});
+  CHECK(f.num_traces() == 2);
+  check(f(x, 3, 1.5, Activation::relu, scale_by), {2}, std::vector<float>{0, 6});
+  CHECK(f.num_traces() == 3);
+  check(f(x, 3, 1.5, Activation::tanh, scale_by), {2}, std::vector<float>{std::tanh(0.0f), std::tanh(6.0f)});
+  CHECK(f.num_traces() == 4);
+  check(f(x, 3, 1.5, Activation::tanh, shift_by), {2}, std::vector<float>{std::tanh(-0.5f), std::tanh(5.5f)});
+  CHECK(f.num_traces() == 5);
+  // Every earlier key is still cached.
+  check(f(x, 2, 0.5, Activation::relu, scale_by), {2}, std::vector<float>{0, 3});
+  CHECK(f.num_traces() == 5);
+}
+
+TEST_CASE("shapes, dtypes and empty leaves are part of the cache key", "[jit]") {
+  auto f = eqx::filter_jit([](const std::tuple<Array, Array>& t) {
+    const auto& [a, b] = t;
+    return b.has_value() ? a + eqx::astype(b, a.dtype()) : a * 2.0f;
+  });
+  check(f(std::tuple{eqx::ones({2}), Array{}}), {2}, std::vector<float>{2, 2});
+  check(f(std::tuple{eqx::ones({2}), eqx::ones({2})}), {2}, std::vector<float>{2, 2});
+  check(f(std::tuple{eqx::ones({3}), eqx::ones({3})}), {3}, std::vector<float>{2, 2, 2});
+  check(f(std::tuple{eqx::ones({3}, eqx::float64), eqx::ones({3})}), {3}, std::vector<double>{2, 2, 2});
+  CHECK(f.num_traces() == 4);
+  f(std::tuple{eqx::zeros({2}), Array{}});
+  CHECK(f.num_traces() == 4);
+}
+
+TEST_CASE("assert_max_traces counts traces and names what changed", "[jit]") {
+  auto counted = eqx::debug::assert_max_traces([](const Array& x, int n) { return x * static_cast<float>(n); }, 1, "scale");
+  auto f = eqx::filter_jit(counted);
+  f(eqx::ones({3}), 2);
+  f(eqx::zeros({3}), 2);
+  CHECK(eqx::debug::get_num_traces(counted) == 1);
+  CHECK(eqx::debug::get_num_traces(f) == 1);
+  CHECK(message_of<eqx::TraceError>([&] { f(eqx::ones({4}), 2); }) ==
+        "eqx::debug::assert_max_traces: 'scale' was traced 2 times, more than the 1 allowed. Changed since the "
+        "previous trace: [0]: f32[3] -> f32[4]. Each new shape, dtype or static value compiles the function again; "
+        "pass values that change as Arrays, or keep shapes fixed");
+  auto g = eqx::filter_jit(eqx::debug::assert_max_traces(
+      [](const Linear& l, int n) { return l.weight * static_cast<float>(n); }, 1, "g"));
+  g(Linear{eqx::ones({2}), eqx::ones({2})}, 1);
+  std::string m = message_of<eqx::TraceError>([&] { g(Linear{eqx::ones({2}, eqx::float64), eqx::ones({2})}, 5); });
+  CHECK(m.find("Changed since the previous trace: [0].weight: f32[2] -> f64[2]; [1]: 1 -> 5.") != std::string::npos);
+  // Eager calls are not traces.
+  auto eager = eqx::debug::assert_max_traces([](const Array& x) { return x; }, 0);
+  eager(eqx::ones({1}));
+  CHECK(eqx::debug::get_num_traces(eager) == 0);
+}
+
+TEST_CASE("a Python-style if on a traced Array is a ConcretizationError", "[jit]") {
+  auto f = eqx::filter_jit([](const Array& x) { return eqx::sum(x) > 0.0f ? x : -x; });
+  std::string m = message_of<eqx::ConcretizationError>([&] { f(eqx::ones({2})); });
+  CHECK(m.rfind("eqx: converting to bool on an abstract (traced) Array bool[]", 0) == 0);
+  CHECK(m.find("eqx::where") != std::string::npos);
+  // The failed trace left no trace active behind it.
+  check(eqx::ones({2}) + 1.0f, {2}, std::vector<float>{2, 2});
+}
+
+TEST_CASE("a jitted function called inside a trace is inlined", "[jit]") {
+  auto inner = eqx::filter_jit([](const Array& x) { return eqx::exp(x); });
+  auto j = eqx::filter_make_jaxpr([&](const Array& x) { return inner(x) + 1.0f; })(eqx::zeros({2}));
+  CHECK(j.str() ==
+        "{ lambda ; a:f32[2]. let\n"
+        "    b:f32[2] = exp a\n"
+        "    c:f32[2] = add b 1.0:f32[]\n"
+        "  in (c) }");
+  CHECK(inner.num_traces() == 0);
+}
+
+TEST_CASE("an identity returns the input's buffer; constant outputs return the constant", "[jit]") {
+  const Array x = eqx::ones({4});
+  auto id = eqx::filter_jit([](const Array& a) { return a; });
+  CHECK(id(x).same_storage(x));
+}
+
+TEST_CASE("a cache hit allocates only its outputs", "[jit]") {
+  // Each output Array costs two allocations: its buffer and its shared
+  // control block; the flat list that carries outputs to the pytree is one more.
+  const Mlp model = make_mlp(Activation::relu);
+  const Array x = eqx::array({0.5f, -1.0f, 2.0f});
+  auto f = eqx::filter_jit([](const Mlp& m, const Array& x) { return std::tuple{m(x), eqx::sum(x) * 2.0f}; });
+  f(model, x);  // trace and compile
+  f(model, x);  // warm the per-thread buffers
+  std::tuple<Array, Array> out;
+  CHECK(allocations_in([&] { out = f(model, x); }) == 2 * 2 + 1);
+  check(std::get<0>(out), {2}, model(x).to_vector<float>());
+
+  auto id = eqx::filter_jit([](const Array& a) { return a; });
+  id(x);
+  id(x);
+  Array same;
+  CHECK(allocations_in([&] { same = id(x); }) == 1);  // the output list only: no new buffer
+
+  // The counter itself works: an eager op allocates.
+  CHECK(allocations_in([&] { same = x + 1.0f; }) > 0);
+}
+
+TEST_CASE("one jitted function called from several threads at once", "[jit][threads]") {
+  auto f = eqx::filter_jit([](const Array& x, const Array& y) { return eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f; });
+  const Array x = eqx::random::normal(eqx::random::key(1), {16, 16});
+  const Array y = eqx::random::normal(eqx::random::key(2), {16, 16});
+  const std::vector<float> want = (eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f).to_vector<float>();
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i)
+        if (f(x, y).to_vector<float>() != want) ++wrong;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
+  CHECK(f.num_traces() >= 1);
+  CHECK(f.num_traces() <= 4);  // threads that miss together may each trace once
+}
