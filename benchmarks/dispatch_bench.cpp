@@ -1,6 +1,8 @@
-// W5 "dispatch" (shared/WORKLOADS.md), eager: a chain of 100 out-of-place
+// W5 "dispatch" (shared/WORKLOADS.md): a chain of 100 out-of-place
 // elementwise ops on 16 floats (x + 0.1 on even steps, x * 0.99 on odd).
-// Every eqx op goes through bind: shape rule, output allocation, kernel.
+// Eagerly, every eqx op goes through bind: shape rule, output allocation,
+// kernel. Under filter_jit the chain is traced once and fused into one tiled
+// loop; a call hashes the key, runs the plan and allocates the result.
 // The Eigen floor runs the same runtime op list into a preallocated buffer
 // (and, in the /alloc variant, allocates a fresh result per op), so the
 // ratios between them are eqx's per-op overhead, measured in one run.
@@ -61,6 +63,25 @@ void BM_W5_EqxEager(benchmark::State& state) {
                                                                              benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_W5_EqxEager);
+
+void BM_W5_EqxJit(benchmark::State& state) {
+  const std::vector<Op> ops = op_list();
+  auto chain = eqx::filter_jit([&ops](eqx::Array x) {
+    for (Op op : ops) x = op == Op::add ? x + 0.1f : x * 0.99f;
+    return x;
+  });
+  const eqx::Array x0 = eqx::arange(kSize) / 16.0f;
+  eqx::Array x = chain(x0);  // trace and compile before timing
+  for (auto _ : state) {
+    x = chain(x0);
+    benchmark::DoNotOptimize(x);
+  }
+  check(x.to_vector<float>(), state);
+  state.counters["ns_per_op"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * kOps, benchmark::Counter::kIsRate |
+                                                                             benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_W5_EqxJit);
 
 void BM_W5_EigenFloor(benchmark::State& state) {
   const std::vector<Op> ops = op_list();

@@ -44,8 +44,16 @@ struct BinaryPrim final : Primitive {
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
+  TileKernel tile_kernel(std::span<const AbstractArray> in, const Params&) const override;
 
  private:
+  template <class T>
+  static void tile(const void* const* in, void* out, std::int64_t n) {
+    using O = std::conditional_t<Op::kCompare, bool, T>;
+    EMap<O>(static_cast<O*>(out), n) =
+        Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n), ECMap<T>(static_cast<const T*>(in[1]), n));
+  }
+
   template <class T>
   static void run(std::span<const View> in, const View& out) {
     using O = std::conditional_t<Op::kCompare, bool, T>;
@@ -73,6 +81,15 @@ struct BinaryPrim final : Primitive {
   }
 };
 #if EQX_BINARY_KERNELS
+template <class Op>
+TileKernel BinaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
+  return visit_dtype(in[0].dtype, [](auto tag) -> TileKernel {
+    using T = decltype(tag);
+    if constexpr (Op::template supports<T>) return &tile<T>;
+    else return nullptr;
+  });
+}
+
 template <class Op>
 void BinaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   visit_dtype(in[0].dtype, [&](auto tag) {

@@ -35,8 +35,23 @@ struct ConvertPrim final : Primitive {
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
+  TileKernel tile_kernel(std::span<const AbstractArray> in, const Params& p) const override;
 };
+
+template <class From, class To>
+void convert_tile(const void* const* in, void* out, std::int64_t n) {
+  const From* a = static_cast<const From*>(in[0]);
+  To* o = static_cast<To*>(out);
+  for (std::int64_t i = 0; i < n; ++i) o[i] = convert_value<To>(a[i]);
+}
 #if EQX_CONVERT_KERNELS
+EQX_KERNEL_INLINE TileKernel ConvertPrim::tile_kernel(std::span<const AbstractArray> in, const Params& p) const {
+  return visit_dtype(in[0].dtype, [&](auto from_tag) {
+    return visit_dtype(p.get<DType>("new_dtype"), [](auto to_tag) -> TileKernel {
+      return &convert_tile<decltype(from_tag), decltype(to_tag)>;
+    });
+  });
+}
 EQX_KERNEL_INLINE void ConvertPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   visit_dtype(in[0].dtype, [&](auto from_tag) {
     visit_dtype(out[0].dtype, [&](auto to_tag) {

@@ -84,6 +84,10 @@ struct View {
 
 }  // namespace detail
 
+/// An elementwise kernel on `n` contiguous elements of every operand (no
+/// broadcasting, no threads): what fused regions call on each tile.
+using TileKernel = void (*)(const void* const* in, void* out, std::int64_t n);
+
 /// Base of every primitive. Each primitive is one struct deriving from this
 /// that holds all of its rules; it is stateless and used through a single
 /// `inline const` instance.
@@ -102,6 +106,13 @@ class Primitive {
   /// depends only on the input elements at the same, broadcast, position).
   /// The fusion pass merges chains of them into one tiled loop.
   virtual bool elementwise() const { return false; }
+  /// For elementwise primitives: the tile kernel for these input types, or
+  /// nullptr (then fused regions call `kernel` on each tile instead).
+  virtual TileKernel tile_kernel(std::span<const AbstractArray> in, const Params& params) const {
+    (void)in;
+    (void)params;
+    return nullptr;
+  }
 };
 
 namespace detail {

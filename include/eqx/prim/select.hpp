@@ -35,8 +35,21 @@ struct SelectPrim final : Primitive {
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
+  TileKernel tile_kernel(std::span<const AbstractArray> in, const Params&) const override;
 };
+
+template <class T>
+void select_tile(const void* const* in, void* out, std::int64_t n) {
+  const bool* c = static_cast<const bool*>(in[0]);
+  const T* a = static_cast<const T*>(in[1]);
+  const T* b = static_cast<const T*>(in[2]);
+  T* o = static_cast<T*>(out);
+  for (std::int64_t i = 0; i < n; ++i) o[i] = c[i] ? a[i] : b[i];
+}
 #if EQX_SELECT_KERNELS
+EQX_KERNEL_INLINE TileKernel SelectPrim::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
+  return visit_dtype(in[1].dtype, [](auto tag) -> TileKernel { return &select_tile<decltype(tag)>; });
+}
 EQX_KERNEL_INLINE void SelectPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   visit_dtype(out[0].dtype, [&](auto tag) {
     using T = decltype(tag);

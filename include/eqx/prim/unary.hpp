@@ -68,8 +68,22 @@ struct UnaryPrim final : Primitive {
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
+  TileKernel tile_kernel(std::span<const AbstractArray> in, const Params&) const override;
 };
+
+template <class Op, class T>
+void unary_tile(const void* const* in, void* out, std::int64_t n) {
+  EMap<T>(static_cast<T*>(out), n) = Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n));
+}
 #if EQX_UNARY_KERNELS
+template <class Op>
+TileKernel UnaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
+  return visit_dtype(in[0].dtype, [](auto tag) -> TileKernel {
+    using T = decltype(tag);
+    if constexpr (Op::template supports<T>) return &unary_tile<Op, T>;
+    else return nullptr;
+  });
+}
 template <class Op>
 void UnaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   visit_dtype(in[0].dtype, [&](auto tag) {
