@@ -597,3 +597,16 @@ TEST_CASE("large elementwise kernels match a per-element loop", "[elementwise][t
       for (int j = 0; j < 200; ++j) REQUIRE(wv[i * 200 + j] == (i % 2 == 0 ? j : -1));
   }
 }
+
+TEST_CASE("exp is right below the smallest normal result, on vectorised and scalar paths alike", "[elementwise]") {
+  // 17 elements: Eigen runs the first 16 as packets and the last one as a scalar.
+  std::vector<float> xf;
+  for (int i = 0; i < 17; ++i) xf.push_back(-80.0f - 2.0f * static_cast<float>(i));  // -80 .. -112
+  std::vector<float> want;
+  for (float x : xf) want.push_back(std::exp(x));
+  std::vector<float> got = eqx::exp(eqx::array(xf)).to_vector<float>();
+  for (std::size_t i = 0; i < xf.size(); ++i) CHECK(got[i] == want[i]);  // exact: subnormals and 0 included
+  std::vector<double> xd{-710, -720, -740, -745, -750, -800, -1000, -730, -709};
+  std::vector<double> gd = eqx::exp(eqx::array(xd)).to_vector<double>();
+  for (std::size_t i = 0; i < xd.size(); ++i) CHECK(gd[i] == std::exp(xd[i]));
+}

@@ -115,6 +115,43 @@ struct NegOp {
   }
 };
 
+/// exp that is right below the normal range too. Eigen 3.4's vectorised exp
+/// clamps its argument at the smallest normal result (exp(-100.f) gives
+/// 2.9e-39, not 3.8e-44), while its scalar path is std::exp; so which elements
+/// a kernel call happens to vectorise changed the result. Lanes below the
+/// clamp are recomputed with std::exp (they are rare: results under 1e-38).
+template <class T>
+struct ExpFunctor {
+  T operator()(const T& x) const { return std::exp(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    namespace ei = Eigen::internal;
+    constexpr T kLowest = std::is_same_v<T, float> ? T(-87.33654) : T(-708.3964185322641);  // log(smallest normal)
+    Packet r = ei::pexp(x);
+    if (ei::predux_any(ei::pcmp_lt(x, ei::pset1<Packet>(kLowest)))) {
+      constexpr int n = ei::unpacket_traits<Packet>::size;
+      alignas(64) T xs[n], rs[n];
+      ei::pstoreu(xs, x);
+      ei::pstoreu(rs, r);
+      for (int i = 0; i < n; ++i)
+        if (xs[i] < kLowest) rs[i] = std::exp(xs[i]);
+      r = ei::ploadu<Packet>(rs);
+    }
+    return r;
+  }
+};
+
+}  // namespace eqx::detail
+
+namespace Eigen::internal {
+template <class T>
+struct functor_traits<eqx::detail::ExpFunctor<T>> {
+  enum { Cost = functor_traits<scalar_exp_op<T>>::Cost, PacketAccess = packet_traits<T>::HasExp };
+};
+}  // namespace Eigen::internal
+
+namespace eqx::detail {
+
 #define EQX_FLOAT_UNARY_OP(Struct, op_name, cost_, expr)                   \
   struct Struct {                                                          \
     static constexpr std::string_view name = op_name;                      \
@@ -123,7 +160,7 @@ struct NegOp {
     template <class T> static constexpr bool supports = is_float_v<T>;     \
     template <class A> static auto eval(const A& a) { return expr; }       \
   };
-EQX_FLOAT_UNARY_OP(ExpOp, "exp", 8, a.exp())
+EQX_FLOAT_UNARY_OP(ExpOp, "exp", 8, a.unaryExpr(ExpFunctor<typename A::Scalar>{}))
 EQX_FLOAT_UNARY_OP(LogOp, "log", 8, a.log())
 EQX_FLOAT_UNARY_OP(Log1pOp, "log1p", 16, a.log1p())
 EQX_FLOAT_UNARY_OP(Expm1Op, "expm1", 16, a.expm1())
