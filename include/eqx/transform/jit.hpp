@@ -132,6 +132,8 @@ class Jitted {
   /// traces and compiles one first.
   template <class... Args>
   auto operator()(const Args&... args) const {
+    static_assert(!std::is_void_v<detail::call_result_t<F, std::decay_t<Args>...>>,
+                  "eqx: a transformed function must return a value (an Array or a pytree)");
     return call<std::decay_t<Args>...>(args...);  // decay: a function argument is a function pointer leaf
   }
 
