@@ -2,6 +2,7 @@
 // Debugging aids for transformations: assert_max_traces / get_num_traces.
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
