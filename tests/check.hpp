@@ -58,4 +58,16 @@ eqx::Array seq(const eqx::Shape& shape, T start = T(0)) {
   return eqx::array(v, shape);
 }
 
+/// The what() of the E that f() throws, or "(no exception)": for comparing
+/// whole messages where CHECK_THROWS_WITH would only show a mismatch.
+template <class E>
+std::string message_of(auto&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
 }  // namespace eqx_test

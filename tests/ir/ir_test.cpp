@@ -18,6 +18,7 @@
 using eqx::Array;
 using eqx::Graph;
 using eqx_test::check;
+using eqx_test::message_of;
 
 namespace {
 
@@ -26,16 +27,6 @@ Array f32(std::vector<float> v, eqx::Shape s) { return eqx::array(v, s); }
 template <class F, class... Args>
 Graph graph_of(F f, const Args&... args) {
   return eqx::filter_make_jaxpr(f)(args...).graph;
-}
-
-template <class E>
-std::string message_of(auto&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no exception)";
 }
 
 }  // namespace
@@ -167,6 +158,27 @@ TEST_CASE("eval_graph runs a graph eagerly and checks its inputs", "[ir][trace]"
   std::vector<Array> one{a};
   CHECK(message_of<eqx::ValueError>([&] { eqx::eval_graph(g, one); }) ==
         "eqx::eval_graph: the graph has 2 inputs but 1 Arrays were given");
+}
+
+TEST_CASE("TraceScope records what is bound while it lives, and rejects empty Arrays", "[ir][trace]") {
+  eqx::TraceScope scope;
+  Array x = scope.input({eqx::Shape{2}, eqx::float32});
+  CHECK(message_of<eqx::ValueError>([&] { eqx::bind1(eqx::prim::add, {x, Array{}}); }) ==
+        "eqx::add: input 1 is an empty Array (None); a filtered-out leaf cannot be used in an operation");
+  Array y = eqx::exp(x);
+  CHECK(message_of<eqx::ValueError>([&] { scope.finish({y, Array{}}); }) ==
+        "eqx: output 1 of the traced function is an empty Array (None)");
+}
+
+TEST_CASE("TraceScope::finish gives the graph and ends the trace", "[ir][trace]") {
+  Graph g;
+  {
+    eqx::TraceScope scope;
+    Array x = scope.input({eqx::Shape{2}, eqx::float32});
+    g = scope.finish({eqx::exp(x)});
+    check(eqx::exp(eqx::zeros({2})), {2}, std::vector<float>{1, 1});  // eager again
+  }
+  CHECK(eqx::to_string(g) == "{ lambda ; a:f32[2]. let\n    b:f32[2] = exp a\n  in (b) }");
 }
 
 // ------------------------------------------------------------------- passes

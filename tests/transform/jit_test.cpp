@@ -19,7 +19,8 @@
 #include "check.hpp"
 
 // ------------------------------------------------ counting allocator hook
-// Every heap allocation of this test binary passes through here; a test
+// Every heap allocation of this test binary (all replaceable forms of
+// operator new, over malloc/free) passes through here; a test
 // arms the counter around the code it measures (on its own thread).
 namespace {
 thread_local bool g_counting = false;
@@ -36,6 +37,28 @@ void* operator new(std::size_t n) { return counted(n, 0); }
 void* operator new[](std::size_t n) { return counted(n, 0); }
 void* operator new(std::size_t n, std::align_val_t a) { return counted(n, static_cast<std::size_t>(a)); }
 void* operator new[](std::size_t n, std::align_val_t a) { return counted(n, static_cast<std::size_t>(a)); }
+// The nothrow forms too: every form must pair with the deletes below (and a
+// sanitizer build checks that they do).
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return counted(n, 0);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  try {
+    return counted(n, static_cast<std::size_t>(a));
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t& t) noexcept { return operator new(n, a, t); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
@@ -47,6 +70,7 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 
 using eqx::Array;
 using eqx_test::check;
+using eqx_test::message_of;
 
 namespace {
 
@@ -57,16 +81,6 @@ std::size_t allocations_in(F&& f) {
   f();
   g_counting = false;
   return g_allocations;
-}
-
-template <class E>
-std::string message_of(auto&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "(no exception)";
 }
 
 struct Linear {

@@ -33,6 +33,9 @@ struct MemoryStats {
   std::size_t num_instructions = 0;
 };
 
+/// A compiled graph. Usage:
+///   eqx::Plan plan(eqx::optimize(graph));
+///   std::vector<eqx::Array> out = plan.run(std::span<const eqx::Array>(inputs));
 class Plan {
  public:
   /// Compiles `graph`, whose constants must be concrete. Run the passes
