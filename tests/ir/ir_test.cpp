@@ -362,6 +362,24 @@ TEST_CASE("fused regions compute what the eager ops compute, over many tiles", "
   check(got[1], {3, 50000}, want_a.to_vector<float>());
 }
 
+TEST_CASE("a fused operation reading one value twice frees its tile buffer once", "[ir][passes][fusion]") {
+  // square(a) is mul a a; if a's buffer were freed twice, exp(b) and sin(b)
+  // would share one buffer and the sum would be wrong.
+  auto f = [](const Array& x) {
+    Array b = eqx::square(eqx::exp(x));
+    Array e = eqx::exp(b);
+    Array s = eqx::sin(b);
+    return e + s;
+  };
+  const Array x = eqx::linspace(-1.0f, 0.5f, 9);
+  std::vector<float> want;
+  for (float v : x.to_vector<float>()) {
+    float b = std::exp(v) * std::exp(v);
+    want.push_back(std::exp(b) + std::sin(b));
+  }
+  check(eqx::filter_jit(f)(x), {9}, want);
+}
+
 // --------------------------------------------------------------------- plan
 
 TEST_CASE("Plan assigns intermediates to one arena by liveness", "[ir][plan]") {

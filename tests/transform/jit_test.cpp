@@ -116,6 +116,29 @@ Mlp make_mlp(Activation act) {
              act};
 }
 
+/// A type with private members, made a pytree node by tree_traits; its
+/// flatten returns copies (temporaries the jit walk must not point into).
+class Scaled {
+ public:
+  Scaled(Array value, float scale) : value_(std::move(value)), scale_(scale) {}
+  const Array& value() const { return value_; }
+  float scale() const { return scale_; }
+
+ private:
+  Array value_;
+  float scale_;
+};
+
+}  // namespace
+
+template <>
+struct eqx::tree_traits<Scaled> {
+  static std::tuple<Array, float> flatten(const Scaled& s) { return {s.value(), s.scale()}; }
+  static Scaled unflatten(std::tuple<Array, float> c) { return Scaled(std::get<0>(c), std::get<1>(c)); }
+};
+
+namespace {
+
 float scale_by(float x) { return 2 * x; }
 float shift_by(float x) { return x + 1; }
 
@@ -223,6 +246,27 @@ TEST_CASE("assert_max_traces counts traces and names what changed", "[jit]") {
   auto eager = eqx::debug::assert_max_traces([](const Array& x) { return x; }, 0);
   eager(eqx::ones({1}));
   CHECK(eqx::debug::get_num_traces(eager) == 0);
+}
+
+TEST_CASE("custom pytree nodes as arguments and results", "[jit]") {
+  auto f = eqx::filter_jit([](const Scaled& s) { return Scaled(s.value() * s.scale(), s.scale() + 1); });
+  for (int call = 0; call < 3; ++call) {
+    Scaled out = f(Scaled(eqx::array({1.0f, 2.0f}), 3.0f));  // a fresh temporary each call
+    check(out.value(), {2}, std::vector<float>{3, 6});
+    CHECK(out.scale() == 4.0f);
+  }
+  CHECK(f.num_traces() == 1);
+  f(Scaled(eqx::array({1.0f, 2.0f}), 2.0f));  // the float is a static leaf
+  CHECK(f.num_traces() == 2);
+}
+
+TEST_CASE("a leaked tracer passed to a jitted function is a TraceError", "[jit]") {
+  Array leaked;
+  eqx::filter_make_jaxpr([&](const Array& x) { return leaked = x + 1.0f; })(eqx::zeros({2}));
+  auto f = eqx::filter_jit([](const Array& x) { return x * 2.0f; });
+  CHECK(message_of<eqx::TraceError>([&] { f(leaked); }) ==
+        "eqx::filter_jit: argument leaf (root) is an abstract Array from a trace that has already finished (a leaked "
+        "tracer); pass concrete Arrays, or return the value from the transformed function instead");
 }
 
 TEST_CASE("a Python-style if on a traced Array is a ConcretizationError", "[jit]") {

@@ -7,6 +7,7 @@
 // detail::parallel_for with the size of their work and it decides.
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "eqx/core/error.hpp"
@@ -34,10 +36,8 @@ class ThreadPool {
     return pool;
   }
 
-  int num_threads() const {
-    std::lock_guard<std::mutex> lk(m_);
-    return num_threads_;
-  }
+  // Read by every kernel call: atomic, not behind the mutex.
+  int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
 
   void set_num_threads(int n) {
     std::lock_guard<std::mutex> run_lock(run_mutex_);
@@ -132,7 +132,7 @@ class ThreadPool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* task_ = nullptr;
-  int num_threads_;
+  std::atomic<int> num_threads_;
   int run_size_ = 0;
   int pending_ = 0;
   std::uint64_t generation_ = 0;
@@ -154,9 +154,16 @@ void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
     if (n > 0) body(std::int64_t{0}, n);
     return;
   }
-  std::function<void(int)> task = [&](int i) {
-    std::int64_t begin = n * i / threads, end = n * (i + 1) / threads;
-    if (begin < end) body(begin, end);
+  // The task captures one pointer, so std::function stores it inline: a
+  // parallel kernel in a compiled plan allocates nothing.
+  struct Split {
+    std::int64_t n;
+    int threads;
+    std::remove_reference_t<Body>* body;
+  } split{n, threads, &body};
+  std::function<void(int)> task = [s = &split](int i) {
+    std::int64_t begin = s->n * i / s->threads, end = s->n * (i + 1) / s->threads;
+    if (begin < end) (*s->body)(begin, end);
   };
   pool.run(threads, task);
 }

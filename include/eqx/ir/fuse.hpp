@@ -75,8 +75,10 @@ class FusedProgram {
       // Free slots of values read for the last time (after choosing the
       // output slot: a convert to a wider dtype must not write over its input).
       for (Var v : eq.inputs)
-        if (last_use[v] == static_cast<std::int64_t>(k) && loc[v].kind == Loc::slot && !is_input(body, v))
+        if (last_use[v] == static_cast<std::int64_t>(k) && loc[v].kind == Loc::slot && !is_input(body, v)) {
           free_slots.push_back(loc[v].index);
+          last_use[v] = -1;  // once: `mul a a` reads a twice but frees its slot once
+        }
       ops_.push_back(op);
     }
     tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 17) / (8 * std::max(num_slots_, 1)), 256, 2048);
@@ -95,7 +97,7 @@ class FusedProgram {
       auto slot_ptr = [&](int s) { return static_cast<void*>(scratch.data() + slot_words * static_cast<std::size_t>(s)); };
       for (std::size_t i = 0; i < inputs_.size(); ++i)
         if (inputs_[i].access == Access::scalar) fill_scalar(in[i], inputs_[i].dtype, slot_ptr(inputs_[i].slot), tile_);
-      View in_views[3];
+      View in_views[kMaxInputs];
       View out_view;
       for (std::int64_t t = t0; t < t1; ++t) {
         const std::int64_t start = t * tile_, len = std::min(tile_, n_ - start);
@@ -115,7 +117,7 @@ class FusedProgram {
         };
         for (const Op& op : ops_) {
           if (op.tile) {  // the fast path: a plain function on contiguous tiles
-            const void* ptrs[3];
+            const void* ptrs[kMaxInputs];
             for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
             op.tile(ptrs, locate(op.out), len);
             continue;
@@ -128,6 +130,9 @@ class FusedProgram {
       }
     });
   }
+
+  /// Operands of one fused operation (select has the most: 3).
+  static constexpr std::size_t kMaxInputs = 3;
 
   std::int64_t tile_size() const { return tile_; }
   int num_tile_buffers() const { return num_slots_; }
@@ -150,7 +155,7 @@ class FusedProgram {
     const Primitive* prim;
     const Params* params;
     TileKernel tile;
-    Loc in[3];
+    Loc in[kMaxInputs];
     Loc out;
     int nin;
   };
@@ -254,7 +259,10 @@ inline Graph fuse_elementwise(Graph g) {
   };
   std::vector<Region> regions;
   std::vector<int> region_of(neq, -1);
-  auto fusable = [&](const Equation& eq) { return eq.prim->elementwise() && eq.outputs.size() == 1; };
+  using detail::FusedProgram;
+  auto fusable = [&](const Equation& eq) {
+    return eq.prim->elementwise() && eq.outputs.size() == 1 && eq.inputs.size() <= FusedProgram::kMaxInputs;
+  };
   for (std::size_t e = 0; e < neq; ++e) {
     const Equation& eq = g.equations[e];
     if (!fusable(eq)) continue;

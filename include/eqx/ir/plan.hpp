@@ -63,6 +63,8 @@ class Plan {
     std::size_t max_operands = 0;
     for (std::size_t k = 0; k < g.equations.size(); ++k) {
       const Equation& eq = g.equations[k];
+      if (eq.inputs.size() > 0xFFFF || eq.outputs.size() > 0xFFFF)
+        throw ValueError("eqx::Plan: an equation with more than 65535 inputs or outputs");
       Instr in{eq.prim, &eq.params, nullptr, static_cast<std::uint32_t>(operands_.size()),
                static_cast<std::uint16_t>(eq.inputs.size()), static_cast<std::uint16_t>(eq.outputs.size())};
       if (eq.prim == &prim::fused) {

@@ -39,42 +39,65 @@ namespace eqx {
 
 namespace detail {
 
-/// Pointers to the Array leaves of one call; no heap use up to 32 leaves.
+/// The Array leaves of one call, held by value (a custom node's flatten may
+/// return temporaries) and as pointers for Plan::run. No heap use up to 64
+/// leaves; copying an Array only bumps a reference count.
 class LeafRefs {
  public:
-  void push(const Array* a) {
-    if (n_ < kInline) inline_[n_] = a;
-    else {
-      if (n_ == kInline) heap_.assign(inline_.begin(), inline_.end());
+  void push(const Array& a) {
+    if (n_ < kInline) {
+      inline_[n_] = a;
+      ptrs_[n_] = &inline_[n_];
+    } else {
       heap_.push_back(a);
     }
     ++n_;
   }
   std::size_t size() const { return n_; }
-  std::span<const Array* const> span() const {
-    return n_ <= kInline ? std::span<const Array* const>(inline_.data(), n_) : std::span<const Array* const>(heap_);
+  std::span<const Array* const> span() {
+    if (n_ <= kInline) return {ptrs_.data(), n_};
+    heap_ptrs_.assign(ptrs_.begin(), ptrs_.end());
+    for (const Array& a : heap_) heap_ptrs_.push_back(&a);
+    return heap_ptrs_;
   }
 
  private:
-  static constexpr std::size_t kInline = 32;
-  std::array<const Array*, kInline> inline_{};
-  std::vector<const Array*> heap_;
+  static constexpr std::size_t kInline = 64;
+  std::array<Array, kInline> inline_;
+  std::array<const Array*, kInline> ptrs_{};
+  std::vector<Array> heap_;
+  std::vector<const Array*> heap_ptrs_;
   std::size_t n_ = 0;
 };
+
+template <class X>
+inline constexpr bool is_view_leaf =
+    std::is_same_v<X, std::string_view> || std::is_same_v<X, const char*> || std::is_same_v<X, char*>;
 
 /// Hashes the cache key of one call while collecting its Array leaves.
 struct KeyHasher : StructureHasher {
   LeafRefs* leaves;
-  bool array(const TreePath&, const Array& a) {
+  bool array(const TreePath& path, const Array& a) {
     if (!a.has_value()) {
       h = hash_combine(h, 0xB0B);
       return true;
     }
-    leaves->push(&a);
+    if (a.is_abstract())  // no trace is active here: jit inside a trace is inlined
+      throw TraceError("eqx::filter_jit: argument leaf " + path.display() +
+                       " is an abstract Array from a trace that has already finished (a leaked tracer); pass "
+                       "concrete Arrays, or return the value from the transformed function instead");
+    leaves->push(a);
     h = hash_combine(h, static_cast<std::size_t>(a.dtype()) + 0xA11);
     for (std::int64_t d : a.shape()) h = hash_combine(h, static_cast<std::size_t>(d));
     h = hash_combine(h, a.ndim());
     return true;
+  }
+  template <class X>
+  bool static_leaf(const TreePath& path, const X& x) {
+    static_assert(!is_view_leaf<X>,
+                  "eqx::filter_jit: a std::string_view or char pointer argument would be cached as a pointer "
+                  "to memory the caller may reuse; pass a std::string");
+    return StructureHasher::static_leaf(path, x);
   }
   bool mismatch(const TreePath&, const std::string&) { return true; }
 };
@@ -92,8 +115,9 @@ struct KeyComparer {
   bool mismatch(const TreePath&, const std::string&) { return false; }
 };
 
+/// One distinct address per type (not const: identical constants may be merged).
 template <class T>
-inline constexpr char type_tag = 0;
+inline char type_tag = 0;
 
 /// One compiled specialisation of a jitted function.
 struct JitEntryBase {
@@ -187,7 +211,7 @@ class Jitted {
   }
 
   template <class... Args>
-  const detail::JitEntryBase* find(const detail::LeafRefs& leaves, std::size_t hash, const Args&... args) const {
+  const detail::JitEntryBase* find(detail::LeafRefs& leaves, std::size_t hash, const Args&... args) const {
     const void* tag = &detail::type_tag<std::tuple<F, Args...>>;
     std::lock_guard<std::mutex> lock(cache_->mutex);
     for (const auto& e : cache_->entries)
@@ -197,7 +221,7 @@ class Jitted {
   }
 
   template <class... Args>
-  bool matches(const Entry<Args...>& e, const detail::LeafRefs& leaves, const Args&... args) const {
+  bool matches(const Entry<Args...>& e, detail::LeafRefs& leaves, const Args&... args) const {
     auto refs = leaves.span();
     if (refs.size() != e.leaf_types.size()) return false;
     for (std::size_t i = 0; i < refs.size(); ++i)

@@ -36,6 +36,9 @@ namespace eqx {
 /// Usage: `struct Conv { eqx::Array weight; eqx::Static<std::vector<int>> stride; };`
 template <class T>
 struct Static {
+  static_assert(std::equality_comparable<T> || std::is_empty_v<T>,
+                "eqx::Static<T>: T must have operator== (or be an empty, stateless type): a Static field is "
+                "part of the tree structure and of the jit cache key, compared by value");
   T value;
 
   const T& get() const { return value; }
