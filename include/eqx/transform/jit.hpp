@@ -15,12 +15,14 @@
 // come from the trace, as in Equinox. Called inside another trace, a jitted
 // function is inlined into it.
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <span>
 #include <string>
 #include <tuple>
@@ -44,13 +46,15 @@ namespace detail {
 /// leaves; copying an Array only bumps a reference count.
 class LeafRefs {
  public:
+  LeafRefs() = default;
+  LeafRefs(const LeafRefs&) = delete;
+  LeafRefs& operator=(const LeafRefs&) = delete;
+  ~LeafRefs() {
+    for (std::size_t i = 0; i < std::min(n_, kInline); ++i) slot(i)->~Array();
+  }
   void push(const Array& a) {
-    if (n_ < kInline) {
-      inline_[n_] = a;
-      ptrs_[n_] = &inline_[n_];
-    } else {
-      heap_.push_back(a);
-    }
+    if (n_ < kInline) ptrs_[n_] = new (slot(n_)) Array(a);  // constructed only when used
+    else heap_.push_back(a);
     ++n_;
   }
   std::size_t size() const { return n_; }
@@ -63,8 +67,9 @@ class LeafRefs {
 
  private:
   static constexpr std::size_t kInline = 64;
-  std::array<Array, kInline> inline_;
-  std::array<const Array*, kInline> ptrs_{};
+  Array* slot(std::size_t i) { return std::launder(reinterpret_cast<Array*>(storage_ + i * sizeof(Array))); }
+  alignas(Array) std::byte storage_[kInline * sizeof(Array)];
+  std::array<const Array*, kInline> ptrs_;
   std::vector<Array> heap_;
   std::vector<const Array*> heap_ptrs_;
   std::size_t n_ = 0;
