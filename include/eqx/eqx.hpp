@@ -16,6 +16,7 @@
 #include "eqx/ops/reductions.hpp"
 #include "eqx/ops/shape.hpp"
 #include "eqx/random.hpp"
+#include "eqx/transform/grad.hpp"
 #include "eqx/transform/jit.hpp"
 #include "eqx/transform/make_jaxpr.hpp"
 #include "eqx/debug.hpp"

@@ -28,6 +28,10 @@
 
 namespace eqx::detail {
 
+/// d op(a, b) / d(input i), or empty where it is zero (comparisons, logic).
+template <class Op>
+Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i);
+
 /// Shape rule and kernel shared by all binary elementwise primitives.
 template <class Op>
 struct BinaryPrim final : Primitive {
@@ -45,6 +49,24 @@ struct BinaryPrim final : Primitive {
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
   TileKernel tile_kernel(std::span<const AbstractArray> in, const Params&) const override;
+
+  // Each input's partial derivative (broadcast like the op), then chain rule.
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params&) const override {
+    if (!is_floating(y[0].dtype())) return {Array{}};
+    Array out;
+    for (std::size_t i = 0; i < 2; ++i)
+      if (t[i].has_value()) out = o.add(out, o.mul(t[i], binary_partial<Op>(o, x[0], x[1], y[0], i)));
+    return {out.has_value() ? o.broadcast_to(out, y[0].shape()) : out};
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params&) const override {
+    if (!ct[0].has_value() || !is_floating(y[0].dtype())) return {Array{}, Array{}};
+    std::vector<Array> out(2);
+    for (std::size_t i = 0; i < 2; ++i)
+      out[i] = o.unbroadcast(o.mul(ct[0], binary_partial<Op>(o, x[0], x[1], y[0], i)), x[i].shape());
+    return out;
+  }
 
  private:
   template <class T>
@@ -191,6 +213,37 @@ struct ExtremumOp {
     }
   }
 };
+
+}  // namespace eqx::detail
+
+namespace eqx::detail {
+
+template <class Op>
+Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
+  const DType d = y.dtype();
+  auto c = [&](double v) { return o.scalar(v, d); };
+  if constexpr (std::is_same_v<Op, AddOp>) return c(1);
+  else if constexpr (std::is_same_v<Op, SubOp>) return c(i == 0 ? 1 : -1);
+  else if constexpr (std::is_same_v<Op, MulOp>) return i == 0 ? b : a;
+  else if constexpr (std::is_same_v<Op, DivOp>) return i == 0 ? o.div(c(1), b) : o.neg(o.div(y, b));
+  else if constexpr (std::is_same_v<Op, PowOp>) {
+    if (i == 0) return o.mul(b, o.bin(o.pow_p, a, o.sub(b, c(1))));
+    // d/db a^b = a^b log a, taken as 0 where a == 0 (as JAX).
+    Array a_zero = o.bin(o.eq_p, a, c(0));
+    Array safe_a = o.select(a_zero, o.instantiate(c(1), a.shape(), d), a);
+    return o.select(o.broadcast_to(a_zero, y.shape()), o.instantiate(c(0), y.shape(), d),
+                    o.broadcast_to(o.mul(y, o.un(o.log_p, safe_a)), y.shape()));
+  } else if constexpr (std::is_same_v<Op, ExtremumOp<true>> || std::is_same_v<Op, ExtremumOp<false>>) {
+    // 1 where this operand is the result, 0.5 each on ties (as JAX).
+    const Array& self = i == 0 ? a : b;
+    const Array& other = i == 0 ? b : a;
+    Array wins = std::is_same_v<Op, ExtremumOp<true>> ? o.bin(o.gt_p, self, other) : o.bin(o.gt_p, other, self);
+    Array tie = o.bin(o.eq_p, self, other);
+    return o.add(o.convert(wins, d), o.mul(c(0.5), o.convert(tie, d)));
+  } else {
+    return Array{};
+  }
+}
 
 }  // namespace eqx::detail
 

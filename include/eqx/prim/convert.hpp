@@ -36,6 +36,18 @@ struct ConvertPrim final : Primitive {
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
   TileKernel tile_kernel(std::span<const AbstractArray> in, const Params& p) const override;
+
+  // Only float-to-float conversions carry derivatives.
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params&) const override {
+    if (!is_floating(x[0].dtype()) || !is_floating(y[0].dtype())) return {Array{}};
+    return {o.convert(t[0], y[0].dtype())};
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params&) const override {
+    if (!is_floating(x[0].dtype()) || !is_floating(y[0].dtype())) return {Array{}};
+    return {o.convert(ct[0], x[0].dtype())};
+  }
 };
 
 template <class From, class To>

@@ -150,7 +150,62 @@ struct DotGeneralPrim final : Primitive {
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 
+  // Bilinear: d(l.r) = dl.r + l.dr.
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array>, const Params& p) const override {
+    return {o.add(t[0].has_value() ? bind1(*this, {t[0], x[1]}, p) : Array{},
+                  t[1].has_value() ? bind1(*this, {x[0], t[1]}, p) : Array{})};
+  }
+  // The cotangent of each operand is a dot_general of the output cotangent
+  // with the other operand over the other operand's free axes, then a
+  // transpose back to the operand's axis order (as JAX's transpose rule).
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                         std::span<const Array> ct, const Params& p) const override {
+    if (!ct[0].has_value()) return {Array{}, Array{}};
+    const DotDims d = DotDims::from(p);
+    return {operand_cotangent(o, ct[0], x[1], x[0].ndim(), d.lhs_batch, d.lhs_contract, d.rhs_batch,
+                              d.rhs_contract, /*lhs=*/true),
+            operand_cotangent(o, ct[0], x[0], x[1].ndim(), d.rhs_batch, d.rhs_contract, d.lhs_batch,
+                              d.lhs_contract, /*lhs=*/false)};
+  }
+
  private:
+  static Array operand_cotangent(const RuleOps& o, const Array& ct, const Array& other, std::size_t rank,
+                                 const AxisList& batch, const AxisList& contract, const AxisList& other_batch,
+                                 const AxisList& other_contract, bool lhs) {
+    const std::size_t nb = batch.size();
+    const AxisList free = free_axes(rank, batch, contract);
+    const AxisList other_free = free_axes(other.ndim(), other_batch, other_contract);
+    // Output axes: [batch, lhs free, rhs free]; this operand's free axes sit
+    // first (lhs) or second (rhs) among the free ones.
+    const std::size_t lhs_free = lhs ? free.size() : other_free.size();
+    Ints ct_contract, ct_batch, o_contract, o_batch;
+    for (std::size_t i = 0; i < other_free.size(); ++i) {
+      ct_contract.push_back(static_cast<std::int64_t>(nb + (lhs ? lhs_free : 0) + i));
+      o_contract.push_back(other_free[i]);
+    }
+    for (std::size_t i = 0; i < nb; ++i) {
+      ct_batch.push_back(static_cast<std::int64_t>(i));
+      o_batch.push_back(other_batch[i]);
+    }
+    Array raw = o.dot(ct, other, ct_contract, o_contract, ct_batch, o_batch);
+    // raw axes: [batch, free, other's remaining axes (its contract axes, ascending)].
+    Ints order(batch.begin(), batch.end());
+    for (auto a : free) order.push_back(a);
+    Ints remaining(other_contract.begin(), other_contract.end());
+    std::sort(remaining.begin(), remaining.end());
+    for (auto r : remaining) {
+      auto it = std::find(other_contract.begin(), other_contract.end(), r);
+      order.push_back(contract[static_cast<std::size_t>(it - other_contract.begin())]);
+    }
+    Ints perm(rank);
+    for (std::size_t i = 0; i < rank; ++i)
+      perm[i] = static_cast<std::int64_t>(std::find(order.begin(), order.end(), static_cast<std::int64_t>(i)) - order.begin());
+    bool identity = true;
+    for (std::size_t i = 0; i < rank; ++i) identity = identity && perm[i] == static_cast<std::int64_t>(i);
+    return identity ? raw : o.transpose(raw, perm);
+  }
+
   template <class T>
   static void run(const View& lv, const View& rv, const View& ov, const DotDims& d) {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

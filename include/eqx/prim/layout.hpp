@@ -45,6 +45,14 @@ inline void require_rank(std::string_view op, const char* what, const Ints& v, s
 /// reshape[new_sizes]: same elements, new row-major shape.
 struct ReshapePrim final : Primitive {
   std::string_view name() const override { return "reshape"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
+                         std::span<const Array> y, const Params&) const override {
+    return {o.reshape(t[0], y[0].shape())};
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                         std::span<const Array> ct, const Params&) const override {
+    return {o.reshape(ct[0], x[0].shape())};
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& sizes = p.get<Ints>("new_sizes");
     Shape s(sizes.begin(), sizes.end());
@@ -67,6 +75,17 @@ EQX_KERNEL_INLINE void ReshapePrim::kernel(std::span<const View> in, std::span<c
 /// transpose[permutation]: out axis i is operand axis permutation[i].
 struct TransposePrim final : Primitive {
   std::string_view name() const override { return "transpose"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
+                         std::span<const Array>, const Params& p) const override {
+    return {o.transpose(t[0], p.get<Ints>("permutation"))};
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
+                         std::span<const Array> ct, const Params& p) const override {
+    const Ints& perm = p.get<Ints>("permutation");
+    Ints inverse(perm.size());
+    for (std::size_t i = 0; i < perm.size(); ++i) inverse[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
+    return {o.transpose(ct[0], inverse)};
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& perm = p.get<Ints>("permutation");
     const std::size_t r = in[0].shape.size();
@@ -101,6 +120,23 @@ EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span
 /// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
 struct BroadcastInDimPrim final : Primitive {
   std::string_view name() const override { return "broadcast_in_dim"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
+                         std::span<const Array>, const Params& p) const override {
+    return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
+  }
+  // Sum over the axes the broadcast created or expanded, back to x's shape.
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                         std::span<const Array> ct, const Params& p) const override {
+    if (!ct[0].has_value()) return {Array{}};
+    const Ints& dims = p.get<Ints>("broadcast_dimensions");
+    Ints axes;
+    for (std::size_t k = 0; k < ct[0].ndim(); ++k) {
+      auto it = std::find(dims.begin(), dims.end(), static_cast<std::int64_t>(k));
+      if (it == dims.end() || x[0].shape()[static_cast<std::size_t>(it - dims.begin())] != ct[0].shape()[k])
+        axes.push_back(static_cast<std::int64_t>(k));
+    }
+    return {o.reshape(o.reduce_sum(ct[0], axes), x[0].shape())};
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& shape = p.get<Ints>("shape");
     const Ints& dims = p.get<Ints>("broadcast_dimensions");

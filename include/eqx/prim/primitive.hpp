@@ -28,6 +28,7 @@
 namespace eqx {
 
 struct Graph;  // eqx/ir/graph.hpp: a parameter of control-flow and fused primitives
+struct RuleOps;  // below: what differentiation rules are written with
 
 /// The type of an Array without its values: what shape rules compute.
 struct AbstractArray {
@@ -113,6 +114,16 @@ class Primitive {
     (void)params;
     return nullptr;
   }
+
+  /// Forward mode: the tangents of the outputs, given the inputs
+  /// (`primals`), their tangents and the outputs. An empty Array is a
+  /// symbolic zero tangent. Written with `ops`, so the rule itself traces.
+  virtual std::vector<Array> jvp(const RuleOps& ops, std::span<const Array> primals, std::span<const Array> tangents,
+                                 std::span<const Array> outputs, const Params& params) const;
+  /// Reverse mode: the cotangents of the inputs (empty: zero), given the
+  /// cotangents of the outputs (empty: zero).
+  virtual std::vector<Array> vjp(const RuleOps& ops, std::span<const Array> primals, std::span<const Array> outputs,
+                                 std::span<const Array> cotangents, const Params& params) const;
 };
 
 namespace detail {
@@ -179,6 +190,117 @@ inline std::vector<Array> bind(const Primitive& prim, std::span<const Array> inp
 /// bind for single-output primitives. Usage: `eqx::Array z = eqx::bind1(eqx::prim::add, {x, y});`
 inline Array bind1(const Primitive& prim, std::initializer_list<Array> inputs, const Params& params = {}) {
   return std::move(bind(prim, std::span<const Array>(inputs.begin(), inputs.size()), params)[0]);
+}
+
+/// The operations differentiation rules are written with. The AD layer
+/// (eqx/ad/) fills in the primitives, so that primitive headers need not
+/// include each other. Empty Arrays are symbolic zeros: `mul(zero, x)` is
+/// zero without computing anything.
+struct RuleOps {
+  const Primitive *add_p, *sub_p, *mul_p, *div_p, *neg_p, *select_p, *convert_p, *broadcast_p, *reshape_p,
+      *reduce_sum_p, *transpose_p, *dot_general_p, *eq_p, *exp_p, *log_p, *sin_p, *cos_p, *sqrt_p, *pow_p,
+      *sign_p, *tanh_p, *logistic_p, *gt_p;
+
+  Array add(const Array& a, const Array& b) const {
+    if (!a.has_value()) return b;
+    if (!b.has_value()) return a;
+    return bind1(*add_p, {a, b});
+  }
+  Array sub(const Array& a, const Array& b) const {
+    if (!b.has_value()) return a;
+    if (!a.has_value()) return neg(b);
+    return bind1(*sub_p, {a, b});
+  }
+  Array mul(const Array& a, const Array& b) const {
+    if (!a.has_value() || !b.has_value()) return Array{};
+    return bind1(*mul_p, {a, b});
+  }
+  Array div(const Array& a, const Array& b) const {
+    if (!a.has_value()) return Array{};
+    return bind1(*div_p, {a, b});
+  }
+  Array neg(const Array& a) const { return a.has_value() ? bind1(*neg_p, {a}) : Array{}; }
+  Array un(const Primitive* p, const Array& a) const { return bind1(*p, {a}); }
+  Array bin(const Primitive* p, const Array& a, const Array& b) const { return bind1(*p, {a, b}); }
+  Array select(const Array& c, const Array& a, const Array& b) const { return bind1(*select_p, {c, a, b}); }
+  /// A rank-0 constant of x's dtype.
+  Array scalar(double v, DType dtype) const;
+  Array convert(const Array& a, DType d) const {
+    if (!a.has_value() || a.dtype() == d) return a;
+    return bind1(*convert_p, {a}, Params{}.set("new_dtype", d));
+  }
+  Array broadcast_to(const Array& a, const Shape& shape) const;
+  Array reshape(const Array& a, const Shape& shape) const {
+    if (!a.has_value() || a.shape() == shape) return a;
+    return bind1(*reshape_p, {a}, Params{}.set("new_sizes", std::vector<std::int64_t>(shape.begin(), shape.end())));
+  }
+  Array reduce_sum(const Array& a, std::vector<std::int64_t> axes) const {
+    if (!a.has_value() || axes.empty()) return a;
+    return bind1(*reduce_sum_p, {a}, Params{}.set("axes", std::move(axes)));
+  }
+  Array transpose(const Array& a, std::vector<std::int64_t> perm) const {
+    return a.has_value() ? bind1(*transpose_p, {a}, Params{}.set("permutation", std::move(perm))) : Array{};
+  }
+  /// dot_general with the given contracting and batch axes.
+  Array dot(const Array& a, const Array& b, std::vector<std::int64_t> ca, std::vector<std::int64_t> cb,
+            std::vector<std::int64_t> ba, std::vector<std::int64_t> bb) const {
+    if (!a.has_value() || !b.has_value()) return Array{};
+    return bind1(*dot_general_p, {a, b},
+                 Params{}
+                     .set("lhs_contracting_dimensions", std::move(ca))
+                     .set("rhs_contracting_dimensions", std::move(cb))
+                     .set("lhs_batch_dimensions", std::move(ba))
+                     .set("rhs_batch_dimensions", std::move(bb)));
+  }
+  /// Zeros of x's type (a broadcast literal), where a rule needs a concrete zero.
+  Array zeros_like(const Array& x) const { return broadcast_to(scalar(0, x.dtype()), x.shape()); }
+  /// A symbolic zero made concrete at `shape`/`dtype` if needed.
+  Array instantiate(const Array& t, const Shape& shape, DType dtype) const {
+    return t.has_value() ? broadcast_to(t, shape) : broadcast_to(scalar(0, dtype), shape);
+  }
+  /// The sum of a broadcast cotangent back to `shape` (numpy broadcasting reversed).
+  Array unbroadcast(const Array& ct, const Shape& shape) const {
+    if (!ct.has_value() || ct.shape() == shape) return ct;
+    const std::size_t extra = ct.ndim() - shape.size();
+    std::vector<std::int64_t> axes;
+    for (std::size_t i = 0; i < ct.ndim(); ++i)
+      if (i < extra || (shape[i - extra] == 1 && ct.shape()[i] != 1)) axes.push_back(static_cast<std::int64_t>(i));
+    return reshape(reduce_sum(ct, std::move(axes)), shape);
+  }
+};
+
+namespace detail {
+[[noreturn]] inline void throw_no_rule(const Primitive& p, const char* mode) {
+  throw ValueError("eqx: primitive '" + std::string(p.name()) + "' has no " + mode +
+                   " rule yet, so it cannot be differentiated");
+}
+}  // namespace detail
+
+inline std::vector<Array> Primitive::jvp(const RuleOps&, std::span<const Array>, std::span<const Array>,
+                                         std::span<const Array>, const Params&) const {
+  detail::throw_no_rule(*this, "JVP");
+}
+inline std::vector<Array> Primitive::vjp(const RuleOps&, std::span<const Array>, std::span<const Array>,
+                                         std::span<const Array>, const Params&) const {
+  detail::throw_no_rule(*this, "VJP");
+}
+
+inline Array RuleOps::scalar(double v, DType dtype) const {
+  return visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    Array a = detail::ArrayAccess::allocate(Shape{}, dtype);
+    *static_cast<T*>(detail::ArrayAccess::mutable_data(a)) = static_cast<T>(v);
+    return a;
+  });
+}
+
+inline Array RuleOps::broadcast_to(const Array& a, const Shape& shape) const {
+  if (!a.has_value() || a.shape() == shape) return a;
+  std::vector<std::int64_t> dims;
+  const std::size_t extra = shape.size() - a.ndim();
+  for (std::size_t i = 0; i < a.ndim(); ++i) dims.push_back(static_cast<std::int64_t>(extra + i));
+  return bind1(*broadcast_p, {a},
+               Params{}.set("shape", std::vector<std::int64_t>(shape.begin(), shape.end())).set("broadcast_dimensions", dims));
 }
 
 }  // namespace eqx

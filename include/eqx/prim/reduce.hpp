@@ -82,10 +82,35 @@ const T* as_three_axes(const View& x, const Ints& axes, std::unique_ptr<T[]>& sc
   return scratch.get();
 }
 
+struct SumOp;  // below: the one linear reduction
+
 /// Shape rule and kernel shared by the axis reductions.
 template <class Op>
 struct ReducePrim final : Primitive {
   std::string_view name() const override { return Op::name; }
+
+  // reduce_sum is linear; the other reductions have no rules yet.
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override {
+    if constexpr (std::is_same_v<Op, SumOp>) {
+      (void)x, (void)y;
+      return {o.reduce_sum(t[0], p.get<Ints>("axes"))};
+    } else {
+      return Primitive::jvp(o, x, t, y, p);
+    }
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override {
+    if constexpr (std::is_same_v<Op, SumOp>) {
+      if (!ct[0].has_value()) return {Array{}};
+      const Ints& axes = p.get<Ints>("axes");
+      Shape kept = x[0].shape();  // x's shape with 1 on the reduced axes
+      for (auto a : axes) kept[static_cast<std::size_t>(a)] = 1;
+      return {o.broadcast_to(o.reshape(ct[0], kept), x[0].shape())};
+    } else {
+      return Primitive::vjp(o, x, y, ct, p);
+    }
+  }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& axes = p.get<Ints>("axes");

@@ -36,6 +36,20 @@ struct SelectPrim final : Primitive {
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
   TileKernel tile_kernel(std::span<const AbstractArray> in, const Params&) const override;
+
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params&) const override {
+    if (!t[1].has_value() && !t[2].has_value()) return {Array{}};
+    const Shape& s = y[0].shape();
+    return {o.select(x[0], o.instantiate(t[1], s, y[0].dtype()), o.instantiate(t[2], s, y[0].dtype()))};
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params&) const override {
+    if (!ct[0].has_value()) return {Array{}, Array{}, Array{}};
+    Array zero = o.zeros_like(y[0]);
+    return {Array{}, o.unbroadcast(o.select(x[0], ct[0], zero), x[1].shape()),
+            o.unbroadcast(o.select(x[0], zero, ct[0]), x[2].shape())};
+  }
 };
 
 template <class T>

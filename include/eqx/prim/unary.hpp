@@ -56,6 +56,11 @@ void require_dtype(DType d) {
                      std::string(Op::name) + " needs " + Op::accepts + "; convert first with eqx::astype");
 }
 
+/// d op(x) / dx as an Array (written with `o`), or an empty Array when the
+/// derivative is zero everywhere (sign, not). Defined after the ops below.
+template <class Op>
+Array unary_derivative(const RuleOps& o, const Array& x, const Array& y);
+
 /// Shape rule and kernel shared by all unary elementwise primitives.
 template <class Op>
 struct UnaryPrim final : Primitive {
@@ -69,6 +74,18 @@ struct UnaryPrim final : Primitive {
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
   TileKernel tile_kernel(std::span<const AbstractArray> in, const Params&) const override;
+
+  // Elementwise: tangent and cotangent are both scaled by the derivative.
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params&) const override {
+    if (!t[0].has_value() || !is_floating(y[0].dtype())) return {Array{}};
+    return {o.mul(t[0], unary_derivative<Op>(o, x[0], y[0]))};
+  }
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params&) const override {
+    if (!ct[0].has_value() || !is_floating(y[0].dtype())) return {Array{}};
+    return {o.mul(ct[0], unary_derivative<Op>(o, x[0], y[0]))};
+  }
 };
 
 template <class Op, class T>
@@ -208,6 +225,31 @@ struct NotOp {
     else return a.unaryExpr([](T v) { return static_cast<T>(~v); });
   }
 };
+
+}  // namespace eqx::detail
+
+namespace eqx::detail {
+
+template <class Op>
+Array unary_derivative(const RuleOps& o, const Array& x, const Array& y) {
+  const DType d = x.dtype();
+  auto c = [&](double v) { return o.scalar(v, d); };
+  if constexpr (std::is_same_v<Op, NegOp>) return c(-1);
+  else if constexpr (std::is_same_v<Op, ExpOp>) return y;
+  else if constexpr (std::is_same_v<Op, LogOp>) return o.div(c(1), x);
+  else if constexpr (std::is_same_v<Op, Log1pOp>) return o.div(c(1), o.add(x, c(1)));
+  else if constexpr (std::is_same_v<Op, Expm1Op>) return o.add(y, c(1));
+  else if constexpr (std::is_same_v<Op, SqrtOp>) return o.div(c(0.5), y);
+  else if constexpr (std::is_same_v<Op, RsqrtOp>) return o.mul(c(-0.5), o.div(y, x));
+  else if constexpr (std::is_same_v<Op, AbsOp>) return o.un(o.sign_p, x);
+  else if constexpr (std::is_same_v<Op, SinOp>) return o.un(o.cos_p, x);
+  else if constexpr (std::is_same_v<Op, CosOp>) return o.neg(o.un(o.sin_p, x));
+  else if constexpr (std::is_same_v<Op, TanhOp>) return o.sub(c(1), o.mul(y, y));
+  else if constexpr (std::is_same_v<Op, LogisticOp>) return o.mul(y, o.sub(c(1), y));
+  else if constexpr (std::is_same_v<Op, ErfOp>)
+    return o.mul(c(1.1283791670955126), o.un(o.exp_p, o.neg(o.mul(x, x))));  // 2/sqrt(pi) exp(-x^2)
+  else return Array{};  // sign, not: zero almost everywhere
+}
 
 }  // namespace eqx::detail
 
