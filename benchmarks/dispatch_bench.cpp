@@ -48,6 +48,12 @@ void check(const std::vector<float>& got, benchmark::State& state) {
     }
 }
 
+/// Adds the time per elementwise op (one chain is kOps ops) to the report.
+void report_ns_per_op(benchmark::State& state) {
+  state.counters["ns_per_op"] = benchmark::Counter(static_cast<double>(state.iterations()) * kOps,
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 void BM_W5_EqxEager(benchmark::State& state) {
   const std::vector<Op> ops = op_list();
   const eqx::Array x0 = eqx::arange(kSize) / 16.0f;
@@ -58,9 +64,7 @@ void BM_W5_EqxEager(benchmark::State& state) {
     benchmark::DoNotOptimize(x);
   }
   check(x.to_vector<float>(), state);
-  state.counters["ns_per_op"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * kOps, benchmark::Counter::kIsRate |
-                                                                             benchmark::Counter::kInvert);
+  report_ns_per_op(state);
 }
 BENCHMARK(BM_W5_EqxEager);
 
@@ -77,9 +81,7 @@ void BM_W5_EqxJit(benchmark::State& state) {
     benchmark::DoNotOptimize(x);
   }
   check(x.to_vector<float>(), state);
-  state.counters["ns_per_op"] =
-      benchmark::Counter(static_cast<double>(state.iterations()) * kOps, benchmark::Counter::kIsRate |
-                                                                             benchmark::Counter::kInvert);
+  report_ns_per_op(state);
 }
 BENCHMARK(BM_W5_EqxJit);
 

@@ -93,10 +93,10 @@ std::vector<Row> rows() {
   unary("logistic", eqx::sigmoid, a);
   unary("erf", eqx::erf, a);
   auto binary = [&](std::string n, Array (*op)(const eqx::detail::Operand&, const eqx::detail::Operand&)) {
-    t.push_back({"binary/" + n + "/same", [op](const std::vector<Array>& v) { return op(v[0], v[1]); }, {pos, b}});
-    t.push_back({"binary/" + n + "/row", [op](const std::vector<Array>& v) { return op(v[0], v[1]); }, {pos, r}});
-    t.push_back({"binary/" + n + "/scalar", [op](const std::vector<Array>& v) { return op(v[0], v[1]); }, {s, pos}});
-    t.push_back({"binary/" + n + "/outer", [op](const std::vector<Array>& v) { return op(v[0], v[1]); }, {c, r}});
+    const std::vector<std::pair<std::string, std::vector<Array>>> operands{
+        {"same", {pos, b}}, {"row", {pos, r}}, {"scalar", {s, pos}}, {"outer", {c, r}}};
+    for (const auto& [shape_case, xs] : operands)
+      t.push_back({"binary/" + n + "/" + shape_case, [op](const std::vector<Array>& v) { return op(v[0], v[1]); }, xs});
   };
   binary("add", eqx::add);
   binary("sub", eqx::subtract);

@@ -45,8 +45,6 @@ inline bool all_elements(const Array& c, ConstKind kind) {
   });
 }
 
-using Ints = std::vector<std::int64_t>;
-
 }  // namespace detail
 
 /// The graph with exact algebraic identities applied (see the file comment).
@@ -94,10 +92,8 @@ inline Graph simplify(Graph g) {
       if (inner && inner->prim == &prim::reshape) eq.inputs[0] = inner->inputs[0];
       removed = forward(eq, eq.inputs[0]);
     } else if (p == &prim::broadcast_in_dim) {
-      const auto& dims = eq.params.get<detail::Ints>("broadcast_dimensions");
-      bool identity = true;
-      for (std::size_t i = 0; i < dims.size(); ++i) identity = identity && dims[i] == static_cast<std::int64_t>(i);
-      removed = identity && forward(eq, in[0]);
+      removed = detail::is_identity_permutation(eq.params.get<detail::Ints>("broadcast_dimensions")) &&
+                forward(eq, in[0]);
     } else if (p == &prim::transpose) {
       const Equation* inner = producer[in[0]];
       if (inner && inner->prim == &prim::transpose) {
@@ -109,10 +105,8 @@ inline Graph simplify(Graph g) {
         eq.inputs[0] = inner->inputs[0];
         eq.params = Params{}.set("permutation", composed);
       }
-      const auto& perm = eq.params.get<detail::Ints>("permutation");
-      bool identity = true;
-      for (std::size_t i = 0; i < perm.size(); ++i) identity = identity && perm[i] == static_cast<std::int64_t>(i);
-      removed = identity && forward(eq, eq.inputs[0]);
+      removed = detail::is_identity_permutation(eq.params.get<detail::Ints>("permutation")) &&
+                forward(eq, eq.inputs[0]);
     }
     if (removed) continue;
     kept.push_back(std::move(eq));

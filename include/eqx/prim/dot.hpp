@@ -74,18 +74,13 @@ void as_matrix_stack(const View& x, const AxisList& batch, const AxisList& free,
   std::int64_t nf = 1, nc = 1;
   for (auto a : free) nf *= s[a];
   for (auto a : contract) nc *= s[a];
-  auto is_identity = [](const AxisList& order) {
-    for (std::size_t i = 0; i < order.size(); ++i)
-      if (order[i] != static_cast<std::int64_t>(i)) return false;
-    return true;
-  };
   AxisList bfc = batch, bcf = batch;
   for (auto a : free) bfc.push_back(a);
   for (auto a : contract) bfc.push_back(a);
   for (auto a : contract) bcf.push_back(a);
   for (auto a : free) bcf.push_back(a);
-  if (is_identity(bfc) || is_identity(bcf)) {
-    bool stored_free_first = is_identity(bfc);
+  if (is_identity_permutation(bfc) || is_identity_permutation(bcf)) {
+    bool stored_free_first = is_identity_permutation(bfc);
     m.data = x.as<const T>();
     m.rows = stored_free_first ? nf : nc;
     m.cols = stored_free_first ? nc : nf;
@@ -198,12 +193,8 @@ struct DotGeneralPrim final : Primitive {
       auto it = std::find(other_contract.begin(), other_contract.end(), r);
       order.push_back(contract[static_cast<std::size_t>(it - other_contract.begin())]);
     }
-    Ints perm(rank);
-    for (std::size_t i = 0; i < rank; ++i)
-      perm[i] = static_cast<std::int64_t>(std::find(order.begin(), order.end(), static_cast<std::int64_t>(i)) - order.begin());
-    bool identity = true;
-    for (std::size_t i = 0; i < rank; ++i) identity = identity && perm[i] == static_cast<std::int64_t>(i);
-    return identity ? raw : o.transpose(raw, perm);
+    // raw axis k is the operand's axis order[k]; transpose it back.
+    return is_identity_permutation(order) ? raw : o.transpose(raw, inverse_permutation(order));
   }
 
   template <class T>

@@ -36,6 +36,21 @@ std::string ints_str(const Range& v) {
   return s + (v.size() == 1 ? ",)" : ")");
 }
 
+/// True if `perm` is 0, 1, ..., n-1 (a permutation or axis map that moves nothing).
+template <class Range>
+bool is_identity_permutation(const Range& perm) {
+  for (std::size_t i = 0; i < perm.size(); ++i)
+    if (perm[i] != static_cast<std::int64_t>(i)) return false;
+  return true;
+}
+
+/// The permutation that undoes `perm`: result[perm[i]] = i.
+inline Ints inverse_permutation(const Ints& perm) {
+  Ints inverse(perm.size());
+  for (std::size_t i = 0; i < perm.size(); ++i) inverse[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
+  return inverse;
+}
+
 inline void require_rank(std::string_view op, const char* what, const Ints& v, std::size_t rank) {
   if (v.size() != rank)
     throw ValueError("eqx::" + std::string(op) + ": " + what + " " + ints_str(v) + " has " + std::to_string(v.size()) +
@@ -81,10 +96,7 @@ struct TransposePrim final : Primitive {
   }
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
                          std::span<const Array> ct, const Params& p) const override {
-    const Ints& perm = p.get<Ints>("permutation");
-    Ints inverse(perm.size());
-    for (std::size_t i = 0; i < perm.size(); ++i) inverse[static_cast<std::size_t>(perm[i])] = static_cast<std::int64_t>(i);
-    return {o.transpose(ct[0], inverse)};
+    return {o.transpose(ct[0], inverse_permutation(p.get<Ints>("permutation")))};
   }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& perm = p.get<Ints>("permutation");

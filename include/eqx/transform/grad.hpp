@@ -24,14 +24,17 @@ inline constexpr HasAux has_aux{};
 namespace detail {
 
 /// The Array leaves of f (when it is a pytree) and of each argument, in the
-/// order trace_call makes them graph inputs.
+/// order trace_call makes them graph inputs; `first_arg` (if given) gets the
+/// index range of the first argument's leaves.
 template <class F, class... Args>
-std::vector<Array> call_leaves(const F& f, const Args&... args) {
+std::vector<Array> call_leaves(std::pair<std::size_t, std::size_t>* first_arg, const F& f, const Args&... args) {
   std::vector<Array> out;
   if constexpr (tree_callable<F>) out = tree_leaves(f);
+  std::size_t index = 0;
   (
       [&] {
         auto l = tree_leaves(args);
+        if (index++ == 0 && first_arg) *first_arg = {out.size(), out.size() + l.size()};
         out.insert(out.end(), l.begin(), l.end());
       }(),
       ...);
@@ -100,15 +103,13 @@ class ValueAndGrad {
                        std::string(kAux ? " as the first element of {value, aux}" : "") + ", got " +
                        (value.has_value() ? AbstractArray{value.shape(), value.dtype()}.str() : "None") +
                        "; reduce it first (eqx::sum, eqx::mean)");
-    std::vector<Array> leaves = call_leaves(f_, first, rest...);
+    std::pair<std::size_t, std::size_t> first_leaves;
+    std::vector<Array> leaves = call_leaves(&first_leaves, f_, first, rest...);
     std::vector<Array> out_ct(traced.graph.outputs.size());
     out_ct[0] = rule_ops().scalar(1.0, value.dtype());
     auto [outs, in_ct] = vjp_graph(traced.graph, leaves, out_ct);
-    // The first argument's leaves follow f's own leaves (if f is a pytree).
-    std::size_t offset = 0;
-    if constexpr (tree_callable<F>) offset = tree_leaves(f_).size();
-    std::vector<Array> grads(in_ct.begin() + static_cast<std::ptrdiff_t>(offset),
-                             in_ct.begin() + static_cast<std::ptrdiff_t>(offset + tree_leaves(first).size()));
+    std::vector<Array> grads(in_ct.begin() + static_cast<std::ptrdiff_t>(first_leaves.first),
+                             in_ct.begin() + static_cast<std::ptrdiff_t>(first_leaves.second));
     R result = TreeDef<R>(traced.output).unflatten(outs);
     return std::pair<R, First>{std::move(result), fill_grads(first, grads)};
   }
@@ -146,7 +147,7 @@ template <class F, class... Args>
 auto filter_jvp(const F& f, const std::tuple<Args...>& primals, const std::tuple<Args...>& tangents) {
   auto traced = std::apply([&](const auto&... a) { return detail::trace_call<F, Args...>(f, a...); }, primals);
   using R = decltype(traced.output);
-  std::vector<Array> p = std::apply([&](const auto&... a) { return detail::call_leaves(f, a...); }, primals);
+  std::vector<Array> p = std::apply([&](const auto&... a) { return detail::call_leaves(nullptr, f, a...); }, primals);
   // Tangent leaves line up with primal leaves; a None tangent where the primal has a leaf is zero.
   std::vector<Array> t;
   if constexpr (detail::tree_callable<F>) t.resize(tree_leaves(f).size());
