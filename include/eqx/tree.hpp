@@ -10,3 +10,4 @@
 #include "eqx/tree/node.hpp"
 #include "eqx/tree/path.hpp"
 #include "eqx/tree/pformat.hpp"
+#include "eqx/tree/update.hpp"

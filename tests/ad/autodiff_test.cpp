@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,64 +14,20 @@
 #include <eqx/ad/autodiff.hpp>
 #include <eqx/transform/grad.hpp>
 
+#include "ad/check_grads.hpp"
+#include "ad/conv_window_rows.hpp"
 #include "check.hpp"
 
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
+using eqx_test::Fn;
+using eqx_test::Row;
+using eqx_test::check_grads;
+using eqx_test::random_f64;
 
 namespace {
 
-using Fn = std::function<Array(const std::vector<Array>&)>;
-
-Array random_f64(std::uint32_t seed, const eqx::Shape& shape, double lo = -1.0, double hi = 1.0) {
-  return eqx::random::uniform(eqx::random::key(seed), shape, eqx::float64, lo, hi);
-}
-
-double vdot(const Array& a, const Array& b) { return eqx::sum(a * b).item<double>(); }
-
-/// Checks f's derivatives at xs: JVP along a random direction against
-/// central differences, and VJP against JVP.
-void check_grads(const Fn& f, const std::vector<Array>& xs, double tol = 1e-6) {
-  std::vector<Array> dirs;
-  for (std::size_t i = 0; i < xs.size(); ++i) dirs.push_back(random_f64(100 + static_cast<std::uint32_t>(i), xs[i].shape()));
-  eqx::Graph g = eqx::filter_make_jaxpr(f)(xs).graph;
-  auto [outs, touts] = eqx::jvp_graph(g, xs, dirs);
-  REQUIRE(touts.size() == 1);
-  const Array& y = outs[0];
-  Array ty = touts[0].has_value() ? touts[0] : eqx::zeros(y.shape(), y.dtype());
-  // Central differences along dirs.
-  const double eps = 1e-6;
-  std::vector<Array> plus, minus;
-  for (std::size_t i = 0; i < xs.size(); ++i) {
-    plus.push_back(xs[i] + dirs[i] * eps);
-    minus.push_back(xs[i] - dirs[i] * eps);
-  }
-  Array fd = (f(plus) - f(minus)) / (2 * eps);
-  std::vector<double> got = ty.to_vector<double>(), want = fd.to_vector<double>();
-  REQUIRE(got.size() == want.size());
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    INFO("JVP element " << k);
-    CHECK(got[k] == Approx(want[k]).epsilon(tol).margin(tol));
-  }
-  // VJP is the transpose of JVP.
-  Array u = random_f64(7, y.shape());
-  std::vector<Array> ct{u};
-  auto [outs2, in_ct] = eqx::vjp_graph(g, xs, ct);
-  double lhs = 0;
-  for (std::size_t i = 0; i < xs.size(); ++i)
-    if (in_ct[i].has_value()) {
-      REQUIRE(in_ct[i].shape() == xs[i].shape());
-      lhs += vdot(in_ct[i], dirs[i]);
-    }
-  CHECK(lhs == Approx(vdot(u, ty)).epsilon(1e-9).margin(1e-12));
-}
-
-struct Row {
-  std::string name;
-  Fn f;
-  std::vector<Array> xs;
-};
 
 std::vector<Row> rows() {
   const Array a = random_f64(1, {3, 4}), b = random_f64(2, {3, 4}), r = random_f64(3, {4}), s = random_f64(4, {});
@@ -123,6 +80,77 @@ std::vector<Row> rows() {
                  return eqx::dot_general(v[0], v[1], {{0}, {1}}, {{}, {}});
                },
                {random_f64(12, {4, 3}), random_f64(13, {2, 4})}});
+  using V = const std::vector<Array>&;
+  const Array nz = random_f64(30, {3, 4}, 0.5, 1.5);  // no zeros, no ties
+  // reduce_prod is a polynomial, so finite differences are exact at zeros too.
+  const Array one_zero = eqx::array(std::vector<double>{0.5, 0.0, -1.5, 2.0, 1.2, -0.7}, {2, 3});
+  const Array two_zeros = eqx::array(std::vector<double>{0.0, 0.0, -1.5, 2.0, 1.2, 0.0}, {2, 3});
+  t.push_back({"reduce_prod/axis", [](V v) { return eqx::prod(v[0], {1}); }, {nz}});
+  t.push_back({"reduce_prod/all", [](V v) { return eqx::prod(v[0]); }, {nz}});
+  t.push_back({"reduce_prod/one-zero", [](V v) { return eqx::sum(eqx::prod(v[0], {1})) + eqx::sum(eqx::prod(v[0], {0})); }, {one_zero}});
+  t.push_back({"reduce_prod/two-zeros", [](V v) { return eqx::sum(eqx::prod(v[0], {1})) + eqx::sum(eqx::prod(v[0], {0})); }, {two_zeros}});
+  t.push_back({"reduce_max", [](V v) { return eqx::max(v[0], {1}) * eqx::max(v[0]); }, {a}});
+  t.push_back({"reduce_min", [](V v) { return eqx::min(v[0], {0}) * eqx::min(v[0]); }, {random_f64(31, {2, 3, 4})}});
+  t.push_back({"slice/steps", [](V v) { return eqx::slice(v[0], {eqx::Slice{1, 3}, eqx::Slice{0, 5, 2}}); }, {random_f64(32, {3, 5})}});
+  t.push_back({"slice/rank-0-result", [](V v) { return eqx::reshape(eqx::slice(v[0], {eqx::Slice{2, 3}, eqx::Slice{4, 5}}), {}); },
+               {random_f64(33, {3, 5})}});
+  t.push_back({"rev", [](V v) { return eqx::flip(v[0], {0, 2}) * v[0]; }, {random_f64(34, {2, 3, 2})}});
+  t.push_back({"pad/value", [](V v) { return eqx::pad(v[0], {{1, 2}, {0, 1}}, v[1]) * 1.5; }, {a, s}});
+  t.push_back({"pad/interior-and-crop",
+               [](V v) {
+                 return eqx::bind1(eqx::prim::pad, {v[0], v[1]},
+                                   eqx::Params{}.set("low", eqx::detail::Ints{-1, 2}).set("high", eqx::detail::Ints{1, -1})
+                                       .set("interior", eqx::detail::Ints{1, 2}));
+               },
+               {a, s}});
+  t.push_back({"concatenate", [](V v) { return eqx::concatenate({v[0], v[1] * v[1], v[0]}, 1); }, {a, random_f64(35, {3, 2})}});
+  const Array idx = eqx::array({2, 0, 2, -1, 1});
+  t.push_back({"gather/repeats-and-negative", [idx](V v) { return eqx::take(v[0], idx, 1) * eqx::take(v[0], idx, 1); }, {a}});
+  t.push_back({"scatter_add/repeats",
+               [idx](V v) { return eqx::bind1(eqx::prim::scatter_add, {v[0], idx, v[1]}, eqx::Params{}.set("axis", std::int64_t{1})); },
+               {a, random_f64(36, {3, 5})}});
+  t.push_back({"rem", [](V v) { return eqx::bind1(eqx::prim::rem, {v[0], v[1]}); },
+               {random_f64(37, {3, 4}, 0.3, 2.0), random_f64(38, {3, 4}, 0.35, 0.45)}});
+  t.push_back({"erf_inv", [](V v) { return eqx::bind1(eqx::prim::erf_inv, {v[0]}); }, {random_f64(39, {3, 4}, -0.9, 0.9)}});
+  const Array keys = eqx::array(std::vector<int>{3, 1, 3, 0, 2, 1, 0, 2}, {2, 4});  // ties: the sort is stable
+  t.push_back({"sort_key_val",
+               [keys](V v) {
+                 Array sorted = eqx::bind(eqx::prim::sort_key_val, std::vector<Array>{keys, v[0]},
+                                          eqx::Params{}.set("dimension", std::int64_t{1}))[1];
+                 return sorted * eqx::arange(0.0, 4.0, 1.0, eqx::float64);
+               },
+               {random_f64(40, {2, 4})}});
+  // Primitives with integer or bool outputs (and sign, flat almost everywhere)
+  // carry no tangent; these rows check that gradients pass around them.
+  t.push_back({"no-tangent/sign-iota", [](V v) { return v[0] * eqx::sign(v[0]) * eqx::arange(0.0, 4.0, 1.0, eqx::float64); }, {a}});
+  t.push_back({"no-tangent/comparisons-and-logic",
+               [](V v) {
+                 const Array& x = v[0];
+                 Array m = ((x > 0.0) & !(x < -0.5)) | ((x >= 0.3) ^ (x <= 0.1)) | (x == 0.25) | (x != x);
+                 Array all_big = eqx::all(x > -2.0) & eqx::any(x < 2.0);
+                 return eqx::where(m & all_big, x * x, x * 3.0);
+               },
+               {a}});
+  t.push_back({"no-tangent/argmax-argmin",
+               [](V v) { return v[0] * eqx::astype(eqx::argmax(v[0], 1, true) - eqx::argmin(v[0], 1, true), eqx::float64); }, {a}});
+  t.push_back({"no-tangent/random-bits",
+               [](V v) {
+                 auto k = eqx::random::split_keys(eqx::random::key(3), 3);
+                 Array noise = eqx::random::uniform(k[0], v[0].shape(), eqx::float64) +
+                               eqx::random::normal(k[1], v[0].shape(), eqx::float64);
+                 Array shuffled = eqx::random::permutation(k[2], eqx::ravel(v[0]));
+                 return v[0] * noise + eqx::reshape(shuffled, v[0].shape());
+               },
+               {a}});
+  t.push_back({"no-tangent/integer-logic",
+               [](V v) {
+                 Array i = eqx::astype(v[0] * 10.0, eqx::int32);
+                 Array bits = (i & 6) | (i ^ 3);
+                 Array shifted = eqx::bind1(eqx::prim::shift_left, {eqx::astype(bits, eqx::uint32), eqx::array(2u)});
+                 return v[0] * eqx::astype(~shifted, eqx::float64);
+               },
+               {a}});
+  for (Row& row : eqx_test::conv_window_rows()) t.push_back(std::move(row));
   return t;
 }
 
@@ -131,6 +159,25 @@ std::vector<Row> rows() {
 TEST_CASE("JVP matches finite differences and VJP is its transpose, per primitive", "[ad]") {
   for (const Row& row : rows()) {
     DYNAMIC_SECTION(row.name) { check_grads(row.f, row.xs); }
+  }
+}
+
+TEST_CASE("the autodiff table covers every primitive", "[ad]") {
+  std::set<std::string> bound;  // primitive names in the traced graphs of all rows
+  for (const Row& row : rows())
+    for (const eqx::Equation& eq : eqx::filter_make_jaxpr(row.f)(row.xs).graph.equations)
+      bound.insert(std::string(eq.prim->name()));
+  const char* const prims[] = {
+      "neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "abs", "sign", "sin", "cos", "tanh", "logistic", "erf",
+      "not", "add", "sub", "mul", "div", "pow", "max", "min", "and", "or", "xor", "eq", "ne", "lt", "le", "gt", "ge",
+      "select", "convert", "reshape", "transpose", "broadcast_in_dim", "slice", "rev", "pad", "concatenate", "iota",
+      "reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "reduce_and", "reduce_or", "argmax", "argmin",
+      "dot_general", "gather", "scatter_add", "conv_general_dilated", "reduce_window_max", "reduce_window_sum",
+      "threefry2x32", "shift_left", "shift_right_logical", "rem", "bitcast_convert_type", "erf_inv", "sort_key_val"};
+  // (stop_gradient differs from finite differences by design; its own test checks it.)
+  for (const char* p : prims) {
+    INFO("no row of the autodiff table binds primitive " << p);
+    CHECK(bound.count(p) == 1);
   }
 }
 
@@ -225,12 +272,32 @@ TEST_CASE("filter_jvp of a pytree function; None tangents are zero", "[ad]") {
         "and dtype");
 }
 
+namespace {
+/// A user-defined primitive with no differentiation rules.
+struct TwiceWithoutRules final : eqx::Primitive {
+  std::string_view name() const override { return "twice"; }
+  std::vector<eqx::AbstractArray> shape_rule(std::span<const eqx::AbstractArray> in, const eqx::Params&) const override {
+    return {in[0]};
+  }
+  void kernel(std::span<const eqx::detail::View> in, std::span<const eqx::detail::View> out, const eqx::Params&) const override {
+    for (std::int64_t i = 0; i < in[0].numel(); ++i) out[0].as<float>()[i] = 2 * in[0].as<const float>()[i];
+  }
+};
+const TwiceWithoutRules twice;
+}  // namespace
+
 TEST_CASE("gradient errors: non-scalar output, and a primitive without a rule", "[ad]") {
   CHECK(message_of<eqx::ValueError>([] { eqx::filter_grad([](const Array& x) { return x * 2.0f; })(eqx::ones({3})); }) ==
         "eqx::filter_grad: the function must return a scalar float Array (rank 0), got f32[3]; reduce it first "
         "(eqx::sum, eqx::mean)");
-  CHECK(message_of<eqx::ValueError>([] { eqx::filter_grad([](const Array& x) { return eqx::max(x); })(eqx::ones({3})); }) ==
-        "eqx: primitive 'reduce_max' has no VJP rule yet, so it cannot be differentiated");
+  auto f = [](const Array& x) { return eqx::sum(eqx::bind1(twice, {x})); };
+  check(f(eqx::ones({3})), {}, std::vector<float>{6});
+  CHECK(message_of<eqx::ValueError>([&] { eqx::filter_grad(f)(eqx::ones({3})); }) ==
+        "eqx: primitive 'twice' has no VJP rule, so it cannot be differentiated in reverse mode; give it one by "
+        "overriding Primitive::vjp");
+  CHECK(message_of<eqx::ValueError>([&] { eqx::filter_jvp(f, std::tuple{eqx::ones({3})}, std::tuple{eqx::ones({3})}); }) ==
+        "eqx: primitive 'twice' has no JVP rule, so it cannot be differentiated in forward mode; give it one by "
+        "overriding Primitive::jvp");
 }
 
 TEST_CASE("gradients flow through float conversions and stop at integer ones", "[ad]") {
@@ -257,4 +324,26 @@ TEST_CASE("integer leaves get no gradient; unused float leaves get zeros", "[ad]
   check(g.w, {2}, std::vector<float>{2, 4});
   check(g.unused, {3}, std::vector<float>{0, 0, 0});
   CHECK_FALSE(g.count.has_value());
+}
+
+TEST_CASE("stop_gradient: the value passes, the derivative is zero; on pytrees only float leaves", "[ad]") {
+  auto f = [](const Array& x) { return eqx::sum(x * eqx::stop_gradient(x * x)); };  // d/dx = x^2, not 3x^2
+  const Array x = eqx::array({1.0, -2.0, 3.0});
+  CHECK(f(x).item<double>() == 1.0 - 8.0 + 27.0);
+  check(eqx::filter_grad(f)(x), {3}, std::vector<double>{1, 4, 9});
+  auto [y, ty] = eqx::filter_jvp(f, std::tuple{x}, std::tuple{eqx::ones({3}, eqx::float64)});
+  CHECK(ty.item<double>() == 14.0);
+  // grad of sum(sg(x) x^2) is 2 sg(x) x; the outer grad still sees sg(x) as a constant: 2 x.
+  auto inner = eqx::filter_grad([](const Array& x) { return eqx::sum(eqx::stop_gradient(x) * x * x); });
+  check(eqx::filter_grad([&](const Array& x) { return eqx::sum(inner(x)); })(x), {3}, std::vector<double>{2, -4, 6});
+  struct P {
+    Array w, n;
+  };
+  P p = eqx::stop_gradient(P{eqx::array({1.5f}), eqx::array({3})});
+  check(p.w, {1}, std::vector<float>{1.5f});
+  check(p.n, {1}, std::vector<int>{3});
+  // Compiled graphs drop it.
+  auto jitted = eqx::filter_jit([](const Array& x) { return eqx::stop_gradient(x) * 2.0; });
+  check(jitted(x), {3}, std::vector<double>{2, -4, 6});
+  for (const eqx::Equation& eq : jitted.plan(x).graph().equations) CHECK(eq.prim->name() != "stop_gradient");
 }

@@ -3,11 +3,12 @@
 //
 // jvp: evaluate the graph on primals and tangents together, equation by
 // equation: outputs by binding the primitive, tangents by its JVP rule.
-// vjp: evaluate the graph forward, then walk its equations backwards,
-// accumulating cotangents with each primitive's VJP rule. Both bind in the
-// caller's context, so they can be traced (jit, and differentiated again).
-// An empty Array is a symbolic zero throughout.
+// vjp: evaluate the graph forward, keeping every value (a tape), then walk
+// its equations backwards, accumulating cotangents with each primitive's VJP
+// rule. Both bind in the caller's context, so they can be traced (jit, and
+// differentiated again). An empty Array is a symbolic zero throughout.
 
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -55,41 +56,90 @@ inline std::pair<std::vector<Array>, std::vector<Array>> jvp_graph(const Graph& 
   return {outs, touts};
 }
 
+/// The forward half of reverse mode: every value of a graph at some
+/// primals, kept for the backward pass, and which values depend on a
+/// differentiated input (only those equations are transposed).
+/// Usage: `auto tape = eqx::vjp_forward(g, xs); auto in_ct = eqx::vjp_backward(tape, out_ct);`
+struct VjpTape {
+  std::shared_ptr<const Graph> graph;
+  std::vector<Array> values;   // by Var
+  std::vector<bool> active;    // by Var
+  std::vector<Array> outputs;  // the graph's outputs
+
+  /// Evaluates `graph` at `primals`, differentiating the float inputs
+  /// selected by `differentiate` (all float inputs when it is empty).
+  VjpTape(std::shared_ptr<const Graph> g, std::span<const Array> primals, std::span<const bool> differentiate = {});
+};
+
+/// The cotangents of the tape's graph inputs (empty: zero, or not
+/// differentiated) for the output cotangents `cotangents` (empty: zero).
+inline std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Array> cotangents) {
+  const Graph& g = *tape.graph;
+  const RuleOps& ops = detail::rule_ops();
+  std::vector<Array> ct(g.types.size());
+  for (std::size_t i = 0; i < g.outputs.size(); ++i)
+    if (tape.active[g.outputs[i]]) ct[g.outputs[i]] = ops.add(ct[g.outputs[i]], cotangents[i]);
+  std::vector<Array> ins, outs, outs_ct;
+  for (std::size_t e = g.equations.size(); e-- > 0;) {
+    const Equation& eq = g.equations[e];
+    bool any = false;
+    for (Var v : eq.outputs) any = any || ct[v].has_value();
+    if (!any) continue;
+    ins.clear();
+    outs.clear();
+    outs_ct.clear();
+    for (Var v : eq.inputs) ins.push_back(tape.values[v]);
+    for (Var v : eq.outputs) {
+      outs.push_back(tape.values[v]);
+      outs_ct.push_back(std::move(ct[v]));  // each value's cotangent is complete once its producer is reached
+    }
+    std::vector<Array> in_ct = eq.prim->vjp(ops, ins, outs, outs_ct, eq.params);
+    for (std::size_t k = 0; k < eq.inputs.size(); ++k)
+      if (tape.active[eq.inputs[k]]) ct[eq.inputs[k]] = ops.add(ct[eq.inputs[k]], in_ct[k]);
+  }
+  std::vector<Array> result;
+  result.reserve(g.inputs.size());
+  for (Var v : g.inputs) result.push_back(ct[v]);
+  return result;
+}
+
+inline VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<const Array> primals,
+                        std::span<const bool> differentiate)
+    : graph(std::move(g_)) {
+  const Graph& g = *graph;
+  values.resize(g.types.size());
+  active.assign(g.types.size(), false);
+  for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+    values[g.inputs[i]] = primals[i];
+    active[g.inputs[i]] = is_floating(g.types[g.inputs[i]].dtype) && (differentiate.empty() || differentiate[i]);
+  }
+  for (std::size_t i = 0; i < g.constvars.size(); ++i) values[g.constvars[i]] = g.consts[i];
+  std::vector<Array> in;
+  for (const Equation& eq : g.equations) {
+    in.clear();
+    bool depends = false;
+    for (Var v : eq.inputs) {
+      in.push_back(values[v]);
+      depends = depends || active[v];
+    }
+    std::vector<Array> out = eqx::bind(*eq.prim, in, eq.params);
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      active[eq.outputs[k]] = depends && is_floating(out[k].dtype());
+      values[eq.outputs[k]] = std::move(out[k]);
+    }
+  }
+  for (Var v : g.outputs) outputs.push_back(values[v]);
+}
+
 /// Outputs of `graph` at `primals`, and the cotangents of its inputs for
 /// the output cotangents `cotangents` (empty: zero).
 inline std::pair<std::vector<Array>, std::vector<Array>> vjp_graph(const Graph& g, std::span<const Array> primals,
-                                                                 std::span<const Array> cotangents) {
-  const RuleOps& ops = detail::rule_ops();
-  std::vector<Array> val(g.types.size()), ct(g.types.size());
-  for (std::size_t i = 0; i < g.inputs.size(); ++i) val[g.inputs[i]] = primals[i];
-  for (std::size_t i = 0; i < g.constvars.size(); ++i) val[g.constvars[i]] = g.consts[i];
-  std::vector<std::vector<Array>> ins(g.equations.size());
-  for (std::size_t e = 0; e < g.equations.size(); ++e) {
-    const Equation& eq = g.equations[e];
-    for (Var v : eq.inputs) ins[e].push_back(val[v]);
-    std::vector<Array> out = eqx::bind(*eq.prim, ins[e], eq.params);
-    for (std::size_t k = 0; k < out.size(); ++k) val[eq.outputs[k]] = std::move(out[k]);
-  }
-  for (std::size_t i = 0; i < g.outputs.size(); ++i) ct[g.outputs[i]] = ops.add(ct[g.outputs[i]], cotangents[i]);
-  std::vector<Array> outs_ct, outs;
-  for (std::size_t e = g.equations.size(); e-- > 0;) {
-    const Equation& eq = g.equations[e];
-    outs_ct.clear();
-    outs.clear();
-    bool any = false;
-    for (Var v : eq.outputs) {
-      outs_ct.push_back(ct[v]);
-      outs.push_back(val[v]);
-      any = any || ct[v].has_value();
-    }
-    if (!any) continue;
-    std::vector<Array> in_ct = eq.prim->vjp(ops, ins[e], outs, outs_ct, eq.params);
-    for (std::size_t k = 0; k < eq.inputs.size(); ++k) ct[eq.inputs[k]] = ops.add(ct[eq.inputs[k]], in_ct[k]);
-  }
-  std::vector<Array> result_out, result_ct;
-  for (Var v : g.outputs) result_out.push_back(val[v]);
-  for (Var v : g.inputs) result_ct.push_back(ct[v]);
-  return {result_out, result_ct};
+                                                                 std::span<const Array> cotangents,
+                                                                 std::span<const bool> differentiate = {}) {
+  // The tape only borrows g for the duration of this call.
+  VjpTape tape(std::shared_ptr<const Graph>(std::shared_ptr<const Graph>{}, &g), primals, differentiate);
+  std::vector<Array> in_ct = vjp_backward(tape, cotangents);
+  return {std::move(tape.outputs), std::move(in_ct)};
 }
 
 }  // namespace eqx

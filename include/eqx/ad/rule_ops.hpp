@@ -13,11 +13,31 @@
 namespace eqx::detail {
 
 inline const RuleOps& rule_ops() {
-  static const RuleOps ops{&prim::add, &prim::sub, &prim::mul, &prim::div, &prim::neg, &prim::select,
-                           &prim::convert, &prim::broadcast_in_dim, &prim::reshape, &prim::reduce_sum,
-                           &prim::transpose, &prim::dot_general, &prim::eq, &prim::exp, &prim::log, &prim::sin,
-                           &prim::cos, &prim::sqrt, &prim::pow, &prim::sign, &prim::tanh, &prim::logistic,
-                           &prim::gt};
+  static const RuleOps ops{.add_p = &prim::add,
+                           .sub_p = &prim::sub,
+                           .mul_p = &prim::mul,
+                           .div_p = &prim::div,
+                           .neg_p = &prim::neg,
+                           .select_p = &prim::select,
+                           .convert_p = &prim::convert,
+                           .broadcast_p = &prim::broadcast_in_dim,
+                           .reshape_p = &prim::reshape,
+                           .reduce_sum_p = &prim::reduce_sum,
+                           .reduce_prod_p = &prim::reduce_prod,
+                           .transpose_p = &prim::transpose,
+                           .dot_general_p = &prim::dot_general,
+                           .eq_p = &prim::eq,
+                           .ne_p = &prim::ne,
+                           .gt_p = &prim::gt,
+                           .exp_p = &prim::exp,
+                           .log_p = &prim::log,
+                           .sin_p = &prim::sin,
+                           .cos_p = &prim::cos,
+                           .sqrt_p = &prim::sqrt,
+                           .pow_p = &prim::pow,
+                           .sign_p = &prim::sign,
+                           .tanh_p = &prim::tanh,
+                           .logistic_p = &prim::logistic};
   return ops;
 }
 

@@ -6,13 +6,15 @@
 #include "eqx/ir/fold.hpp"
 #include "eqx/ir/fuse.hpp"
 #include "eqx/ir/graph.hpp"
+#include "eqx/ir/inline.hpp"
 #include "eqx/ir/simplify.hpp"
 
 namespace eqx {
 
-/// simplify, fold constants, merge common subexpressions, drop dead code,
-/// then fuse elementwise chains. Usage: `eqx::Plan plan(eqx::optimize(graph));`
+/// Inline calls, simplify, fold constants, merge common subexpressions, drop
+/// dead code, then fuse elementwise chains. Usage: `eqx::Plan plan(eqx::optimize(graph));`
 inline Graph optimize(Graph g) {
+  g = inline_calls(std::move(g));
   g = simplify(std::move(g));
   g = fold_constants(std::move(g));
   g = cse(std::move(g));

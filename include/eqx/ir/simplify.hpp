@@ -7,6 +7,7 @@
 //   reshape to x's own shape     -> x;  reshape(reshape(x)) -> reshape(x)
 //   transpose(transpose(x, p), q) -> transpose(x, p∘q), or x if that is the identity
 //   broadcast_in_dim to x's own shape with dims 0..n-1 -> x
+//   stop_gradient(x)             -> x     (compiled graphs are never differentiated)
 // A rule applies only when the result has x's shape and dtype (x * 1 with a
 // larger 1 broadcasts, and is kept).
 
@@ -18,6 +19,7 @@
 #include "eqx/ir/substitution.hpp"
 #include "eqx/prim/binary.hpp"
 #include "eqx/prim/convert.hpp"
+#include "eqx/prim/stop_gradient.hpp"
 #include "eqx/prim/layout.hpp"
 
 namespace eqx {
@@ -85,7 +87,7 @@ inline Graph simplify(Graph g) {
                 (is_const(in[0], ConstKind::neg_zero) && forward(eq, in[1]));
     } else if (p == &prim::sub) {
       removed = is_const(in[1], ConstKind::zero) && forward(eq, in[0]);
-    } else if (p == &prim::convert) {
+    } else if (p == &prim::convert || p == &prim::stop_gradient) {
       removed = forward(eq, in[0]);
     } else if (p == &prim::reshape) {
       const Equation* inner = producer[in[0]];

@@ -28,6 +28,8 @@
 
 namespace eqx::detail {
 
+struct RemOp;  // eqx/prim/random_bits.hpp
+
 /// d op(a, b) / d(input i), or empty where it is zero (comparisons, logic).
 template <class Op>
 Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i);
@@ -240,7 +242,12 @@ Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Arr
     Array wins = std::is_same_v<Op, ExtremumOp<true>> ? o.bin(o.gt_p, self, other) : o.bin(o.gt_p, other, self);
     Array tie = o.bin(o.eq_p, self, other);
     return o.add(o.convert(wins, d), o.mul(c(0.5), o.convert(tie, d)));
+  } else if constexpr (std::is_same_v<Op, RemOp>) {
+    // rem(a, b) = a - b * trunc(a / b): d/da = 1, d/db = -trunc(a / b) = (y - a) / b.
+    return i == 0 ? c(1) : o.div(o.sub(y, a), b);
   } else {
+    // Comparisons and integer-only ops have no float output, so no tangent.
+    static_assert(Op::kCompare || !Op::template supports<float>, "a float binary op needs its partial derivatives here");
     return Array{};
   }
 }

@@ -77,6 +77,10 @@ inline void outer_inner(const Shape& s, std::int64_t axis, std::int64_t& outer, 
 
 struct GatherPrim final : Primitive {
   std::string_view name() const override { return "gather"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     auto axis = p.get<std::int64_t>("axis");
     require_axis("take", axis, in[0]);
@@ -106,6 +110,10 @@ EQX_KERNEL_INLINE void GatherPrim::kernel(std::span<const View> in, std::span<co
 /// row added at its index (repeated indices accumulate).
 struct ScatterAddPrim final : Primitive {
   std::string_view name() const override { return "scatter_add"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     auto axis = p.get<std::int64_t>("axis");
     require_axis("scatter_add", axis, in[0]);
@@ -148,3 +156,32 @@ namespace eqx::prim {
 inline const detail::GatherPrim gather;
 inline const detail::ScatterAddPrim scatter_add;
 }  // namespace eqx::prim
+
+// --- differentiation rules: gather and scatter_add are each other's transpose ------------
+
+namespace eqx::detail {
+
+inline std::vector<Array> GatherPrim::jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t,
+                                          std::span<const Array>, const Params& p) const {
+  return {t[0].has_value() ? bind1(*this, {t[0], x[1]}, p) : Array{}};
+}
+// Each gathered row's cotangent is added back at its index (repeats accumulate).
+inline std::vector<Array> GatherPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                                          std::span<const Array> ct, const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}, Array{}};
+  return {bind1(prim::scatter_add, {o.zeros_like(x[0]), x[1], ct[0]}, p), Array{}};
+}
+
+inline std::vector<Array> ScatterAddPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                              std::span<const Array>, const Params& p) const {
+  if (!t[2].has_value()) return {t[0]};
+  return {bind1(*this, {o.instantiate(t[0], x[0].shape(), x[0].dtype()), x[1], t[2]}, p)};
+}
+// The operand passes through; each update row reads the cotangent at its index.
+inline std::vector<Array> ScatterAddPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                              std::span<const Array> ct, const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}, Array{}, Array{}};
+  return {ct[0], Array{}, bind1(prim::gather, {ct[0], x[1]}, p)};
+}
+
+}  // namespace eqx::detail

@@ -183,6 +183,10 @@ EQX_KERNEL_INLINE void BroadcastInDimPrim::kernel(std::span<const View> in, std:
 /// ... below limit on every axis (all non-negative, strides >= 1).
 struct SlicePrim final : Primitive {
   std::string_view name() const override { return "slice"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints &start = p.get<Ints>("start_indices"), &limit = p.get<Ints>("limit_indices"),
                &step = p.get<Ints>("strides");
@@ -223,6 +227,10 @@ EQX_KERNEL_INLINE void SlicePrim::kernel(std::span<const View> in, std::span<con
 /// rev[dimensions]: reverses the order of elements along those axes.
 struct RevPrim final : Primitive {
   std::string_view name() const override { return "rev"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& dims = p.get<Ints>("dimensions");
     std::vector<bool> seen(in[0].shape.size(), false);
@@ -259,6 +267,10 @@ EQX_KERNEL_INLINE void RevPrim::kernel(std::span<const View> in, std::span<const
 /// elements between neighbours, all equal to the scalar padding_value.
 struct PadPrim final : Primitive {
   std::string_view name() const override { return "pad"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints &lo = p.get<Ints>("low"), &hi = p.get<Ints>("high"), &interior = p.get<Ints>("interior");
     const std::size_t r = in[0].shape.size();
@@ -317,6 +329,10 @@ EQX_KERNEL_INLINE void PadPrim::kernel(std::span<const View> in, std::span<const
 /// concatenate[dimension]: joins operands of equal dtype along one axis.
 struct ConcatenatePrim final : Primitive {
   std::string_view name() const override { return "concatenate"; }
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
     if (in.empty()) throw ValueError("eqx::concatenate: needs at least one array");
@@ -399,3 +415,99 @@ inline const detail::PadPrim pad;
 inline const detail::ConcatenatePrim concatenate;
 inline const detail::IotaPrim iota;
 }  // namespace eqx::prim
+
+// --- differentiation rules (after the primitives they bind) -----------------------------
+
+namespace eqx::detail {
+
+inline Array zero_scalar_like(const RuleOps& o, const Array& x) { return o.scalar(0, x.dtype()); }
+
+inline std::vector<Array> SlicePrim::jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t,
+                                         std::span<const Array>, const Params& p) const {
+  return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
+}
+// The cotangent goes back where the slice read: zeros padded around it, with
+// stride - 1 zeros between neighbours.
+inline std::vector<Array> SlicePrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                                         std::span<const Array> ct, const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}};
+  const Ints &start = p.get<Ints>("start_indices"), &step = p.get<Ints>("strides");
+  const Shape& in = x[0].shape();
+  if (ct[0].size() == 0) return {o.zeros_like(x[0])};
+  Ints lo(start), hi(in.size()), interior(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    interior[i] = step[i] - 1;
+    hi[i] = in[i] - (start[i] + (ct[0].shape()[i] - 1) * step[i] + 1);
+  }
+  return {bind1(prim::pad, {ct[0], zero_scalar_like(o, ct[0])},
+                Params{}.set("low", lo).set("high", hi).set("interior", interior))};
+}
+
+inline std::vector<Array> RevPrim::jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t,
+                                       std::span<const Array>, const Params& p) const {
+  return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
+}
+inline std::vector<Array> RevPrim::vjp(const RuleOps&, std::span<const Array>, std::span<const Array>,
+                                       std::span<const Array> ct, const Params& p) const {
+  return {ct[0].has_value() ? bind1(*this, {ct[0]}, p) : Array{}};
+}
+
+// pad is linear in (operand, padding value) jointly.
+inline std::vector<Array> PadPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                       std::span<const Array>, const Params& p) const {
+  return {bind1(*this, {o.instantiate(t[0], x[0].shape(), x[0].dtype()), o.instantiate(t[1], {}, x[1].dtype())}, p)};
+}
+// The operand's cotangent is what pad copied it to: undo low/high (a pad by
+// their negatives crops), then take every (interior + 1)-th element. The
+// padding value was copied everywhere else: it gets the rest of the sum.
+inline std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                                       std::span<const Array> ct, const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}, Array{}};
+  const Ints &lo = p.get<Ints>("low"), &hi = p.get<Ints>("high"), &interior = p.get<Ints>("interior");
+  const std::size_t r = lo.size();
+  Ints neg_lo(r), neg_hi(r), step(r);
+  for (std::size_t i = 0; i < r; ++i) {
+    neg_lo[i] = -lo[i];
+    neg_hi[i] = -hi[i];
+    step[i] = interior[i] + 1;
+  }
+  Array unpadded = bind1(*this, {ct[0], zero_scalar_like(o, ct[0])},
+                         Params{}.set("low", neg_lo).set("high", neg_hi).set("interior", Ints(r, 0)));
+  Array operand_ct = bind1(prim::slice, {unpadded},
+                           Params{}
+                               .set("start_indices", Ints(r, 0))
+                               .set("limit_indices", Ints(unpadded.shape().begin(), unpadded.shape().end()))
+                               .set("strides", step));
+  Ints all(r);
+  for (std::size_t i = 0; i < r; ++i) all[i] = static_cast<std::int64_t>(i);
+  Array value_ct = o.sub(o.reduce_sum(ct[0], all), o.reduce_sum(operand_ct, all));
+  return {operand_ct, o.reshape(value_ct, {})};
+}
+
+// Linear: the tangents concatenated (symbolic zeros made concrete, unless
+// every tangent is zero); the cotangent sliced back into the operands' parts.
+inline std::vector<Array> ConcatenatePrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                               std::span<const Array>, const Params& p) const {
+  if (std::none_of(t.begin(), t.end(), [](const Array& a) { return a.has_value(); })) return {Array{}};
+  std::vector<Array> parts;
+  for (std::size_t k = 0; k < x.size(); ++k) parts.push_back(o.instantiate(t[k], x[k].shape(), x[k].dtype()));
+  return eqx::bind(*this, parts, p);
+}
+inline std::vector<Array> ConcatenatePrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                               std::span<const Array> ct, const Params& p) const {
+  std::vector<Array> out(x.size());
+  if (!ct[0].has_value()) return out;
+  const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
+  const Shape& whole = ct[0].shape();
+  Ints start(whole.size(), 0), limit(whole.begin(), whole.end());
+  std::int64_t offset = 0;
+  for (std::size_t k = 0; k < x.size(); ++k) {
+    start[axis] = offset;
+    limit[axis] = offset += x[k].shape()[axis];
+    out[k] = bind1(prim::slice, {ct[0]},
+                   Params{}.set("start_indices", start).set("limit_indices", limit).set("strides", Ints(whole.size(), 1)));
+  }
+  return out;
+}
+
+}  // namespace eqx::detail

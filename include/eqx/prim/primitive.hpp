@@ -115,6 +115,13 @@ class Primitive {
     return nullptr;
   }
 
+  /// For call-like primitives that hold a sub-graph (filter_checkpoint):
+  /// the body that compiled code runs in place of the equation, or nullptr.
+  virtual const Graph* inlined_body(const Params& params) const {
+    (void)params;
+    return nullptr;
+  }
+
   /// Forward mode: the tangents of the outputs, given the inputs
   /// (`primals`), their tangents and the outputs. An empty Array is a
   /// symbolic zero tangent. Written with `ops`, so the rule itself traces.
@@ -198,8 +205,8 @@ inline Array bind1(const Primitive& prim, std::initializer_list<Array> inputs, c
 /// zero without computing anything.
 struct RuleOps {
   const Primitive *add_p, *sub_p, *mul_p, *div_p, *neg_p, *select_p, *convert_p, *broadcast_p, *reshape_p,
-      *reduce_sum_p, *transpose_p, *dot_general_p, *eq_p, *exp_p, *log_p, *sin_p, *cos_p, *sqrt_p, *pow_p,
-      *sign_p, *tanh_p, *logistic_p, *gt_p;
+      *reduce_sum_p, *reduce_prod_p, *transpose_p, *dot_general_p, *eq_p, *ne_p, *gt_p, *exp_p, *log_p, *sin_p,
+      *cos_p, *sqrt_p, *pow_p, *sign_p, *tanh_p, *logistic_p;
 
   Array add(const Array& a, const Array& b) const {
     if (!a.has_value()) return b;
@@ -238,6 +245,10 @@ struct RuleOps {
     if (!a.has_value() || axes.empty()) return a;
     return bind1(*reduce_sum_p, {a}, Params{}.set("axes", std::move(axes)));
   }
+  Array reduce_prod(const Array& a, std::vector<std::int64_t> axes) const {
+    if (axes.empty()) return a;
+    return bind1(*reduce_prod_p, {a}, Params{}.set("axes", std::move(axes)));
+  }
   Array transpose(const Array& a, std::vector<std::int64_t> perm) const {
     return a.has_value() ? bind1(*transpose_p, {a}, Params{}.set("permutation", std::move(perm))) : Array{};
   }
@@ -270,19 +281,19 @@ struct RuleOps {
 };
 
 namespace detail {
-[[noreturn]] inline void throw_no_rule(const Primitive& p, const char* mode) {
-  throw ValueError("eqx: primitive '" + std::string(p.name()) + "' has no " + mode +
-                   " rule yet, so it cannot be differentiated");
+[[noreturn]] inline void throw_no_rule(const Primitive& p, const char* rule, const char* mode, const char* method) {
+  throw ValueError("eqx: primitive '" + std::string(p.name()) + "' has no " + rule +
+                   " rule, so it cannot be differentiated in " + mode + " mode; give it one by overriding " + method);
 }
 }  // namespace detail
 
 inline std::vector<Array> Primitive::jvp(const RuleOps&, std::span<const Array>, std::span<const Array>,
                                          std::span<const Array>, const Params&) const {
-  detail::throw_no_rule(*this, "JVP");
+  detail::throw_no_rule(*this, "JVP", "forward", "Primitive::jvp");
 }
 inline std::vector<Array> Primitive::vjp(const RuleOps&, std::span<const Array>, std::span<const Array>,
                                          std::span<const Array>, const Params&) const {
-  detail::throw_no_rule(*this, "VJP");
+  detail::throw_no_rule(*this, "VJP", "reverse", "Primitive::vjp");
 }
 
 inline Array RuleOps::scalar(double v, DType dtype) const {

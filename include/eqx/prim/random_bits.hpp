@@ -22,6 +22,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/binary.hpp"
 #include "eqx/prim/broadcast.hpp"
+#include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
@@ -287,6 +288,12 @@ struct ErfInvOp {
 /// lax.sort_key_val(is_stable=True). JAX's permutation is built on it.
 struct SortKeyValPrim final : Primitive {
   std::string_view name() const override { return "sort_key_val"; }
+  // The values are permuted, a linear map: tangents follow the same
+  // permutation; cotangents go back through its inverse (below).
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     if (in.size() != 2)
       throw ValueError("eqx::sort_key_val: takes 2 inputs (keys, values), got " + std::to_string(in.size()));
@@ -353,6 +360,30 @@ inline const detail::BitcastConvertPrim bitcast_convert_type;
 inline const detail::UnaryPrim<detail::ErfInvOp> erf_inv;
 inline const detail::SortKeyValPrim sort_key_val;
 }  // namespace eqx::prim
+
+namespace eqx::detail {
+
+inline std::vector<Array> SortKeyValPrim::jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t,
+                                              std::span<const Array>, const Params& p) const {
+  if (!t[1].has_value()) return {Array{}, Array{}};
+  return {Array{}, eqx::bind(*this, std::vector<Array>{x[0], t[1]}, p)[1]};
+}
+// Sorting iota by the keys gives the permutation (out[j] = values[perm[j]]);
+// sorting the cotangent by perm puts ct[j] back at position perm[j].
+inline std::vector<Array> SortKeyValPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                              std::span<const Array> ct, const Params& p) const {
+  if (!ct[1].has_value()) return {Array{}, Array{}};
+  const Shape& s = x[0].shape();
+  Array positions = bind1(prim::iota, {},
+                          Params{}
+                              .set("dtype", DType::int32)
+                              .set("shape", Ints(s.begin(), s.end()))
+                              .set("dimension", p.get<std::int64_t>("dimension")));
+  Array perm = eqx::bind(*this, std::vector<Array>{x[0], positions}, p)[1];
+  return {Array{}, eqx::bind(*this, std::vector<Array>{perm, ct[1]}, p)[1]};
+}
+
+}  // namespace eqx::detail
 
 // The eqx::kernels library: these use the binary and unary templates, so
 // they are compiled with those families.

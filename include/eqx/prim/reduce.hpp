@@ -82,34 +82,63 @@ const T* as_three_axes(const View& x, const Ints& axes, std::unique_ptr<T[]>& sc
   return scratch.get();
 }
 
-struct SumOp;  // below: the one linear reduction
+struct SumOp;
+struct ProdOp;
+
+/// x's shape with 1 on the reduced axes: where a reduced value broadcasts back.
+inline Shape kept_shape(Shape s, const Ints& axes) {
+  for (auto a : axes) s[static_cast<std::size_t>(a)] = 1;
+  return s;
+}
+
+/// d y / d x for y = reduce(x) over `axes`, elementwise at x's shape.
+/// prod: the product of the other elements, computed without dividing by a
+/// zero: with no zero it is y / x; with exactly one zero, the product of the
+/// rest at that zero and 0 elsewhere; with two or more zeros, 0.
+/// max/min: 1 / (number of extreme elements) at each extreme element, so
+/// ties share the gradient equally (as JAX's reduce_max rule does).
+template <class Op>
+Array reduction_weights(const RuleOps& o, const Array& x, const Array& y, const Ints& axes) {
+  const DType d = x.dtype();
+  const Shape kept = kept_shape(x.shape(), axes);
+  auto spread = [&](const Array& r) { return o.broadcast_to(o.reshape(r, kept), x.shape()); };
+  if constexpr (std::is_same_v<Op, ProdOp>) {
+    Array zero = o.scalar(0, d), one = o.scalar(1, d);
+    Array is_zero = o.bin(o.eq_p, x, zero);
+    Array safe_x = o.select(is_zero, o.broadcast_to(one, x.shape()), x);
+    Array rest = spread(o.reduce_prod(safe_x, axes));  // product of the non-zero elements
+    Array zeros = spread(o.reduce_sum(o.convert(is_zero, d), axes));
+    Array no_zero = o.bin(o.eq_p, zeros, o.broadcast_to(zero, x.shape()));
+    Array only_zero = o.bin(o.eq_p, o.add(zeros, o.convert(o.bin(o.ne_p, x, zero), d)), o.broadcast_to(one, x.shape()));
+    return o.select(no_zero, o.div(rest, safe_x), o.select(only_zero, rest, o.broadcast_to(zero, x.shape())));
+  } else {
+    Array at_extreme = o.convert(o.bin(o.eq_p, x, spread(y)), d);
+    return o.div(at_extreme, spread(o.reduce_sum(at_extreme, axes)));
+  }
+}
+
 
 /// Shape rule and kernel shared by the axis reductions.
 template <class Op>
 struct ReducePrim final : Primitive {
   std::string_view name() const override { return Op::name; }
 
-  // reduce_sum is linear; the other reductions have no rules yet.
+  // reduce_sum is linear; prod and max/min are linear in the tangent with a
+  // weight per element (reduction_weights). and/or have bool outputs, so the
+  // AD layer never asks them for a rule.
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override {
-    if constexpr (std::is_same_v<Op, SumOp>) {
-      (void)x, (void)y;
-      return {o.reduce_sum(t[0], p.get<Ints>("axes"))};
-    } else {
-      return Primitive::jvp(o, x, t, y, p);
-    }
+    const Ints& axes = p.get<Ints>("axes");
+    if constexpr (std::is_same_v<Op, SumOp>) return {o.reduce_sum(t[0], axes)};
+    else return {o.reduce_sum(o.mul(t[0], reduction_weights<Op>(o, x[0], y[0], axes)), axes)};
   }
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
                          std::span<const Array> ct, const Params& p) const override {
-    if constexpr (std::is_same_v<Op, SumOp>) {
-      if (!ct[0].has_value()) return {Array{}};
-      const Ints& axes = p.get<Ints>("axes");
-      Shape kept = x[0].shape();  // x's shape with 1 on the reduced axes
-      for (auto a : axes) kept[static_cast<std::size_t>(a)] = 1;
-      return {o.broadcast_to(o.reshape(ct[0], kept), x[0].shape())};
-    } else {
-      return Primitive::vjp(o, x, y, ct, p);
-    }
+    if (!ct[0].has_value()) return {Array{}};
+    const Ints& axes = p.get<Ints>("axes");
+    Array spread = o.broadcast_to(o.reshape(ct[0], kept_shape(x[0].shape(), axes)), x[0].shape());
+    if constexpr (std::is_same_v<Op, SumOp>) return {spread};
+    else return {o.mul(spread, reduction_weights<Op>(o, x[0], y[0], axes))};
   }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {

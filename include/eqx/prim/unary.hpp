@@ -56,6 +56,8 @@ void require_dtype(DType d) {
                      std::string(Op::name) + " needs " + Op::accepts + "; convert first with eqx::astype");
 }
 
+struct ErfInvOp;  // eqx/prim/random_bits.hpp
+
 /// d op(x) / dx as an Array (written with `o`), or an empty Array when the
 /// derivative is zero everywhere (sign, not). Defined after the ops below.
 template <class Op>
@@ -248,7 +250,13 @@ Array unary_derivative(const RuleOps& o, const Array& x, const Array& y) {
   else if constexpr (std::is_same_v<Op, LogisticOp>) return o.mul(y, o.sub(c(1), y));
   else if constexpr (std::is_same_v<Op, ErfOp>)
     return o.mul(c(1.1283791670955126), o.un(o.exp_p, o.neg(o.mul(x, x))));  // 2/sqrt(pi) exp(-x^2)
-  else return Array{};  // sign, not: zero almost everywhere
+  else if constexpr (std::is_same_v<Op, ErfInvOp>)
+    return o.mul(c(0.88622692545275801), o.un(o.exp_p, o.mul(y, y)));  // sqrt(pi)/2 exp(erf_inv(x)^2)
+  else {
+    // sign is flat almost everywhere; not has no float input.
+    static_assert(std::is_same_v<Op, SignOp> || !Op::template supports<float>, "a float unary op needs its derivative here");
+    return Array{};
+  }
 }
 
 }  // namespace eqx::detail

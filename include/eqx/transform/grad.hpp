@@ -5,6 +5,7 @@
 // inside an enclosing trace (so jit(grad(f)) compiles one plan and
 // grad(grad(f)) differentiates the rules themselves).
 
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -65,16 +66,20 @@ Tree fill_grads(const Tree& tree, const std::vector<Array>& grads) {
   return rebuild_tree(filler, path, tree);
 }
 
-/// Tangent leaves aligned with the primal leaves (None tangent: zero).
+/// Tangent leaves aligned with the primal leaves (None tangent: zero); for
+/// filter_vjp, cotangent leaves aligned with the output leaves.
 struct TangentCollector {
   std::vector<Array>* out;
+  const char* fn = "filter_jvp";
+  const char* what = "tangent";
+  const char* of = "primal";
   bool array(const TreePath& path, const Array& primal, const Array& tangent) {
     if (!primal.has_value()) return true;
     if (tangent.has_value() && (tangent.shape() != primal.shape() || tangent.dtype() != primal.dtype()))
-      throw ShapeError("eqx::filter_jvp: the tangent at " + path.display() + " is " +
-                       AbstractArray{tangent.shape(), tangent.dtype()}.str() + " but its primal is " +
-                       AbstractArray{primal.shape(), primal.dtype()}.str() +
-                       "; a tangent must have its primal's shape and dtype");
+      throw ShapeError("eqx::" + std::string(fn) + ": the " + what + " at " + path.display() + " is " +
+                       AbstractArray{tangent.shape(), tangent.dtype()}.str() + " but its " + of + " is " +
+                       AbstractArray{primal.shape(), primal.dtype()}.str() + "; a " + what + " must have its " + of +
+                       "'s shape and dtype");
     out->push_back(tangent);
     return true;
   }
@@ -107,7 +112,9 @@ class ValueAndGrad {
     std::vector<Array> leaves = call_leaves(&first_leaves, f_, first, rest...);
     std::vector<Array> out_ct(traced.graph.outputs.size());
     out_ct[0] = rule_ops().scalar(1.0, value.dtype());
-    auto [outs, in_ct] = vjp_graph(traced.graph, leaves, out_ct);
+    auto differentiate = std::make_unique<bool[]>(leaves.size());
+    for (std::size_t i = first_leaves.first; i < first_leaves.second; ++i) differentiate[i] = true;
+    auto [outs, in_ct] = vjp_graph(traced.graph, leaves, out_ct, {differentiate.get(), leaves.size()});
     std::vector<Array> grads(in_ct.begin() + static_cast<std::ptrdiff_t>(first_leaves.first),
                              in_ct.begin() + static_cast<std::ptrdiff_t>(first_leaves.second));
     R result = TreeDef<R>(traced.output).unflatten(outs);
