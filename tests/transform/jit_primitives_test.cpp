@@ -377,6 +377,13 @@ void chain_rows(std::vector<Row>& rows) {
     Array y = x[0] * 2.0f - 1.0f;
     return Arrays{x[0], y, x[0], y, x[1]};
   }());
+  // stop_gradient is removed from compiled graphs; checkpoint and its
+  // optimization_barrier are inlined / copied.
+  FUSED_ROW("chain/stop-gradient-and-checkpoint", Arrays{rnd(float32, {5, 1001}, 94)}, [&] {
+    auto block = eqx::filter_checkpoint([](const Array& h) { return eqx::tanh(h) * 2.0f + h; });
+    Array kept = eqx::bind(eqx::prim::optimization_barrier, Arrays{x[0]})[0];
+    return Arrays{block(eqx::stop_gradient(x[0]) * 0.5f), kept};
+  }());
   FUSED_ROW("chain/folded-simplified-cse", Arrays{rnd(float32, {5, 1001}, 93)}, [&] {
     Array k = eqx::astype(eqx::arange(1001) + 1, float32);  // constant-folded
     Array y = (x[0] * 1.0f + -0.0f) / 1.0f;                 // simplified to x
@@ -440,7 +447,8 @@ TEST_CASE("the jit primitive table binds every primitive of prim/*.hpp", "[jit][
       "select", "convert", "reshape", "transpose", "broadcast_in_dim", "slice", "rev", "pad", "concatenate", "iota",
       "reduce_sum", "reduce_prod", "reduce_max", "reduce_min", "reduce_and", "reduce_or", "argmax", "argmin",
       "dot_general", "gather", "scatter_add", "conv_general_dilated", "reduce_window_max", "reduce_window_sum",
-      "threefry2x32", "shift_left", "shift_right_logical", "rem", "bitcast_convert_type", "erf_inv", "sort_key_val"};
+      "threefry2x32", "shift_left", "shift_right_logical", "rem", "bitcast_convert_type", "erf_inv", "sort_key_val",
+      "stop_gradient", "checkpoint", "optimization_barrier"};
   for (const char* p : prims) {
     INFO("no row binds primitive " << p);
     CHECK(bound.count(p) == 1);
