@@ -70,12 +70,19 @@ class GraphPrinter {
     out += ". let";
     for (const Equation& eq : g.equations) {
       out += "\n" + indent + "    ";
-      for (std::size_t i = 0; i < eq.outputs.size(); ++i) out += (i ? " " : "") + define(eq.outputs[i]);
+      // (Appending piecewise: GCC 12 warns falsely on `(i ? " " : "") + std::string`.)
+      for (std::size_t i = 0; i < eq.outputs.size(); ++i) {
+        if (i) out += ' ';
+        out += define(eq.outputs[i]);
+      }
       out += " = " + std::string(eq.prim->name()) + params_text(eq.params, indent + "    ");
       for (Var v : eq.inputs) out += " " + names[v];
     }
     out += "\n" + indent + "  in (";
-    for (std::size_t i = 0; i < g.outputs.size(); ++i) out += (i ? ", " : "") + names[g.outputs[i]];
+    for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+      if (i) out += ", ";
+      out += names[g.outputs[i]];
+    }
     return out + ") }";
   }
 

@@ -16,11 +16,14 @@
 // prod(kernel)] weight view in one Eigen product, which Eigen forwards to BLAS
 // under EIGEN_USE_BLAS. Very large column matrices are built and multiplied
 // in blocks of output columns so scratch memory stays bounded.
+//
+// Its JVP and VJP rules (below the kernel) are convolutions again, as in JAX.
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -133,6 +136,12 @@ struct ConvGeneralDilatedPrim final : Primitive {
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+
+  // Differentiation rules, defined below the struct.
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
 
  private:
   /// Scratch elements of one column block (16 MiB of float32).
@@ -271,6 +280,115 @@ EQX_KERNEL_INLINE void ConvGeneralDilatedPrim::kernel(std::span<const View> in, 
 }
 #endif
 
+// --- differentiation rules ---------------------------------------------------
+//
+// As JAX's (jax/_src/lax/convolution.py): both cotangents are again
+// convolutions, so the rules trace, jit and differentiate like any other op.
+
+inline Params conv_params(Ints strides, Ints padding, Ints lhs_dilation, Ints rhs_dilation, std::int64_t groups) {
+  return Params{}
+      .set("window_strides", std::move(strides))
+      .set("padding", std::move(padding))
+      .set("lhs_dilation", std::move(lhs_dilation))
+      .set("rhs_dilation", std::move(rhs_dilation))
+      .set("feature_group_count", groups);
+}
+
+/// 0, 1, ..., n-1 with the first two entries swapped (n >= 2).
+inline Ints swap_first_two_axes(std::size_t n) {
+  Ints perm(n);
+  for (std::size_t i = 0; i < n; ++i) perm[i] = static_cast<std::int64_t>(i);
+  std::swap(perm[0], perm[1]);
+  return perm;
+}
+
+// Bilinear: d conv(l, r) = conv(dl, r) + conv(l, dr).
+inline std::vector<Array> ConvGeneralDilatedPrim::jvp(const RuleOps& o, std::span<const Array> x,
+                                                      std::span<const Array> t, std::span<const Array>,
+                                                      const Params& p) const {
+  return {o.add(t[0].has_value() ? bind1(*this, {t[0], x[1]}, p) : Array{},
+                t[1].has_value() ? bind1(*this, {x[0], t[1]}, p) : Array{})};
+}
+
+// lhs cotangent: the transposed convolution. The cotangent, dilated by the
+// forward strides (lhs_dilation = window_strides), is convolved with the
+// spatially reversed kernel whose in/out feature axes are swapped within
+// each group; stepping by the forward lhs_dilation picks the input cells that
+// exist. Padding (JAX's _conv_general_vjp_lhs_padding), per spatial axis:
+//   lo' = k_dil - lo - 1,  hi' = in_dil + k_dil - 1 - out_dil - lo'
+// with k_dil, in_dil, out_dil the kernel, input and output sizes after
+// rhs_dilation, lhs_dilation and window_strides; the sum makes the result
+// exactly the input's size, also when the strides skip trailing input cells.
+//
+// rhs cotangent: a convolution of the input (batch and feature axes swapped)
+// with the cotangent as the kernel, contracting over the batch and output
+// positions: window_strides = rhs_dilation, rhs_dilation = window_strides,
+// lhs_dilation kept, padding lo' = lo, hi' = out_dil - in_dil + k_dil - lo - 1
+// (JAX's _conv_general_vjp_rhs_padding). JAX expresses groups there with
+// batch_group_count; here the groups go into the feature axis instead:
+// input [N, G * Ig, sp] -> [Ig, G * N, sp] with feature_group_count G, so
+// output channel block g only sees group g's input channels.
+inline std::vector<Array> ConvGeneralDilatedPrim::vjp(const RuleOps& o, std::span<const Array> x,
+                                                      std::span<const Array>, std::span<const Array> ct,
+                                                      const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}, Array{}};
+  const Array &lhs = x[0], &rhs = x[1], &g = ct[0];
+  // Empty operands or outputs: nothing flows (and the transposed convolutions
+  // below would have empty windows).
+  if (lhs.size() == 0 || rhs.size() == 0 || g.size() == 0) return {o.zeros_like(lhs), o.zeros_like(rhs)};
+  const ConvDims d = ConvDims::from(p);
+  const Shape &ls = lhs.shape(), &rs = rhs.shape(), &gs = g.shape();
+  const std::size_t nsp = ls.size() - 2, rank = ls.size();
+  const std::int64_t G = d.feature_group_count, N = ls[0], C_in = ls[1], C_out = rs[0];
+  const std::int64_t Ig = C_in / G, Og = C_out / G;
+
+  Ints lhs_pad(2 * nsp), rhs_pad(2 * nsp), spatial;
+  for (std::size_t i = 0; i < nsp; ++i) {
+    const std::int64_t in_dil = dilate_dim(ls[i + 2], d.lhs_dilation[i]);
+    const std::int64_t k_dil = dilate_dim(rs[i + 2], d.rhs_dilation[i]);
+    const std::int64_t out_dil = dilate_dim(gs[i + 2], d.strides[i]);
+    const std::int64_t lo = d.padding[2 * i];
+    lhs_pad[2 * i] = k_dil - lo - 1;
+    lhs_pad[2 * i + 1] = in_dil + k_dil - 1 - out_dil - lhs_pad[2 * i];
+    rhs_pad[2 * i] = lo;
+    rhs_pad[2 * i + 1] = out_dil - in_dil + k_dil - lo - 1;
+    spatial.push_back(static_cast<std::int64_t>(i + 2));
+  }
+
+  // Kernel for the lhs cotangent: [C_out, Ig, k...] -> [G, Og, Ig, k...] ->
+  // [G, Ig, Og, k...] -> [C_in, Og, k...], then reversed in space.
+  Array w;
+  if (G == 1) {
+    w = o.transpose(rhs, swap_first_two_axes(rank));
+  } else {
+    Shape split{G, Og, Ig};
+    for (std::size_t i = 0; i < nsp; ++i) split.push_back(rs[i + 2]);
+    Ints perm{0, 2, 1};
+    for (std::size_t i = 0; i < nsp; ++i) perm.push_back(static_cast<std::int64_t>(i + 3));
+    Shape merged{C_in, Og};
+    for (std::size_t i = 0; i < nsp; ++i) merged.push_back(rs[i + 2]);
+    w = o.reshape(o.transpose(o.reshape(rhs, split), perm), merged);
+  }
+  w = bind1(prim::rev, {w}, Params{}.set("dimensions", spatial));
+  Array lhs_ct = bind1(*this, {g, w}, conv_params(d.lhs_dilation, lhs_pad, d.strides, d.rhs_dilation, G));
+
+  // Input for the rhs cotangent: [N, C_in, sp] -> [Ig, G * N, sp].
+  Array in;
+  if (G == 1) {
+    in = o.transpose(lhs, swap_first_two_axes(rank));
+  } else {
+    Shape split{N, G, Ig};
+    for (std::size_t i = 0; i < nsp; ++i) split.push_back(ls[i + 2]);
+    Ints perm{2, 1, 0};
+    for (std::size_t i = 0; i < nsp; ++i) perm.push_back(static_cast<std::int64_t>(i + 3));
+    Shape merged{Ig, G * N};
+    for (std::size_t i = 0; i < nsp; ++i) merged.push_back(ls[i + 2]);
+    in = o.reshape(o.transpose(o.reshape(lhs, split), perm), merged);
+  }
+  Array g_kernel = o.transpose(g, swap_first_two_axes(rank));  // [C_out, N, out sp]
+  Array rhs_ct = bind1(*this, {in, g_kernel}, conv_params(d.rhs_dilation, rhs_pad, d.lhs_dilation, d.strides, G));
+  return {lhs_ct, o.transpose(rhs_ct, swap_first_two_axes(rank))};  // [Ig, C_out, k] -> [C_out, Ig, k]
+}
 
 }  // namespace eqx::detail
 

@@ -132,7 +132,7 @@ EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span
 /// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
 struct BroadcastInDimPrim final : Primitive {
   std::string_view name() const override { return "broadcast_in_dim"; }
-  std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
+  std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t,
                          std::span<const Array>, const Params& p) const override {
     return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
   }
@@ -460,7 +460,7 @@ inline std::vector<Array> PadPrim::jvp(const RuleOps& o, std::span<const Array> 
 // The operand's cotangent is what pad copied it to: undo low/high (a pad by
 // their negatives crops), then take every (interior + 1)-th element. The
 // padding value was copied everywhere else: it gets the rest of the sum.
-inline std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+inline std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
                                        std::span<const Array> ct, const Params& p) const {
   if (!ct[0].has_value()) return {Array{}, Array{}};
   const Ints &lo = p.get<Ints>("low"), &hi = p.get<Ints>("high"), &interior = p.get<Ints>("interior");
