@@ -6,6 +6,7 @@
 // grad(grad(f)) differentiates the rules themselves).
 
 #include <memory>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -41,6 +42,19 @@ std::vector<Array> call_leaves(std::pair<std::size_t, std::size_t>* first_arg, c
       ...);
   return out;
 }
+
+/// Which of `n` leaves reverse mode differentiates: those in [begin, end).
+class LeafMask {
+ public:
+  LeafMask(std::size_t n, std::size_t begin, std::size_t end) : bits_(std::make_unique<bool[]>(n)), n_(n) {
+    for (std::size_t i = begin; i < end; ++i) bits_[i] = true;
+  }
+  std::span<const bool> span() const { return {bits_.get(), n_}; }
+
+ private:
+  std::unique_ptr<bool[]> bits_;  // (std::vector<bool> has no span)
+  std::size_t n_;
+};
 
 /// Puts `grads` (in leaf order) into a copy of `tree`: inexact Array leaves
 /// get their gradient (zeros if it is a symbolic zero), other leaves None.
@@ -112,9 +126,8 @@ class ValueAndGrad {
     std::vector<Array> leaves = call_leaves(&first_leaves, f_, first, rest...);
     std::vector<Array> out_ct(traced.graph.outputs.size());
     out_ct[0] = rule_ops().scalar(1.0, value.dtype());
-    auto differentiate = std::make_unique<bool[]>(leaves.size());
-    for (std::size_t i = first_leaves.first; i < first_leaves.second; ++i) differentiate[i] = true;
-    auto [outs, in_ct] = vjp_graph(traced.graph, leaves, out_ct, {differentiate.get(), leaves.size()});
+    LeafMask differentiate(leaves.size(), first_leaves.first, first_leaves.second);
+    auto [outs, in_ct] = vjp_graph(traced.graph, leaves, out_ct, differentiate.span());
     std::vector<Array> grads(in_ct.begin() + static_cast<std::ptrdiff_t>(first_leaves.first),
                              in_ct.begin() + static_cast<std::ptrdiff_t>(first_leaves.second));
     R result = TreeDef<R>(traced.output).unflatten(outs);

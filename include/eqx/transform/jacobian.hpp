@@ -58,9 +58,8 @@ auto filter_jacrev(F f) {
     static_assert(std::is_same_v<decltype(traced.output), Array>, "eqx::filter_jacrev: f must return an eqx::Array");
     std::pair<std::size_t, std::size_t> range{0, 0};
     std::vector<Array> leaves = detail::call_leaves(&range, f, first, rest...);
-    auto differentiate = std::make_unique<bool[]>(leaves.size());
-    for (std::size_t i = range.first; i < range.second; ++i) differentiate[i] = true;
-    VjpTape tape(std::make_shared<const Graph>(std::move(traced.graph)), leaves, {differentiate.get(), leaves.size()});
+    detail::LeafMask differentiate(leaves.size(), range.first, range.second);
+    VjpTape tape(std::make_shared<const Graph>(std::move(traced.graph)), leaves, differentiate.span());
     const Array& y = tape.outputs[0];
     detail::require_array_output(y, "filter_jacrev");
     std::vector<std::vector<Array>> rows(range.second - range.first);

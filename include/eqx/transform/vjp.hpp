@@ -69,10 +69,9 @@ auto filter_vjp(const F& f, const Args&... args) {
   using R = decltype(traced.output);
   std::pair<std::size_t, std::size_t> first{0, 0};
   std::vector<Array> leaves = detail::call_leaves(&first, f, args...);
-  auto differentiate = std::make_unique<bool[]>(leaves.size());
-  for (std::size_t i = first.first; i < leaves.size(); ++i) differentiate[i] = true;
+  detail::LeafMask differentiate(leaves.size(), first.first, leaves.size());
   auto tape = std::make_shared<const VjpTape>(std::make_shared<const Graph>(std::move(traced.graph)), leaves,
-                                              std::span<const bool>(differentiate.get(), leaves.size()));
+                                              differentiate.span());
   TreeDef<R> def(traced.output);
   R out = def.unflatten(tape->outputs);
   R structure = out;
