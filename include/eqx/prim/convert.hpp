@@ -50,11 +50,24 @@ struct ConvertPrim final : Primitive {
   }
 };
 
+/// How the convert kernels read elements of type T: bool as its byte, tested
+/// against 0. Same values, but the compiler vectorises the loop, which it
+/// does not for loads of bool (e.g. the float masks of a ReLU's gradient).
+template <class T>
+using ConvertSource = std::conditional_t<std::is_same_v<T, bool>, std::uint8_t, T>;
+static_assert(sizeof(bool) == 1, "eqx stores bool elements as one byte");
+
+template <class From, class To>
+void convert_loop(const ConvertSource<From>* a, To* o, std::int64_t begin, std::int64_t end) {
+  for (std::int64_t i = begin; i < end; ++i) {
+    if constexpr (std::is_same_v<From, bool>) o[i] = a[i] != 0 ? To(1) : To(0);  // convert_value's bool -> To
+    else o[i] = convert_value<To>(a[i]);
+  }
+}
+
 template <class From, class To>
 void convert_tile(const void* const* in, void* out, std::int64_t n) {
-  const From* a = static_cast<const From*>(in[0]);
-  To* o = static_cast<To*>(out);
-  for (std::int64_t i = 0; i < n; ++i) o[i] = convert_value<To>(a[i]);
+  convert_loop<From, To>(static_cast<const ConvertSource<From>*>(in[0]), static_cast<To*>(out), 0, n);
 }
 #if EQX_CONVERT_KERNELS
 EQX_KERNEL_INLINE TileKernel ConvertPrim::tile_kernel(std::span<const AbstractArray> in, const Params& p) const {
@@ -69,11 +82,9 @@ EQX_KERNEL_INLINE void ConvertPrim::kernel(std::span<const View> in, std::span<c
     visit_dtype(out[0].dtype, [&](auto to_tag) {
       using From = decltype(from_tag);
       using To = decltype(to_tag);
-      const From* a = in[0].as<const From>();
+      const auto* a = static_cast<const ConvertSource<From>*>(in[0].data);
       To* o = out[0].as<To>();
-      parallel_for(in[0].numel(), 1, [&](std::int64_t b, std::int64_t e) {
-        for (std::int64_t i = b; i < e; ++i) o[i] = convert_value<To>(a[i]);
-      });
+      parallel_for(in[0].numel(), 1, [&](std::int64_t b, std::int64_t e) { convert_loop<From, To>(a, o, b, e); });
     });
   });
 }

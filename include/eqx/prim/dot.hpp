@@ -183,16 +183,27 @@ struct DotGeneralPrim final : Primitive {
       ct_batch.push_back(static_cast<std::int64_t>(i));
       o_batch.push_back(other_batch[i]);
     }
-    Array raw = o.dot(ct, other, ct_contract, o_contract, ct_batch, o_batch);
-    // raw axes: [batch, free, other's remaining axes (its contract axes, ascending)].
-    Ints order(batch.begin(), batch.end());
-    for (auto a : free) order.push_back(a);
+    // The operand's contract axes, in the order of the other operand's
+    // remaining axes (its contract axes, ascending).
     Ints remaining(other_contract.begin(), other_contract.end());
     std::sort(remaining.begin(), remaining.end());
+    Ints mapped;
     for (auto r : remaining) {
       auto it = std::find(other_contract.begin(), other_contract.end(), r);
-      order.push_back(contract[static_cast<std::size_t>(it - other_contract.begin())]);
+      mapped.push_back(contract[static_cast<std::size_t>(it - other_contract.begin())]);
     }
+    // dot(ct, other) has axes [batch, free, mapped]; dot(other, ct) has
+    // [batch, mapped, free]. Take the one already in the operand's axis
+    // order when there is one (the weight of x @ w: x^T ct, not (ct^T x)^T),
+    // so no transpose is materialised; else transpose dot(ct, other) back.
+    Ints order(batch.begin(), batch.end()), swapped(batch.begin(), batch.end());
+    order.insert(order.end(), free.begin(), free.end());
+    order.insert(order.end(), mapped.begin(), mapped.end());
+    swapped.insert(swapped.end(), mapped.begin(), mapped.end());
+    swapped.insert(swapped.end(), free.begin(), free.end());
+    if (!is_identity_permutation(order) && is_identity_permutation(swapped))
+      return o.dot(other, ct, o_contract, ct_contract, o_batch, ct_batch);
+    Array raw = o.dot(ct, other, ct_contract, o_contract, ct_batch, o_batch);
     // raw axis k is the operand's axis order[k]; transpose it back.
     return is_identity_permutation(order) ? raw : o.transpose(raw, inverse_permutation(order));
   }
