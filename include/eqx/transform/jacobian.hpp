@@ -109,7 +109,10 @@ auto filter_jacfwd(F f) {
 /// shape x.shape + x.shape. Usage: `eqx::Array H = eqx::filter_hessian(f)(x);`
 template <class F>
 auto filter_hessian(F f) {
-  return [jac = filter_jacfwd(filter_jacrev(std::move(f)))]<class... Rest>(const Array& x, const Rest&... rest) {
+  return [jac = filter_jacfwd(filter_jacrev(std::move(f)))]<class X, class... Rest>(const X& x, const Rest&... rest) {
+    static_assert(std::is_same_v<X, Array>,
+                  "eqx::filter_hessian: differentiates with respect to one eqx::Array (the first argument); for a "
+                  "pytree, use filter_jvp of filter_grad (Hessian-vector products)");
     return jac(x, rest...);
   };
 }
