@@ -245,3 +245,58 @@ TEST_CASE("apply_updates adds updates where they exist and keeps the rest", "[ad
         "eqx::apply_updates: at .w the update is an Array but the model leaf is None; updates must have None (or an "
         "Array) where the model has an Array, and None where it has None");
 }
+
+TEST_CASE("filter_checkpoint of a closure: captured traced values become inputs and get gradients", "[ad][checkpoint]") {
+  auto loss = [](const Linear& l, const Array& x, bool remat) {
+    auto layer = [&](const Array& h) { return eqx::tanh(eqx::matmul(h, l.weight) + l.bias); };  // closes over l
+    Array h = remat ? eqx::filter_checkpoint(layer)(x) : layer(x);
+    return eqx::sum(h * h);
+  };
+  const Linear l{random_f64(50, {3, 4}), random_f64(51, {4})};
+  const Array x = random_f64(52, {2, 3});
+  Linear plain = eqx::filter_grad(loss)(l, x, false);
+  Linear remat = eqx::filter_grad(loss)(l, x, true);
+  check_close(remat.weight, plain.weight, 1e-12);
+  check_close(remat.bias, plain.bias, 1e-12);
+  auto step = eqx::filter_jit([&](const Linear& l, const Array& x) { return eqx::filter_grad(loss)(l, x, true); });
+  Linear jitted = step(l, x);
+  check_close(jitted.weight, plain.weight, 1e-12);
+  check_close(jitted.bias, plain.bias, 1e-12);
+  // A closure over a concrete Array stays a constant of the body.
+  const Array w = l.weight;
+  auto f = eqx::filter_checkpoint([w](const Array& h) { return eqx::matmul(h, w); });
+  check_close(eqx::filter_grad([&](const Array& x) { return eqx::sum(f(x)); })(x),
+              eqx::broadcast_to(eqx::reshape(eqx::sum(w, {1}), {1, 3}), {2, 3}), 1e-12);
+}
+
+TEST_CASE("reduce_prod: exact Hessians at zeros", "[ad][jacobian]") {
+  auto prod = [](const Array& x) { return eqx::prod(x); };
+  // d2/dxi dxj prod = product of the elements other than i and j.
+  check(eqx::filter_hessian(prod)(eqx::array({1.0, 2.0, 3.0})), {3, 3}, std::vector<double>{0, 3, 2, 3, 0, 1, 2, 1, 0});
+  check(eqx::filter_hessian(prod)(eqx::array({0.0, 2.0, 3.0})), {3, 3}, std::vector<double>{0, 3, 2, 3, 0, 0, 2, 0, 0});
+  check(eqx::filter_hessian(prod)(eqx::array({0.0, 0.0, 3.0})), {3, 3}, std::vector<double>{0, 3, 0, 3, 0, 0, 0, 0, 0});
+  check(eqx::filter_hessian(prod)(eqx::array({0.0, 0.0, 0.0})), {3, 3}, std::vector<double>(9, 0.0));
+  check(eqx::filter_grad(prod)(eqx::array({0.0, 2.0, 3.0})), {3}, std::vector<double>{6, 0, 0});
+}
+
+TEST_CASE("Jacobian and tape edge cases: None output, empty and integer leaves, wrong cotangent count", "[ad][jacobian]") {
+  CHECK(message_of<eqx::ValueError>([] { eqx::filter_jacrev([](const Array&) { return Array{}; })(eqx::ones({2})); }) ==
+        "eqx::filter_jacrev: the function must return a floating Array, got None; convert with eqx::astype");
+  CHECK(message_of<eqx::ValueError>([] { eqx::filter_jacfwd([](const Array&) { return Array{}; })(eqx::ones({2})); }) ==
+        "eqx::filter_jacfwd: the function must return a floating Array, got None; convert with eqx::astype");
+  struct P {
+    Array w, empty, n;
+  };
+  auto f = [](const P& p) { return p.w * 2.0 + eqx::sum(p.empty); };
+  const P p{eqx::array({1.0, 2.0}), eqx::zeros({0}, eqx::float64), eqx::array({4})};
+  for (const P& j : {eqx::filter_jacrev(f)(p), eqx::filter_jacfwd(f)(p)}) {
+    check(j.w, {2, 2}, std::vector<double>{2, 0, 0, 2});
+    check(j.empty, {2, 0}, std::vector<double>{});
+    CHECK_FALSE(j.n.has_value());
+  }
+  eqx::Graph g = eqx::filter_make_jaxpr([](const Array& x) { return x * x; })(eqx::ones({2})).graph;
+  std::vector<Array> primals{eqx::ones({2})};
+  eqx::VjpTape tape(std::make_shared<const eqx::Graph>(g), primals);
+  CHECK(message_of<eqx::ValueError>([&] { eqx::vjp_backward(tape, {}); }) ==
+        "eqx::vjp_backward: the graph has 1 outputs but 0 cotangents were given (an empty Array is a zero cotangent)");
+}

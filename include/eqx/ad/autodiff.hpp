@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "eqx/ad/rule_ops.hpp"
@@ -75,6 +76,9 @@ struct VjpTape {
 /// differentiated) for the output cotangents `cotangents` (empty: zero).
 inline std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Array> cotangents) {
   const Graph& g = *tape.graph;
+  if (cotangents.size() != g.outputs.size())
+    throw ValueError("eqx::vjp_backward: the graph has " + std::to_string(g.outputs.size()) + " outputs but " +
+                     std::to_string(cotangents.size()) + " cotangents were given (an empty Array is a zero cotangent)");
   const RuleOps& ops = detail::rule_ops();
   std::vector<Array> ct(g.types.size());
   for (std::size_t i = 0; i < g.outputs.size(); ++i)
@@ -107,6 +111,10 @@ inline VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<const Array> 
                         std::span<const bool> differentiate)
     : graph(std::move(g_)) {
   const Graph& g = *graph;
+  if (primals.size() != g.inputs.size() || (!differentiate.empty() && differentiate.size() != g.inputs.size()))
+    throw ValueError("eqx::VjpTape: the graph has " + std::to_string(g.inputs.size()) + " inputs but " +
+                     std::to_string(primals.size()) + " primals and " + std::to_string(differentiate.size()) +
+                     " differentiate flags were given");
   values.resize(g.types.size());
   active.assign(g.types.size(), false);
   for (std::size_t i = 0; i < g.inputs.size(); ++i) {

@@ -92,9 +92,14 @@ inline Shape kept_shape(Shape s, const Ints& axes) {
 }
 
 /// d y / d x for y = reduce(x) over `axes`, elementwise at x's shape.
-/// prod: the product of the other elements, computed without dividing by a
-/// zero: with no zero it is y / x; with exactly one zero, the product of the
-/// rest at that zero and 0 elsewhere; with two or more zeros, 0.
+/// prod: the product of the other elements, without dividing by a zero.
+/// With z zeros in a group and `rest` the product of its non-zero elements:
+///   z == 0: rest / x;
+///   z == 1: rest at the zero, zval * rest / x elsewhere (zval: the zero
+///           element's value, 0 but carrying its derivative);
+///   z == 2: (the other zero's value) * rest at the zeros, 0 elsewhere;
+///   z >= 3: 0.
+/// So values are exact, and so are second derivatives (Hessians) at zeros.
 /// max/min: 1 / (number of extreme elements) at each extreme element, so
 /// ties share the gradient equally (as JAX's reduce_max rule does).
 template <class Op>
@@ -103,14 +108,17 @@ Array reduction_weights(const RuleOps& o, const Array& x, const Array& y, const 
   const Shape kept = kept_shape(x.shape(), axes);
   auto spread = [&](const Array& r) { return o.broadcast_to(o.reshape(r, kept), x.shape()); };
   if constexpr (std::is_same_v<Op, ProdOp>) {
-    Array zero = o.scalar(0, d), one = o.scalar(1, d);
-    Array is_zero = o.bin(o.eq_p, x, zero);
-    Array safe_x = o.select(is_zero, o.broadcast_to(one, x.shape()), x);
-    Array rest = spread(o.reduce_prod(safe_x, axes));  // product of the non-zero elements
+    auto full = [&](double v) { return o.broadcast_to(o.scalar(v, d), x.shape()); };
+    Array is_zero = o.bin(o.eq_p, x, o.scalar(0, d));
+    Array safe_x = o.select(is_zero, full(1), x);
+    Array rest = spread(o.reduce_prod(safe_x, axes));
     Array zeros = spread(o.reduce_sum(o.convert(is_zero, d), axes));
-    Array no_zero = o.bin(o.eq_p, zeros, o.broadcast_to(zero, x.shape()));
-    Array only_zero = o.bin(o.eq_p, o.add(zeros, o.convert(o.bin(o.ne_p, x, zero), d)), o.broadcast_to(one, x.shape()));
-    return o.select(no_zero, o.div(rest, safe_x), o.select(only_zero, rest, o.broadcast_to(zero, x.shape())));
+    Array zero_sum = spread(o.reduce_sum(o.select(is_zero, x, full(0)), axes));  // sum of the zero elements
+    auto count_is = [&](double n) { return o.bin(o.eq_p, zeros, full(n)); };
+    Array at_zero = o.select(count_is(1), rest, o.select(count_is(2), o.mul(o.sub(zero_sum, x), rest), full(0)));
+    Array elsewhere = o.select(count_is(0), o.div(rest, safe_x),
+                               o.select(count_is(1), o.div(o.mul(zero_sum, rest), safe_x), full(0)));
+    return o.select(is_zero, at_zero, elsewhere);
   } else {
     Array at_extreme = o.convert(o.bin(o.eq_p, x, spread(y)), d);
     return o.div(at_extreme, spread(o.reduce_sum(at_extreme, axes)));

@@ -96,6 +96,8 @@ inline const detail::CheckpointPrim checkpoint;
 
 inline std::vector<Array> detail::CheckpointPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
                                                       std::span<const Array> ct, const Params& p) const {
+  // The barrier only matters to compiled graphs (CSE); eagerly it would be a copy.
+  if (interpreter_stack().empty()) return vjp_graph(body(p), x, ct).second;
   std::vector<Array> fresh = eqx::bind(prim::optimization_barrier, x);
   return vjp_graph(body(p), fresh, ct).second;
 }
@@ -110,8 +112,9 @@ auto filter_checkpoint(F f) {
     auto traced = detail::trace_call<F, Args...>(f, args...);
     using R = decltype(traced.output);
     std::vector<Array> leaves = detail::call_leaves(nullptr, f, args...);
-    std::vector<Array> outs =
-        eqx::bind(prim::checkpoint, leaves, Params{}.set("jaxpr", GraphRef(std::make_shared<Graph>(std::move(traced.graph)))));
+    auto body = std::make_shared<Graph>(std::move(traced.graph));
+    detail::lift_captured_tracers(*body, leaves);  // a closed-over weight is an input, with a gradient
+    std::vector<Array> outs = eqx::bind(prim::checkpoint, leaves, Params{}.set("jaxpr", GraphRef(std::move(body))));
     return TreeDef<R>(traced.output).unflatten(outs);
   };
 }

@@ -30,11 +30,12 @@ inline Array basis_vector(const Shape& shape, DType dtype, std::int64_t k) {
   return astype(array(v, shape), dtype);
 }
 
-/// out.shape + leaf.shape from rows stacked along axis 0 (`rows_first`) or the last axis.
-inline Array jacobian_leaf(std::vector<Array> parts, const Shape& lead, const Shape& trail, bool rows_first) {
+/// out.shape + leaf.shape from rows stacked along axis 0 (`rows_first`) or
+/// the last axis; zeros of `dtype` when there are no rows (an empty array).
+inline Array jacobian_leaf(std::vector<Array> parts, const Shape& lead, const Shape& trail, bool rows_first, DType dtype) {
   Shape shape = lead;
   for (auto d : trail) shape.push_back(d);
-  if (parts.empty()) return zeros(shape, float32);
+  if (parts.empty()) return zeros(shape, dtype);
   return reshape(stack(parts, rows_first ? 0 : -1), shape);
 }
 
@@ -56,22 +57,26 @@ auto filter_jacrev(F f) {
   return [f = std::move(f)]<class First, class... Rest>(const First& first, const Rest&... rest) {
     auto traced = detail::trace_call<F, First, Rest...>(f, first, rest...);
     static_assert(std::is_same_v<decltype(traced.output), Array>, "eqx::filter_jacrev: f must return an eqx::Array");
+    detail::require_array_output(traced.output, "filter_jacrev");
     std::pair<std::size_t, std::size_t> range{0, 0};
     std::vector<Array> leaves = detail::call_leaves(&range, f, first, rest...);
     detail::LeafMask differentiate(leaves.size(), range.first, range.second);
     VjpTape tape(std::make_shared<const Graph>(std::move(traced.graph)), leaves, differentiate.span());
     const Array& y = tape.outputs[0];
-    detail::require_array_output(y, "filter_jacrev");
     std::vector<std::vector<Array>> rows(range.second - range.first);
     for (std::int64_t k = 0; k < y.size(); ++k) {
       std::vector<Array> ct{detail::basis_vector(y.shape(), y.dtype(), k)};
       std::vector<Array> in_ct = vjp_backward(tape, ct);
       for (std::size_t i = range.first; i < range.second; ++i)
-        rows[i - range.first].push_back(in_ct[i].has_value() ? in_ct[i] : zeros_like(leaves[i]));
+        if (is_floating(leaves[i].dtype()))
+          rows[i - range.first].push_back(in_ct[i].has_value() ? in_ct[i] : zeros_like(leaves[i]));
     }
     std::vector<Array> jac;
     for (std::size_t i = range.first; i < range.second; ++i)
-      jac.push_back(detail::jacobian_leaf(std::move(rows[i - range.first]), y.shape(), leaves[i].shape(), true));
+      jac.push_back(is_floating(leaves[i].dtype())
+                        ? detail::jacobian_leaf(std::move(rows[i - range.first]), y.shape(), leaves[i].shape(), true,
+                                                leaves[i].dtype())
+                        : Array{});
     return detail::fill_grads(first, jac);
   };
 }
@@ -86,20 +91,23 @@ auto filter_jacfwd(F f) {
     static_assert(std::is_same_v<decltype(traced.output), Array>, "eqx::filter_jacfwd: f must return an eqx::Array");
     std::pair<std::size_t, std::size_t> range{0, 0};
     std::vector<Array> leaves = detail::call_leaves(&range, f, first, rest...);
-    const Shape out_shape = traced.output.shape();
     detail::require_array_output(traced.output, "filter_jacfwd");
+    const Shape out_shape = traced.output.shape();
     std::vector<Array> jac;
     for (std::size_t i = range.first; i < range.second; ++i) {
       const Array& x = leaves[i];
+      if (!is_floating(x.dtype())) {  // no Jacobian: None in the result
+        jac.emplace_back();
+        continue;
+      }
       std::vector<Array> columns;
-      if (is_floating(x.dtype()))
-        for (std::int64_t j = 0; j < x.size(); ++j) {
-          std::vector<Array> tangents(leaves.size());
-          tangents[i] = detail::basis_vector(x.shape(), x.dtype(), j);
-          Array t = jvp_graph(traced.graph, leaves, tangents).second[0];
-          columns.push_back(t.has_value() ? t : zeros(out_shape, traced.output.dtype()));
-        }
-      jac.push_back(detail::jacobian_leaf(std::move(columns), out_shape, x.shape(), false));
+      for (std::int64_t j = 0; j < x.size(); ++j) {
+        std::vector<Array> tangents(leaves.size());
+        tangents[i] = detail::basis_vector(x.shape(), x.dtype(), j);
+        Array t = jvp_graph(traced.graph, leaves, tangents).second[0];
+        columns.push_back(t.has_value() ? t : zeros(out_shape, traced.output.dtype()));
+      }
+      jac.push_back(detail::jacobian_leaf(std::move(columns), out_shape, x.shape(), false, traced.output.dtype()));
     }
     return detail::fill_grads(first, jac);
   };

@@ -87,4 +87,23 @@ TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args
   return {std::move(g), std::move(out)};
 }
 
+/// Turns the values a traced body captured from enclosing traces (tracers
+/// that became constants of `g`) into extra inputs, appended to `args`, so a
+/// primitive holding `g` depends on them explicitly: they are then inputs
+/// of its equation in the enclosing trace, and get cotangents.
+inline void lift_captured_tracers(Graph& g, std::vector<Array>& args) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < g.consts.size(); ++i) {
+    if (g.consts[i].is_abstract()) {
+      g.inputs.push_back(g.constvars[i]);
+      args.push_back(std::move(g.consts[i]));
+    } else {
+      g.constvars[kept] = g.constvars[i];
+      g.consts[kept++] = std::move(g.consts[i]);
+    }
+  }
+  g.constvars.resize(kept);
+  g.consts.resize(kept);
+}
+
 }  // namespace eqx::detail
