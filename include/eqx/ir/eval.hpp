@@ -16,6 +16,32 @@
 
 namespace eqx {
 
+namespace detail {
+
+/// Binds every equation of `g` on `inputs` (checked by the caller). With
+/// `inline_calls`, call-like equations (Primitive::inlined_body) are
+/// evaluated through their bodies instead of bound.
+inline std::vector<Array> eval_equations(const Graph& g, std::span<const Array> inputs, bool inline_calls) {
+  std::vector<Array> env(g.types.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) env[g.inputs[i]] = inputs[i];
+  for (std::size_t i = 0; i < g.constvars.size(); ++i) env[g.constvars[i]] = g.consts[i];
+  std::vector<Array> args;
+  for (const Equation& eq : g.equations) {
+    args.clear();
+    for (Var v : eq.inputs) args.push_back(env[v]);
+    const Graph* body = inline_calls ? eq.prim->inlined_body(eq.params) : nullptr;
+    std::vector<Array> outs = body ? eval_equations(*body, args, true)
+                                   : eqx::bind(*eq.prim, args, eq.params);  // qualified: ADL would find std::bind
+    for (std::size_t i = 0; i < outs.size(); ++i) env[eq.outputs[i]] = std::move(outs[i]);
+  }
+  std::vector<Array> result;
+  result.reserve(g.outputs.size());
+  for (Var v : g.outputs) result.push_back(env[v]);
+  return result;
+}
+
+}  // namespace detail
+
 /// Evaluates `graph` on `inputs` (one Array per graph input, of its type)
 /// in the caller's context and returns its outputs.
 /// Usage: `std::vector<eqx::Array> out = eqx::eval_graph(g, {x, y});`
@@ -23,27 +49,14 @@ inline std::vector<Array> eval_graph(const Graph& graph, std::span<const Array> 
   if (inputs.size() != graph.inputs.size())
     throw ValueError("eqx::eval_graph: the graph has " + std::to_string(graph.inputs.size()) + " inputs but " +
                      std::to_string(inputs.size()) + " Arrays were given");
-  std::vector<Array> env(graph.types.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const AbstractArray& want = graph.types[graph.inputs[i]];
     if (!inputs[i].has_value() || inputs[i].shape() != want.shape || inputs[i].dtype() != want.dtype)
       throw ShapeError("eqx::eval_graph: input " + std::to_string(i) + " should be " + want.str() + ", got " +
                        (inputs[i].has_value() ? AbstractArray{inputs[i].shape(), inputs[i].dtype()}.str()
                                               : std::string("an empty Array (None)")));
-    env[graph.inputs[i]] = inputs[i];
   }
-  for (std::size_t i = 0; i < graph.constvars.size(); ++i) env[graph.constvars[i]] = graph.consts[i];
-  std::vector<Array> args;
-  for (const Equation& eq : graph.equations) {
-    args.clear();
-    for (Var v : eq.inputs) args.push_back(env[v]);
-    std::vector<Array> outs = eqx::bind(*eq.prim, args, eq.params);  // qualified: ADL would find std::bind
-    for (std::size_t i = 0; i < outs.size(); ++i) env[eq.outputs[i]] = std::move(outs[i]);
-  }
-  std::vector<Array> result;
-  result.reserve(graph.outputs.size());
-  for (Var v : graph.outputs) result.push_back(env[v]);
-  return result;
+  return detail::eval_equations(graph, inputs, false);
 }
 
 inline std::vector<Array> eval_graph(const Graph& graph, std::initializer_list<Array> inputs) {

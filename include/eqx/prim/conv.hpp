@@ -302,6 +302,18 @@ inline Ints swap_first_two_axes(std::size_t n) {
   return perm;
 }
 
+/// `a` = [d0, d1, spatial...] viewed as [split..., spatial...] (three
+/// leading axes), those three permuted by `perm`, then merged to
+/// [merged..., spatial...] (two leading axes): moves feature groups between axes.
+inline Array regroup_leading_axes(const RuleOps& o, const Array& a, Shape split, Ints perm, Shape merged) {
+  for (std::size_t i = 2; i < a.ndim(); ++i) {
+    split.push_back(a.shape()[i]);
+    merged.push_back(a.shape()[i]);
+    perm.push_back(static_cast<std::int64_t>(i + 1));
+  }
+  return o.reshape(o.transpose(o.reshape(a, split), perm), merged);
+}
+
 // Bilinear: d conv(l, r) = conv(dl, r) + conv(l, dr).
 inline std::vector<Array> ConvGeneralDilatedPrim::jvp(const RuleOps& o, std::span<const Array> x,
                                                       std::span<const Array> t, std::span<const Array>,
@@ -357,34 +369,14 @@ inline std::vector<Array> ConvGeneralDilatedPrim::vjp(const RuleOps& o, std::spa
 
   // Kernel for the lhs cotangent: [C_out, Ig, k...] -> [G, Og, Ig, k...] ->
   // [G, Ig, Og, k...] -> [C_in, Og, k...], then reversed in space.
-  Array w;
-  if (G == 1) {
-    w = o.transpose(rhs, swap_first_two_axes(rank));
-  } else {
-    Shape split{G, Og, Ig};
-    for (std::size_t i = 0; i < nsp; ++i) split.push_back(rs[i + 2]);
-    Ints perm{0, 2, 1};
-    for (std::size_t i = 0; i < nsp; ++i) perm.push_back(static_cast<std::int64_t>(i + 3));
-    Shape merged{C_in, Og};
-    for (std::size_t i = 0; i < nsp; ++i) merged.push_back(rs[i + 2]);
-    w = o.reshape(o.transpose(o.reshape(rhs, split), perm), merged);
-  }
+  Array w = G == 1 ? o.transpose(rhs, swap_first_two_axes(rank))
+                   : regroup_leading_axes(o, rhs, {G, Og, Ig}, {0, 2, 1}, {C_in, Og});
   w = bind1(prim::rev, {w}, Params{}.set("dimensions", spatial));
   Array lhs_ct = bind1(*this, {g, w}, conv_params(d.lhs_dilation, lhs_pad, d.strides, d.rhs_dilation, G));
 
   // Input for the rhs cotangent: [N, C_in, sp] -> [Ig, G * N, sp].
-  Array in;
-  if (G == 1) {
-    in = o.transpose(lhs, swap_first_two_axes(rank));
-  } else {
-    Shape split{N, G, Ig};
-    for (std::size_t i = 0; i < nsp; ++i) split.push_back(ls[i + 2]);
-    Ints perm{2, 1, 0};
-    for (std::size_t i = 0; i < nsp; ++i) perm.push_back(static_cast<std::int64_t>(i + 3));
-    Shape merged{Ig, G * N};
-    for (std::size_t i = 0; i < nsp; ++i) merged.push_back(ls[i + 2]);
-    in = o.reshape(o.transpose(o.reshape(lhs, split), perm), merged);
-  }
+  Array in = G == 1 ? o.transpose(lhs, swap_first_two_axes(rank))
+                    : regroup_leading_axes(o, lhs, {N, G, Ig}, {2, 1, 0}, {Ig, G * N});
   Array g_kernel = o.transpose(g, swap_first_two_axes(rank));  // [C_out, N, out sp]
   Array rhs_ct = bind1(*this, {in, g_kernel}, conv_params(d.rhs_dilation, rhs_pad, d.lhs_dilation, d.strides, G));
   return {lhs_ct, o.transpose(rhs_ct, swap_first_two_axes(rank))};  // [Ig, C_out, k] -> [C_out, Ig, k]

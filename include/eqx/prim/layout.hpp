@@ -81,8 +81,7 @@ struct ReshapePrim final : Primitive {
 };
 #if EQX_LAYOUT_KERNELS
 EQX_KERNEL_INLINE void ReshapePrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
-  std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
-  if (n) std::memcpy(out[0].data, in[0].data, n);
+  copy_bytes(out[0].data, in[0].data, in[0].bytes());
 }
 #endif
 
@@ -132,9 +131,9 @@ EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span
 /// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
 struct BroadcastInDimPrim final : Primitive {
   std::string_view name() const override { return "broadcast_in_dim"; }
-  std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t,
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
                          std::span<const Array>, const Params& p) const override {
-    return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
+    return {o.linear(*this, t[0], p)};
   }
   // Sum over the axes the broadcast created or expanded, back to x's shape.
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
@@ -420,11 +419,9 @@ inline const detail::IotaPrim iota;
 
 namespace eqx::detail {
 
-inline Array zero_scalar_like(const RuleOps& o, const Array& x) { return o.scalar(0, x.dtype()); }
-
-inline std::vector<Array> SlicePrim::jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t,
+inline std::vector<Array> SlicePrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
                                          std::span<const Array>, const Params& p) const {
-  return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
+  return {o.linear(*this, t[0], p)};
 }
 // The cotangent goes back where the slice read: zeros padded around it, with
 // stride - 1 zeros between neighbours.
@@ -439,17 +436,17 @@ inline std::vector<Array> SlicePrim::vjp(const RuleOps& o, std::span<const Array
     interior[i] = step[i] - 1;
     hi[i] = in[i] - (start[i] + (ct[0].shape()[i] - 1) * step[i] + 1);
   }
-  return {bind1(prim::pad, {ct[0], zero_scalar_like(o, ct[0])},
+  return {bind1(prim::pad, {ct[0], o.scalar(0, ct[0].dtype())},
                 Params{}.set("low", lo).set("high", hi).set("interior", interior))};
 }
 
-inline std::vector<Array> RevPrim::jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t,
+inline std::vector<Array> RevPrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
                                        std::span<const Array>, const Params& p) const {
-  return {t[0].has_value() ? bind1(*this, {t[0]}, p) : Array{}};
+  return {o.linear(*this, t[0], p)};
 }
-inline std::vector<Array> RevPrim::vjp(const RuleOps&, std::span<const Array>, std::span<const Array>,
+inline std::vector<Array> RevPrim::vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
                                        std::span<const Array> ct, const Params& p) const {
-  return {ct[0].has_value() ? bind1(*this, {ct[0]}, p) : Array{}};
+  return {o.linear(*this, ct[0], p)};
 }
 
 // pad is linear in (operand, padding value) jointly.
@@ -471,7 +468,7 @@ inline std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array>,
     neg_hi[i] = -hi[i];
     step[i] = interior[i] + 1;
   }
-  Array unpadded = bind1(*this, {ct[0], zero_scalar_like(o, ct[0])},
+  Array unpadded = bind1(*this, {ct[0], o.scalar(0, ct[0].dtype())},
                          Params{}.set("low", neg_lo).set("high", neg_hi).set("interior", Ints(r, 0)));
   Array operand_ct = bind1(prim::slice, {unpadded},
                            Params{}

@@ -11,6 +11,7 @@
 // rule, run the kernel.
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <span>
@@ -81,7 +82,14 @@ struct View {
     return static_cast<T*>(data);
   }
   std::int64_t numel() const { return shape->numel(); }
+  std::size_t bytes() const { return static_cast<std::size_t>(numel()) * itemsize(dtype); }
 };
+
+/// memcpy that accepts empty buffers (whose pointers may be null, which
+/// memcpy itself does not allow). Usage: `copy_bytes(out[0].data, in[0].data, in[0].bytes());`
+inline void copy_bytes(void* to, const void* from, std::size_t n) {
+  if (n) std::memcpy(to, from, n);
+}
 
 }  // namespace detail
 
@@ -227,6 +235,10 @@ struct RuleOps {
     return bind1(*div_p, {a, b});
   }
   Array neg(const Array& a) const { return a.has_value() ? bind1(*neg_p, {a}) : Array{}; }
+  /// A linear unary primitive applied to a (co)tangent: p(t), or zero for a zero t.
+  Array linear(const Primitive& p, const Array& t, const Params& params) const {
+    return t.has_value() ? bind1(p, {t}, params) : Array{};
+  }
   Array un(const Primitive* p, const Array& a) const { return bind1(*p, {a}); }
   Array bin(const Primitive* p, const Array& a, const Array& b) const { return bind1(*p, {a, b}); }
   Array select(const Array& c, const Array& a, const Array& b) const { return bind1(*select_p, {c, a, b}); }

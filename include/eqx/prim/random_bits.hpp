@@ -198,8 +198,7 @@ struct BitcastConvertPrim final : Primitive {
 #if EQX_RANDOM_BITS_KERNELS
 EQX_KERNEL_INLINE void BitcastConvertPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   static_assert(std::endian::native == std::endian::little, "eqx: bitcast_convert_type assumes a little-endian host");
-  const std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
-  if (n) std::memcpy(out[0].data, in[0].data, n);
+  copy_bytes(out[0].data, in[0].data, in[0].bytes());
 }
 #endif
 

@@ -4,8 +4,6 @@
 // nothing in the backward pass. `simplify` removes it from compiled graphs,
 // which are only evaluated, never differentiated again.
 
-#include <cstring>
-
 #include "eqx/prim/primitive.hpp"
 
 namespace eqx::detail {
@@ -17,8 +15,7 @@ struct StopGradientPrim final : Primitive {
   }
   // A copy: cheap enough to define inline even with eqx::kernels.
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    const std::size_t n = static_cast<std::size_t>(in[0].numel()) * itemsize(in[0].dtype);
-    if (n) std::memcpy(out[0].data, in[0].data, n);
+    copy_bytes(out[0].data, in[0].data, in[0].bytes());
   }
   std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array>, std::span<const Array>,
                          const Params&) const override {

@@ -9,7 +9,6 @@
 // keep the intermediates alive after all (JAX's prevent_cse). Compiled code
 // inlines the body (inline_calls); eagerly, the body is evaluated directly.
 
-#include <cstring>
 #include <memory>
 #include <tuple>
 #include <utility>
@@ -35,10 +34,7 @@ struct OptimizationBarrierPrim final : Primitive {
     return {in.begin(), in.end()};
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      const std::size_t n = static_cast<std::size_t>(in[i].numel()) * itemsize(in[i].dtype);
-      if (n) std::memcpy(out[i].data, in[i].data, n);
-    }
+    for (std::size_t i = 0; i < in.size(); ++i) copy_bytes(out[i].data, in[i].data, in[i].bytes());
   }
   std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t, std::span<const Array>,
                          const Params&) const override {
@@ -67,15 +63,11 @@ struct CheckpointPrim final : Primitive {
     std::vector<Array> args;
     for (const View& v : in) {
       Array a = ArrayAccess::allocate(*v.shape, v.dtype);
-      const std::size_t n = static_cast<std::size_t>(v.numel()) * itemsize(v.dtype);
-      if (n) std::memcpy(ArrayAccess::mutable_data(a), v.data, n);
+      copy_bytes(ArrayAccess::mutable_data(a), v.data, v.bytes());
       args.push_back(std::move(a));
     }
     std::vector<Array> results = eval_graph(body(p), args);
-    for (std::size_t i = 0; i < out.size(); ++i) {
-      const std::size_t n = static_cast<std::size_t>(out[i].numel()) * itemsize(out[i].dtype);
-      if (n) std::memcpy(out[i].data, results[i].raw_data(), n);
-    }
+    for (std::size_t i = 0; i < out.size(); ++i) copy_bytes(out[i].data, results[i].raw_data(), out[i].bytes());
   }
   // Forward mode needs no residuals: the body's own JVP.
   std::vector<Array> jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t, std::span<const Array>,
