@@ -66,6 +66,8 @@ struct VjpTape {
   std::vector<Array> values;   // by Var
   std::vector<bool> active;    // by Var
   std::vector<Array> outputs;  // the graph's outputs
+  std::vector<std::vector<Array>> saved;  // by equation: residuals of split-VJP primitives (Primitive::vjp_fwd)
+  std::vector<char> split;                // by equation: whether vjp_fwd ran
 
   /// Evaluates `graph` at `primals`, differentiating the float inputs
   /// selected by `differentiate` (all float inputs when it is empty).
@@ -97,7 +99,8 @@ inline std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Arra
       outs.push_back(tape.values[v]);
       outs_ct.push_back(std::move(ct[v]));  // each value's cotangent is complete once its producer is reached
     }
-    std::vector<Array> in_ct = eq.prim->vjp(ops, ins, outs, outs_ct, eq.params);
+    std::vector<Array> in_ct = tape.split[e] ? eq.prim->vjp_bwd(ops, ins, tape.saved[e], outs_ct, eq.params)
+                                             : eq.prim->vjp(ops, ins, outs, outs_ct, eq.params);
     for (std::size_t k = 0; k < eq.inputs.size(); ++k)
       if (tape.active[eq.inputs[k]]) ct[eq.inputs[k]] = ops.add(ct[eq.inputs[k]], in_ct[k]);
   }
@@ -122,15 +125,27 @@ inline VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<const Array> 
     active[g.inputs[i]] = is_floating(g.types[g.inputs[i]].dtype) && (differentiate.empty() || differentiate[i]);
   }
   for (std::size_t i = 0; i < g.constvars.size(); ++i) values[g.constvars[i]] = g.consts[i];
+  saved.resize(g.equations.size());
+  split.assign(g.equations.size(), 0);
+  const RuleOps& ops = detail::rule_ops();
   std::vector<Array> in;
-  for (const Equation& eq : g.equations) {
+  for (std::size_t e = 0; e < g.equations.size(); ++e) {
+    const Equation& eq = g.equations[e];
     in.clear();
     bool depends = false;
     for (Var v : eq.inputs) {
       in.push_back(values[v]);
       depends = depends || active[v];
     }
-    std::vector<Array> out = eqx::bind(*eq.prim, in, eq.params);
+    std::vector<Array> out;
+    if (depends && eq.prim->split_vjp()) {
+      Primitive::ForwardWithResiduals r = eq.prim->vjp_fwd(ops, in, eq.params);
+      out = std::move(r.outputs);
+      saved[e] = std::move(r.saved);
+      split[e] = 1;
+    } else {
+      out = eqx::bind(*eq.prim, in, eq.params);
+    }
     for (std::size_t k = 0; k < out.size(); ++k) {
       active[eq.outputs[k]] = depends && is_floating(out[k].dtype());
       values[eq.outputs[k]] = std::move(out[k]);

@@ -54,4 +54,12 @@ class TraceError : public Error {
   using Error::Error;
 };
 
+/// A check written into the computation failed while it ran:
+/// `eqx::error_if` / `eqx::branched_error_if` found their predicate true
+/// (eagerly, or inside filter_jit, filter_vmap, scan or cond).
+class RuntimeError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace eqx

@@ -123,22 +123,43 @@ class Plan {
         default: break;
       }
     }
-    detail::View* views = st->views.data();
-    for (const Instr& in : instrs_) {
-      const std::size_t n = in.num_in + in.num_out;
-      for (std::size_t j = 0; j < n; ++j) {
-        const Var v = operands_[in.first_operand + j];
-        views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
-      }
-      std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
-      if (in.fused) in.fused->run(ins, outs);
-      else in.prim->kernel(ins, outs, *in.params);
-    }
+    execute(*st);
     release(std::move(st));
     for (std::size_t i = 0; i < result.size(); ++i)  // repeated outputs share the first one's Array
       if (output_sources_[i].kind == Slot::output && output_sources_[i].index != i)
         result[i] = result[output_sources_[i].index];
     return result;
+  }
+
+  /// Runs the plan reading input i at `inputs[i]` and writing output i to
+  /// `outputs[i]` (buffers of the graph's types that do not overlap the
+  /// inputs): what control-flow kernels call on every iteration, with no
+  /// allocation.
+  void run_into(const void* const* inputs, void* const* outputs) const {
+    std::unique_ptr<ExecState> st = acquire();
+    void** ptr = st->ptrs.data();
+    auto* base = static_cast<std::byte*>(st->arena ? st->arena->data() : nullptr);
+    for (std::size_t v = 0; v < slots_.size(); ++v) {
+      const Slot& s = slots_[v];
+      switch (s.kind) {
+        case Slot::input: ptr[v] = const_cast<void*>(inputs[s.index]); break;
+        case Slot::constant: ptr[v] = const_cast<void*>(graph_.consts[s.index].raw_data()); break;
+        case Slot::output: ptr[v] = outputs[s.index]; break;
+        case Slot::arena: ptr[v] = base + s.offset; break;
+        default: break;
+      }
+    }
+    execute(*st);
+    release(std::move(st));
+    // Outputs that are inputs, constants or repeats were not written by an instruction.
+    for (std::size_t i = 0; i < output_sources_.size(); ++i) {
+      const OutputSource& o = output_sources_[i];
+      const AbstractArray& t = graph_.types[graph_.outputs[i]];
+      const std::size_t bytes = static_cast<std::size_t>(t.shape.numel()) * itemsize(t.dtype);
+      if (o.kind == Slot::input) detail::copy_bytes(outputs[i], inputs[o.index], bytes);
+      else if (o.kind == Slot::constant) detail::copy_bytes(outputs[i], graph_.consts[o.index].raw_data(), bytes);
+      else if (o.index != i) detail::copy_bytes(outputs[i], outputs[o.index], bytes);
+    }
   }
 
   /// run() on Arrays given by value.
@@ -171,6 +192,22 @@ class Plan {
     std::vector<void*> ptrs;
     std::vector<detail::View> views;
   };
+
+  /// Runs every instruction on the value pointers in `st.ptrs`.
+  void execute(ExecState& st) const {
+    void* const* ptr = st.ptrs.data();
+    detail::View* views = st.views.data();
+    for (const Instr& in : instrs_) {
+      const std::size_t n = in.num_in + in.num_out;
+      for (std::size_t j = 0; j < n; ++j) {
+        const Var v = operands_[in.first_operand + j];
+        views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
+      }
+      std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
+      if (in.fused) in.fused->run(ins, outs);
+      else in.prim->kernel(ins, outs, *in.params);
+    }
+  }
 
   /// Greedy offset assignment, largest buffers first: each gets the lowest
   /// 64-byte-aligned offset not used by a buffer alive at the same time.

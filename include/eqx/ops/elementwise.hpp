@@ -103,6 +103,9 @@ EQX_FLOAT_FUNCTION(logistic)
 EQX_FLOAT_FUNCTION(erf)
 #undef EQX_FLOAT_FUNCTION
 
+/// True where x is NaN (x != x). Usage: `eqx::any(eqx::isnan(loss))`
+inline Array isnan(const Array& x) { return not_equal(x, x); }
+
 /// 1 / (1 + exp(-x)), the same primitive as eqx::logistic.
 inline Array sigmoid(const Array& x) { return logistic(x); }
 /// x * x.

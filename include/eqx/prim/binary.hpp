@@ -15,6 +15,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
 
@@ -38,6 +39,9 @@ Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Arr
 template <class Op>
 struct BinaryPrim final : Primitive {
   std::string_view name() const override { return Op::name; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_elementwise(*this, o, x, d, p);
+  }
   bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {

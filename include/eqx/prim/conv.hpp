@@ -31,6 +31,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -130,6 +131,7 @@ inline Shape conv_output_shape(std::string_view op, const AbstractArray& l, cons
 
 struct ConvGeneralDilatedPrim final : Primitive {
   std::string_view name() const override { return "conv_general_dilated"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override;
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     return {{conv_output_shape(name(), in[0], in[1], ConvDims::from(p)), in[0].dtype}};
@@ -312,6 +314,43 @@ inline Array regroup_leading_axes(const RuleOps& o, const Array& a, Shape split,
     perm.push_back(static_cast<std::int64_t>(i + 1));
   }
   return o.reshape(o.transpose(o.reshape(a, split), perm), merged);
+}
+
+/// `x` with its axes from `first` on replaced by `sizes`, then the rest.
+inline Array reshape_axes(const RuleOps& o, const Array& x, std::size_t first, std::size_t count, const Shape& sizes) {
+  Shape s(x.shape().begin(), x.shape().begin() + first);
+  for (auto v : sizes) s.push_back(v);
+  for (std::size_t i = first + count; i < x.ndim(); ++i) s.push_back(x.shape()[i]);
+  return o.reshape(x, s);
+}
+
+// Batching, as JAX does: the batch folds into the lhs batch axis (only lhs
+// batched), into the output features (only rhs batched: each example's
+// kernels are more output channels, kept inside their feature group), or
+// into feature groups (both batched: example b's channels are groups of
+// their own).
+inline Batched ConvGeneralDilatedPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
+                                             const Params& p) const {
+  const std::int64_t n = batch_size(x, d), groups = p.get<std::int64_t>("feature_group_count");
+  if (d[1] == not_mapped) {
+    Array lhs = o.moveaxis(x[0], d[0], 0);
+    Array y = bind1(*this, {reshape_axes(o, lhs, 0, 2, {n * lhs.shape()[1]}), x[1]}, p);
+    return {{reshape_axes(o, y, 0, 1, {n, y.shape()[0] / n})}, {0}};
+  }
+  Array rhs = o.moveaxis(x[1], d[1], 0);  // [n, O, I / G, kernel...]
+  const std::int64_t out_features = rhs.shape()[1];
+  if (d[0] != not_mapped) {
+    Array lhs = o.moveaxis(x[0], d[0], 1);  // [N, n, I, spatial...]
+    Array y = bind1(*this,
+                    {reshape_axes(o, lhs, 1, 2, {n * lhs.shape()[2]}), reshape_axes(o, rhs, 0, 2, {n * out_features})},
+                    Params(p).set("feature_group_count", n * groups));
+    return {{reshape_axes(o, y, 1, 1, {n, out_features})}, {1}};
+  }
+  const std::int64_t per_group = out_features / groups;
+  if (groups > 1) rhs = o.moveaxis(reshape_axes(o, rhs, 1, 1, {groups, per_group}), 1, 0);  // [G, n, O / G, ...]
+  Array y = bind1(*this, {x[0], reshape_axes(o, rhs, 0, groups > 1 ? 3 : 2, {n * out_features})}, p);
+  if (groups > 1) y = o.moveaxis(reshape_axes(o, y, 1, 1, {groups, n, per_group}), 2, 1);  // [N, n, G, O / G, ...]
+  return {{reshape_axes(o, y, 1, groups > 1 ? 3 : 1, {n, out_features})}, {1}};
 }
 
 // Bilinear: d conv(l, r) = conv(dl, r) + conv(l, dr).

@@ -13,6 +13,7 @@
 
 #include "eqx/core/threads.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -28,6 +29,9 @@ namespace eqx::detail {
 
 struct ConvertPrim final : Primitive {
   std::string_view name() const override { return "convert"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_elementwise(*this, o, x, d, p);
+  }
   bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {

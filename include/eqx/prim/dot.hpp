@@ -17,6 +17,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -103,6 +104,45 @@ void as_matrix_stack(const View& x, const AxisList& batch, const AxisList& free,
 
 struct DotGeneralPrim final : Primitive {
   std::string_view name() const override { return "dot_general"; }
+  // Both operands batched: a new leading batch axis of the dot. One
+  // batched: its batch axis stays where it is and becomes one more free
+  // axis, so a batch of matrix-vector products is one matrix product.
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    const char* names[4] = {"lhs_contracting_dimensions", "rhs_contracting_dimensions", "lhs_batch_dimensions",
+                            "rhs_batch_dimensions"};
+    Ints axes[4] = {p.get<Ints>(names[0]), p.get<Ints>(names[1]), p.get<Ints>(names[2]), p.get<Ints>(names[3])};
+    auto make_params = [&] {
+      Params q = p;
+      for (int i = 0; i < 4; ++i) q.set(names[i], axes[i]);
+      return q;
+    };
+    if (d[0] != not_mapped && d[1] != not_mapped) {
+      for (auto& a : axes) a = shift_axes(a);
+      axes[2].insert(axes[2].begin(), 0);
+      axes[3].insert(axes[3].begin(), 0);
+      return {{eqx::bind1(*this, {o.moveaxis(x[0], d[0], 0), o.moveaxis(x[1], d[1], 0)}, make_params())}, {0}};
+    }
+    const std::size_t side = d[0] != not_mapped ? 0 : 1;
+    const std::int64_t b = d[side];
+    if (side == 1 && axes[2].empty() && x[1].ndim() == axes[1].size() + 1) {
+      // A batch of matrix-vector products W v: computed as V W^T, so the
+      // batch axis comes out first (no transpose of the result).
+      for (auto& a : axes[1]) a += a >= b ? 1 : 0;
+      std::swap(axes[0], axes[1]);
+      return {{eqx::bind1(*this, {x[1], x[0]}, make_params())}, {0}};
+    }
+    for (std::size_t i : {side, side + 2})  // this operand's contracting and batch axes, past its batch axis
+      for (auto& a : axes[i]) a += a >= b ? 1 : 0;
+    // Output axes: dot batch axes, lhs free axes, rhs free axes (each in order).
+    std::int64_t out_dim = static_cast<std::int64_t>(axes[2].size());
+    if (side == 1)
+      out_dim += static_cast<std::int64_t>(
+          free_axes(x[0].ndim(), AxisList(axes[2].begin(), axes[2].end()), AxisList(axes[0].begin(), axes[0].end())).size());
+    AxisList free = free_axes(x[side].ndim(), AxisList(axes[side + 2].begin(), axes[side + 2].end()),
+                              AxisList(axes[side].begin(), axes[side].end()));
+    out_dim += std::find(free.begin(), free.end(), b) - free.begin();
+    return {{eqx::bind1(*this, {x[0], x[1]}, make_params())}, {out_dim}};
+  }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const AbstractArray &l = in[0], &r = in[1];

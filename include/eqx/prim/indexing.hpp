@@ -14,6 +14,7 @@
 
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -77,6 +78,7 @@ inline void outer_inner(const Shape& s, std::int64_t axis, std::int64_t& outer, 
 
 struct GatherPrim final : Primitive {
   std::string_view name() const override { return "gather"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override;
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
@@ -110,6 +112,7 @@ EQX_KERNEL_INLINE void GatherPrim::kernel(std::span<const View> in, std::span<co
 /// row added at its index (repeated indices accumulate).
 struct ScatterAddPrim final : Primitive {
   std::string_view name() const override { return "scatter_add"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override;
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
@@ -156,6 +159,84 @@ namespace eqx::prim {
 inline const detail::GatherPrim gather;
 inline const detail::ScatterAddPrim scatter_add;
 }  // namespace eqx::prim
+
+// --- batching rules ----------------------------------------------------------------------
+//
+// With only the operand batched, the gather axis moves past the batch axis.
+// With batched indices, example b's rows are those of a flattened operand
+// [examples * n, ...] at b * n + index: one gather for the whole batch.
+
+namespace eqx::detail {
+
+/// Indices [batch, ...] into the gather axis (length n) of each example,
+/// as indices into that axis flattened over the batch (negative indices
+/// wrapped; out-of-range ones all become batch * n, which the kernel rejects).
+inline Array flat_batched_indices(const RuleOps& o, const Array& idx, std::int64_t dim, std::int64_t batch,
+                                  std::int64_t n) {
+  Array i = o.batch_first(idx, dim, batch);
+  const DType t = i.dtype();
+  i = o.select(o.bin(&prim::lt, i, o.scalar(0, t)), o.add(i, o.scalar(static_cast<double>(n), t)), i);
+  Array valid = o.bin(&prim::and_, o.bin(&prim::ge, i, o.scalar(0, t)), o.bin(&prim::lt, i, o.scalar(static_cast<double>(n), t)));
+  Shape offsets_shape = Shape::filled(i.ndim(), 1);
+  offsets_shape[0] = batch;
+  Array offsets = eqx::bind1(prim::iota, {},
+                             Params{}
+                                 .set("shape", Ints(offsets_shape.begin(), offsets_shape.end()))
+                                 .set("dimension", std::int64_t{0})
+                                 .set("dtype", t));
+  Array flat = o.add(i, o.mul(offsets, o.scalar(static_cast<double>(n), t)));
+  return o.select(valid, flat, o.broadcast_to(o.scalar(static_cast<double>(batch * n), t), flat.shape()));
+}
+
+/// x [batch, pre..., n, post...] (gather axis at 1 + axis) as [batch * n, pre..., post...].
+inline Array flatten_gather_axis(const RuleOps& o, const Array& x, std::int64_t axis) {
+  Array moved = o.moveaxis(x, axis + 1, 1);
+  Shape s(moved.shape().begin() + 1, moved.shape().end());
+  s[0] *= moved.shape()[0];
+  return o.reshape(moved, s);
+}
+
+/// Axis order taking [batch, A (a axes), B (b axes), rest...] to [batch, B, A, rest...].
+inline Ints swap_axis_groups(std::size_t a, std::size_t b, std::size_t rank) {
+  Ints perm{0};
+  for (std::size_t i = 0; i < b; ++i) perm.push_back(static_cast<std::int64_t>(1 + a + i));
+  for (std::size_t i = 0; i < a; ++i) perm.push_back(static_cast<std::int64_t>(1 + i));
+  for (std::size_t i = 1 + a + b; i < rank; ++i) perm.push_back(static_cast<std::int64_t>(i));
+  return perm;
+}
+
+inline Batched GatherPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+  const auto axis = p.get<std::int64_t>("axis");
+  if (d[1] == not_mapped)
+    return {{bind1(*this, {o.moveaxis(x[0], d[0], 0), x[1]}, Params(p).set("axis", axis + 1))}, {0}};
+  if (d[0] == not_mapped) return {{bind1(*this, {x[0], o.moveaxis(x[1], d[1], 0)}, p)}, {axis}};
+  const std::int64_t batch = batch_size(x, d);
+  Array operand = o.moveaxis(x[0], d[0], 0);
+  const std::int64_t n = operand.shape()[static_cast<std::size_t>(axis) + 1];
+  Array idx = flat_batched_indices(o, x[1], d[1], batch, n);
+  // [batch, idx..., pre..., post...] -> [batch, pre..., idx..., post...]
+  Array out = bind1(*this, {flatten_gather_axis(o, operand, axis), idx}, Params(p).set("axis", std::int64_t{0}));
+  return {{o.transpose(out, swap_axis_groups(idx.ndim() - 1, static_cast<std::size_t>(axis), out.ndim()))}, {0}};
+}
+
+inline Batched ScatterAddPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+  const auto axis = p.get<std::int64_t>("axis");
+  const std::int64_t batch = batch_size(x, d);
+  Array operand = o.batch_first(x[0], d[0], batch), updates = o.batch_first(x[2], d[2], batch);
+  if (d[1] == not_mapped) return {{bind1(*this, {operand, x[1], updates}, Params(p).set("axis", axis + 1))}, {0}};
+  const Shape shape = operand.shape();
+  const std::int64_t n = shape[static_cast<std::size_t>(axis) + 1];
+  Array idx = flat_batched_indices(o, x[1], d[1], batch, n);
+  // updates [batch, pre..., idx..., post...] -> [batch, idx..., pre..., post...]
+  updates = o.transpose(updates, swap_axis_groups(static_cast<std::size_t>(axis), idx.ndim() - 1, updates.ndim()));
+  Array flat = bind1(*this, {flatten_gather_axis(o, operand, axis), idx, updates}, Params(p).set("axis", std::int64_t{0}));
+  Shape unflat = flat.shape();
+  unflat[0] = n;
+  unflat.insert(0, batch);
+  return {{o.moveaxis(o.reshape(flat, unflat), 1, axis + 1)}, {0}};
+}
+
+}  // namespace eqx::detail
 
 // --- differentiation rules: gather and scatter_add are each other's transpose ------------
 

@@ -14,6 +14,7 @@
 
 #include "eqx/prim/broadcast.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -60,6 +61,11 @@ inline void require_rank(std::string_view op, const char* what, const Ints& v, s
 /// reshape[new_sizes]: same elements, new row-major shape.
 struct ReshapePrim final : Primitive {
   std::string_view name() const override { return "reshape"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    Ints sizes = p.get<Ints>("new_sizes");
+    sizes.insert(sizes.begin(), batch_size(x, d));
+    return batch_leading(*this, o, x, d, Params(p).set("new_sizes", std::move(sizes)));
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
                          std::span<const Array> y, const Params&) const override {
     return {o.reshape(t[0], y[0].shape())};
@@ -89,6 +95,11 @@ EQX_KERNEL_INLINE void ReshapePrim::kernel(std::span<const View> in, std::span<c
 /// transpose[permutation]: out axis i is operand axis permutation[i].
 struct TransposePrim final : Primitive {
   std::string_view name() const override { return "transpose"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    Ints perm = shift_axes(p.get<Ints>("permutation"));
+    perm.insert(perm.begin(), 0);
+    return batch_leading(*this, o, x, d, Params(p).set("permutation", std::move(perm)));
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
                          std::span<const Array>, const Params& p) const override {
     return {o.transpose(t[0], p.get<Ints>("permutation"))};
@@ -131,6 +142,12 @@ EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span
 /// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
 struct BroadcastInDimPrim final : Primitive {
   std::string_view name() const override { return "broadcast_in_dim"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    Ints shape = p.get<Ints>("shape"), dims = shift_axes(p.get<Ints>("broadcast_dimensions"));
+    shape.insert(shape.begin(), batch_size(x, d));
+    dims.insert(dims.begin(), 0);
+    return batch_leading(*this, o, x, d, Params(p).set("shape", std::move(shape)).set("broadcast_dimensions", std::move(dims)));
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
                          std::span<const Array>, const Params& p) const override {
     return {o.linear(*this, t[0], p)};
@@ -182,6 +199,14 @@ EQX_KERNEL_INLINE void BroadcastInDimPrim::kernel(std::span<const View> in, std:
 /// ... below limit on every axis (all non-negative, strides >= 1).
 struct SlicePrim final : Primitive {
   std::string_view name() const override { return "slice"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    Ints start = p.get<Ints>("start_indices"), limit = p.get<Ints>("limit_indices"), step = p.get<Ints>("strides");
+    start.insert(start.begin(), 0);
+    limit.insert(limit.begin(), batch_size(x, d));
+    step.insert(step.begin(), 1);
+    return batch_leading(*this, o, x, d,
+                         Params(p).set("start_indices", std::move(start)).set("limit_indices", std::move(limit)).set("strides", std::move(step)));
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
@@ -226,6 +251,9 @@ EQX_KERNEL_INLINE void SlicePrim::kernel(std::span<const View> in, std::span<con
 /// rev[dimensions]: reverses the order of elements along those axes.
 struct RevPrim final : Primitive {
   std::string_view name() const override { return "rev"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_leading(*this, o, x, d, Params(p).set("dimensions", shift_axes(p.get<Ints>("dimensions"))));
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
@@ -266,6 +294,26 @@ EQX_KERNEL_INLINE void RevPrim::kernel(std::span<const View> in, std::span<const
 /// elements between neighbours, all equal to the scalar padding_value.
 struct PadPrim final : Primitive {
   std::string_view name() const override { return "pad"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    Params shifted = p;
+    for (const char* name : {"low", "high", "interior"}) {
+      Ints v = p.get<Ints>(name);
+      v.insert(v.begin(), 0);
+      shifted.set(name, std::move(v));
+    }
+    if (d[1] == not_mapped) return {{eqx::bind1(*this, {o.batch_first(x[0], d[0], batch_size(x, d)), x[1]}, shifted)}, {0}};
+    // A batched padding value: pad with zeros, then select each example's
+    // value where a padded mask of ones is false (as JAX does).
+    const std::int64_t n = batch_size(x, d);
+    Array padded = eqx::bind1(*this, {o.batch_first(x[0], d[0], n), o.scalar(0, x[0].dtype())}, shifted);
+    Shape inner = x[0].shape();
+    if (d[0] != not_mapped) inner.erase(static_cast<std::size_t>(d[0]));
+    Array mask = eqx::bind1(*this, {o.broadcast_to(o.scalar(1, DType::bool_), inner), o.scalar(0, DType::bool_)}, p);
+    Shape value_shape = Shape::filled(padded.ndim(), 1);
+    value_shape[0] = n;
+    Array value = o.reshape(o.batch_first(x[1], d[1], n), value_shape);
+    return {{o.select(mask, padded, o.broadcast_to(value, padded.shape()))}, {0}};
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
@@ -328,6 +376,9 @@ EQX_KERNEL_INLINE void PadPrim::kernel(std::span<const View> in, std::span<const
 /// concatenate[dimension]: joins operands of equal dtype along one axis.
 struct ConcatenatePrim final : Primitive {
   std::string_view name() const override { return "concatenate"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_leading(*this, o, x, d, Params(p).set("dimension", p.get<std::int64_t>("dimension") + 1));
+  }
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,

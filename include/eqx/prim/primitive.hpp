@@ -29,7 +29,17 @@
 namespace eqx {
 
 struct Graph;  // eqx/ir/graph.hpp: a parameter of control-flow and fused primitives
-struct RuleOps;  // below: what differentiation rules are written with
+struct RuleOps;  // below: what differentiation and batching rules are written with
+
+/// The batch axis of a value that is not batched: the same for every example.
+inline constexpr std::int64_t not_mapped = -1;
+
+/// What a batching rule returns: the outputs, and the axis each is batched
+/// along (`not_mapped` if it is the same for every example).
+struct Batched {
+  std::vector<Array> values;
+  std::vector<std::int64_t> dims;
+};
 
 /// The type of an Array without its values: what shape rules compute.
 struct AbstractArray {
@@ -45,14 +55,22 @@ struct AbstractArray {
 using GraphRef = std::shared_ptr<const Graph>;
 
 /// One parameter value of an equation (an axis list, a dtype, a flag, ...).
-using ParamValue = std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string, GraphRef>;
+using ParamValue =
+    std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string, GraphRef, std::vector<GraphRef>,
+                 std::vector<std::string>>;
 
 /// Named parameters of a primitive application, in the order they were set.
 /// Names are string literals owned by the primitive's code.
 /// Usage: `Params{}.set("axes", std::vector<std::int64_t>{0, 1})`
 class Params {
  public:
+  /// Sets a parameter (replacing its value, in place, if it is already set).
   Params& set(std::string_view name, ParamValue value) {
+    for (auto& [n, v] : items_)
+      if (n == name) {
+        v = std::move(value);
+        return *this;
+      }
     items_.emplace_back(name, std::move(value));
     return *this;
   }
@@ -139,6 +157,23 @@ class Primitive {
   /// cotangents of the outputs (empty: zero).
   virtual std::vector<Array> vjp(const RuleOps& ops, std::span<const Array> primals, std::span<const Array> outputs,
                                  std::span<const Array> cotangents, const Params& params) const;
+  /// Reverse mode in two halves, for primitives that can keep what their
+  /// backward pass needs while computing their outputs (a loop stores its
+  /// per-step values instead of running twice): when `split_vjp()`, the
+  /// tape calls `vjp_fwd` in place of binding the primitive, keeps its
+  /// `saved` values, and later calls `vjp_bwd` in place of `vjp`.
+  virtual bool split_vjp() const { return false; }
+  struct ForwardWithResiduals {
+    std::vector<Array> outputs, saved;
+  };
+  virtual ForwardWithResiduals vjp_fwd(const RuleOps& ops, std::span<const Array> primals, const Params& params) const;
+  virtual std::vector<Array> vjp_bwd(const RuleOps& ops, std::span<const Array> primals, std::span<const Array> saved,
+                                     std::span<const Array> cotangents, const Params& params) const;
+  /// Batching (vmap): the outputs for inputs that each carry a batch axis
+  /// `dims[i]` (`not_mapped`: shared by every example; at least one input
+  /// is mapped), and the batch axis of each output. Written with `ops`.
+  virtual Batched batch(const RuleOps& ops, std::span<const Array> args, std::span<const std::int64_t> dims,
+                        const Params& params) const;
 };
 
 namespace detail {
@@ -281,6 +316,23 @@ struct RuleOps {
   Array instantiate(const Array& t, const Shape& shape, DType dtype) const {
     return t.has_value() ? broadcast_to(t, shape) : broadcast_to(scalar(0, dtype), shape);
   }
+  /// x with axis `from` moved to position `to` (numpy's moveaxis).
+  Array moveaxis(const Array& x, std::int64_t from, std::int64_t to) const {
+    if (from == to) return x;
+    std::vector<std::int64_t> perm;
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(x.ndim()); ++i)
+      if (i != from) perm.push_back(i);
+    perm.insert(perm.begin() + to, from);
+    return transpose(x, std::move(perm));
+  }
+  /// x with its batch axis `dim` first; an unbatched x (`not_mapped`) is
+  /// broadcast to `size` copies.
+  Array batch_first(const Array& x, std::int64_t dim, std::int64_t size) const {
+    if (dim != not_mapped) return moveaxis(x, dim, 0);
+    Shape s = x.shape();
+    s.insert(0, size);
+    return broadcast_to(x, s);
+  }
   /// The sum of a broadcast cotangent back to `shape` (numpy broadcasting reversed).
   Array unbroadcast(const Array& ct, const Shape& shape) const {
     if (!ct.has_value() || ct.shape() == shape) return ct;
@@ -298,6 +350,21 @@ namespace detail {
                    " rule, so it cannot be differentiated in " + mode + " mode; give it one by overriding " + method);
 }
 }  // namespace detail
+
+inline Batched Primitive::batch(const RuleOps&, std::span<const Array>, std::span<const std::int64_t>,
+                                 const Params&) const {
+  throw ValueError("eqx: primitive '" + std::string(name()) +
+                   "' has no batching rule, so it cannot be used inside eqx::filter_vmap; give it one by overriding "
+                   "Primitive::batch");
+}
+
+inline Primitive::ForwardWithResiduals Primitive::vjp_fwd(const RuleOps&, std::span<const Array>, const Params&) const {
+  detail::throw_no_rule(*this, "split VJP (vjp_fwd)", "reverse", "Primitive::vjp_fwd");
+}
+inline std::vector<Array> Primitive::vjp_bwd(const RuleOps&, std::span<const Array>, std::span<const Array>,
+                                             std::span<const Array>, const Params&) const {
+  detail::throw_no_rule(*this, "split VJP (vjp_bwd)", "reverse", "Primitive::vjp_bwd");
+}
 
 inline std::vector<Array> Primitive::jvp(const RuleOps&, std::span<const Array>, std::span<const Array>,
                                          std::span<const Array>, const Params&) const {

@@ -24,6 +24,7 @@
 #include "eqx/prim/broadcast.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
 
@@ -62,6 +63,27 @@ inline void threefry2x32_block(std::uint32_t k0, std::uint32_t k1, std::uint32_t
 /// shapes, k1 and k2 are either scalars (one element) or of that shape too.
 struct Threefry2x32Prim final : Primitive {
   std::string_view name() const override { return "threefry2x32"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    // Every input becomes [batch, counter shape...]: a key word that is one
+    // scalar per example is spread over that example's counters.
+    const std::int64_t n = batch_size(x, d);
+    Shape example = x[2].shape();
+    if (d[2] != not_mapped) example.erase(static_cast<std::size_t>(d[2]));
+    Shape full = example;
+    full.insert(0, n);
+    std::vector<Array> in;
+    for (std::size_t i = 0; i < 4; ++i) {
+      Array v = o.batch_first(x[i], d[i], n);
+      if (v.shape() != full) {
+        Shape per_example_scalar = Shape::filled(full.size(), 1);
+        per_example_scalar[0] = n;
+        v = o.broadcast_to(o.reshape(v, per_example_scalar), full);
+      }
+      in.push_back(std::move(v));
+    }
+    std::vector<Array> out = eqx::bind(*this, in, p);
+    return {std::move(out), {0, 0}};
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     static constexpr const char* kNames[4] = {"k1", "k2", "x1", "x2"};
     if (in.size() != 4)
@@ -174,6 +196,9 @@ struct RemOp {
 /// little-endian host). Wide -> narrow: a last axis of size 2 is added.
 struct BitcastConvertPrim final : Primitive {
   std::string_view name() const override { return "bitcast_convert_type"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_leading(*this, o, x, d, p);  // the bitcast acts on the last axis
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     const DType to = p.get<DType>("new_dtype");
     const std::size_t from_size = itemsize(in[0].dtype), to_size = itemsize(to);
@@ -287,6 +312,9 @@ struct ErfInvOp {
 /// lax.sort_key_val(is_stable=True). JAX's permutation is built on it.
 struct SortKeyValPrim final : Primitive {
   std::string_view name() const override { return "sort_key_val"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_leading(*this, o, x, d, Params(p).set("dimension", p.get<std::int64_t>("dimension") + 1));
+  }
   // The values are permuted, a linear map: tangents follow the same
   // permutation; cotangents go back through its inverse (below).
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,

@@ -20,6 +20,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
 
@@ -130,6 +131,9 @@ Array reduction_weights(const RuleOps& o, const Array& x, const Array& y, const 
 template <class Op>
 struct ReducePrim final : Primitive {
   std::string_view name() const override { return Op::name; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_leading(*this, o, x, d, Params(p).set("axes", shift_axes(p.get<Ints>("axes"))));
+  }
 
   // reduce_sum is linear; prod and max/min are linear in the tangent with a
   // weight per element (reduction_weights). and/or have bool outputs, so the
@@ -267,6 +271,9 @@ struct LogicalReduceOp {
 template <bool kIsMax>
 struct ArgExtremumPrim final : Primitive {
   std::string_view name() const override { return kIsMax ? "argmax" : "argmin"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_leading(*this, o, x, d, Params(p).set("axis", p.get<std::int64_t>("axis") + 1));
+  }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     auto axis = p.get<std::int64_t>("axis");

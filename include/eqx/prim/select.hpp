@@ -7,6 +7,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -21,6 +22,9 @@ namespace eqx::detail {
 
 struct SelectPrim final : Primitive {
   std::string_view name() const override { return "select"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_elementwise(*this, o, x, d, p);
+  }
   bool elementwise() const override { return true; }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {

@@ -4,12 +4,16 @@
 // nothing in the backward pass. `simplify` removes it from compiled graphs,
 // which are only evaluated, never differentiated again.
 
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 namespace eqx::detail {
 
 struct StopGradientPrim final : Primitive {
   std::string_view name() const override { return "stop_gradient"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return batch_elementwise(*this, o, x, d, p);
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     return {in[0]};
   }

@@ -26,6 +26,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -280,6 +281,18 @@ inline Array window_max_vjp(const RuleOps& o, const Array& x, const Array& y, co
 template <class Monoid>
 struct ReduceWindowPrim final : Primitive {
   std::string_view name() const override { return Monoid::name; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    // Each example is its own window row: a window of 1 along the batch axis.
+    Params q = p;
+    for (const char* name : {"window_dimensions", "window_strides", "window_dilation"}) {
+      Ints v = p.get<Ints>(name);
+      v.insert(v.begin(), 1);
+      q.set(name, std::move(v));
+    }
+    Ints padding = p.get<Ints>("padding");
+    padding.insert(padding.begin(), {0, 0});
+    return batch_leading(*this, o, x, d, q.set("padding", std::move(padding)));
+  }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
     window_check_dtype<Monoid>(name(), in[0]);

@@ -15,8 +15,10 @@
 #include <vector>
 
 #include "eqx/ad/autodiff.hpp"
+#include "eqx/ad/batching.hpp"
 #include "eqx/ir/eval.hpp"
 #include "eqx/ir/graph.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/trace_call.hpp"
@@ -43,6 +45,9 @@ struct OptimizationBarrierPrim final : Primitive {
   std::vector<Array> vjp(const RuleOps&, std::span<const Array>, std::span<const Array>, std::span<const Array> ct,
                          const Params&) const override {
     return {ct.begin(), ct.end()};
+  }
+  Batched batch(const RuleOps&, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    return {eqx::bind(*this, x, p), {d.begin(), d.end()}};
   }
 };
 
@@ -73,6 +78,12 @@ struct CheckpointPrim final : Primitive {
   std::vector<Array> jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t, std::span<const Array>,
                          const Params& p) const override {
     return jvp_graph(body(p), x, t).second;
+  }
+  // A checkpoint of the batched body.
+  Batched batch(const RuleOps&, std::span<const Array> x, BatchDims d, const Params& p) const override {
+    std::vector<std::int64_t> out_dims;
+    GraphRef body_batched = batch_subgraph(body(p), d, batch_size(x, d), {}, out_dims);
+    return {eqx::bind(*this, x, Params(p).set("jaxpr", std::move(body_batched))), std::move(out_dims)};
   }
   // Recompute the body from its (barriered) inputs, then transpose it.
   std::vector<Array> vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>, std::span<const Array> ct,

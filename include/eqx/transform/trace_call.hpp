@@ -5,6 +5,7 @@
 // graph inputs, in leaf order; every other leaf is passed through as is.
 
 #include <functional>
+#include <span>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -27,11 +28,16 @@ inline constexpr bool tree_callable =
 template <class F, class... Args>
 using call_result_t = std::remove_cvref_t<std::invoke_result_t<const F&, const Args&...>>;
 
-/// Replaces every Array leaf with a new input of the active trace.
+/// Replaces every Array leaf with a new input of the active trace: of the
+/// leaf's own type, or of the next of `types` when they are given (vmap
+/// traces on per-example types).
 struct TraceInputBuilder {
   TraceScope& scope;
+  std::span<const AbstractArray> types = {};
+  std::size_t next = 0;
   Array array(const TreePath&, const Array& a) {
-    return a.has_value() ? scope.input({a.shape(), a.dtype()}) : Array{};
+    if (!a.has_value()) return Array{};
+    return scope.input(types.empty() ? AbstractArray{a.shape(), a.dtype()} : types[next++]);
   }
   template <class X>
   X static_leaf(const TreePath&, const X& x) {
@@ -57,14 +63,16 @@ struct TracedCall {
 };
 
 /// Traces `f(args...)`. Graph inputs are the Array leaves of f (when it is a
-/// pytree) and then of each argument, depth-first.
+/// pytree) and then of each argument, depth-first; `leaf_types`, if not
+/// empty, gives their types in that order instead of the leaves' own.
 template <class F, class... Args>
-TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args) {
+TracedCall<call_result_t<F, Args...>> trace_call_as(std::span<const AbstractArray> leaf_types, const F& f,
+                                                    const Args&... args) {
   using R = call_result_t<F, Args...>;
   static_assert(!std::is_void_v<R>, "eqx: a transformed function must return a value (an Array or a pytree)");
   require_pytree_node<R>();
   TraceScope scope;
-  TraceInputBuilder builder{scope};
+  TraceInputBuilder builder{scope, leaf_types};
   TreePath path;
   auto call = [&](const auto& fn) {
     auto traced = [&]<std::size_t... I>(std::index_sequence<I...>) {
@@ -85,6 +93,11 @@ TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args
   std::vector<Array> leaves = tree_leaves(out);
   Graph g = scope.finish(leaves);
   return {std::move(g), std::move(out)};
+}
+
+template <class F, class... Args>
+TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args) {
+  return trace_call_as<F, Args...>({}, f, args...);
 }
 
 /// Turns the values a traced body captured from enclosing traces (tracers

@@ -1,0 +1,101 @@
+#pragma once
+// Batching (vmap) as a graph evaluation with each primitive's batching rule.
+//
+// Every value carries a batch axis, or `not_mapped` when it is the same for
+// every example. Equations whose inputs are all unmapped are bound as they
+// are; the others go through Primitive::batch, which binds batched
+// primitives in the caller's context: eagerly, or into an enclosing trace
+// (jit of vmap, grad of vmap, vmap of vmap).
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eqx/ad/rule_ops.hpp"
+#include "eqx/ir/graph.hpp"
+#include "eqx/ir/trace.hpp"
+
+namespace eqx {
+
+/// Outputs of `graph` for a batch of inputs: `args[i]` holds the examples
+/// of input i along axis `dims[i]` (`not_mapped`: one value shared by every
+/// example). Each output comes with its batch axis (`not_mapped` if it does
+/// not depend on the example).
+/// Usage: `eqx::Batched out = eqx::batch_graph(g, xs, dims);`
+inline Batched batch_graph(const Graph& g, std::span<const Array> args, std::span<const std::int64_t> dims) {
+  if (args.size() != g.inputs.size() || dims.size() != g.inputs.size())
+    throw ValueError("eqx::batch_graph: the graph has " + std::to_string(g.inputs.size()) + " inputs but " +
+                     std::to_string(args.size()) + " Arrays and " + std::to_string(dims.size()) +
+                     " batch axes were given");
+  const RuleOps& ops = detail::rule_ops();
+  std::vector<Array> val(g.types.size());
+  std::vector<std::int64_t> dim(g.types.size(), not_mapped);
+  for (std::size_t i = 0; i < g.inputs.size(); ++i) {
+    val[g.inputs[i]] = args[i];
+    dim[g.inputs[i]] = dims[i];
+  }
+  for (std::size_t i = 0; i < g.constvars.size(); ++i) val[g.constvars[i]] = g.consts[i];
+  std::vector<Array> in;
+  std::vector<std::int64_t> in_dims;
+  for (const Equation& eq : g.equations) {
+    in.clear();
+    in_dims.clear();
+    bool mapped = false;
+    for (Var v : eq.inputs) {
+      in.push_back(val[v]);
+      in_dims.push_back(dim[v]);
+      mapped = mapped || dim[v] != not_mapped;
+    }
+    Batched out = mapped ? eq.prim->batch(ops, in, in_dims, eq.params)
+                         : Batched{eqx::bind(*eq.prim, in, eq.params), std::vector<std::int64_t>(eq.outputs.size(), not_mapped)};
+    if (out.values.size() != eq.outputs.size() || out.dims.size() != eq.outputs.size())
+      throw ValueError("eqx: internal error: the batching rule of '" + std::string(eq.prim->name()) + "' returned " +
+                       std::to_string(out.values.size()) + " values and " + std::to_string(out.dims.size()) +
+                       " batch axes for " + std::to_string(eq.outputs.size()) + " outputs");
+    for (std::size_t k = 0; k < eq.outputs.size(); ++k) {
+      val[eq.outputs[k]] = std::move(out.values[k]);
+      dim[eq.outputs[k]] = out.dims[k];
+    }
+  }
+  Batched result;
+  for (Var v : g.outputs) {
+    result.values.push_back(val[v]);
+    result.dims.push_back(dim[v]);
+  }
+  return result;
+}
+
+namespace detail {
+
+/// A per-example type with a batch axis of `size` at `dim` (unchanged if `not_mapped`).
+inline AbstractArray batched_type(AbstractArray t, std::int64_t dim, std::int64_t size) {
+  if (dim != not_mapped) t.shape.insert(static_cast<std::size_t>(dim), size);
+  return t;
+}
+
+/// The batched version of a sub-graph (a loop or branch body): a graph on
+/// the batched inputs (batch axes `in_dims`, `size` examples) whose mapped
+/// outputs have their batch axis first. Outputs with `force[i]` set are
+/// batched even if they do not depend on the example (a loop carry that
+/// other steps batch). `out_dims` gets each output's axis: 0 or `not_mapped`.
+inline GraphRef batch_subgraph(const Graph& g, std::span<const std::int64_t> in_dims, std::int64_t size,
+                               const std::vector<bool>& force, std::vector<std::int64_t>& out_dims) {
+  TraceScope scope;
+  std::vector<Array> inputs;
+  for (std::size_t i = 0; i < g.inputs.size(); ++i)
+    inputs.push_back(scope.input(batched_type(g.types[g.inputs[i]], in_dims[i], size)));
+  Batched out = batch_graph(g, inputs, in_dims);
+  out_dims.assign(out.values.size(), not_mapped);
+  for (std::size_t i = 0; i < out.values.size(); ++i) {
+    if (out.dims[i] == not_mapped && !(i < force.size() && force[i])) continue;
+    out.values[i] = rule_ops().batch_first(out.values[i], out.dims[i], size);
+    out_dims[i] = 0;
+  }
+  return std::make_shared<const Graph>(scope.finish(out.values));
+}
+
+}  // namespace detail
+
+}  // namespace eqx
