@@ -15,13 +15,12 @@
 #include <eqx/eqx.hpp>
 
 #include "primitive_names.hpp"
+#include "primitive_rows.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
-#include <limits>
-#include <random>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -30,14 +29,13 @@
 namespace {
 
 using eqx::Array;
-using Arrays = std::vector<Array>;
+using eqx_test::Arrays, eqx_test::I32s, eqx_test::U32s, eqx_test::dt_name, eqx_test::rnd, eqx_test::edge;
+using eqx_test::kF, eqx_test::kNum, eqx_test::kInt, eqx_test::kBits, eqx_test::kAll;
 using Fn = std::function<Arrays(const Arrays&)>;
 using Un = std::function<Array(const Array&)>;
 using Bin = std::function<Array(const Array&, const Array&)>;
 using Ints = std::vector<std::int64_t>;
 using eqx::bool_, eqx::float32, eqx::float64, eqx::int32, eqx::uint32, eqx::Params;
-using I32s = std::vector<std::int32_t>;
-using U32s = std::vector<std::uint32_t>;
 
 struct Row {
   std::string name;
@@ -62,69 +60,12 @@ Fn fn(L l) {
 #define UN(expr) [](const Array& x) { return expr; }
 #define BIN(expr) [](const Array& a, const Array& b) { return expr; }
 
-std::string dt_name(eqx::DType d) { return std::string(eqx::short_name(d)); }
-
-/// Deterministic pseudo-random values in [lo, hi] (integers truncated, bool: > 0).
-Array rnd(eqx::DType dt, const eqx::Shape& s, unsigned seed, double lo = NAN, double hi = NAN) {
-  if (std::isnan(lo)) {
-    lo = dt == uint32 ? 0 : (dt == int32 ? -50 : (dt == bool_ ? -1 : -3));
-    hi = dt == uint32 ? 100 : (dt == int32 ? 50 : (dt == bool_ ? 1 : 3));
-  }
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  std::vector<double> v(static_cast<std::size_t>(s.numel()));
-  for (double& x : v) x = u(gen);
-  if (dt != bool_) return eqx::astype(eqx::array(v, s), dt);  // float64 -> dtype: truncates toward zero
-  std::vector<bool> b(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) b[i] = v[i] > 0;
-  return eqx::array(b, s);
-}
-
-/// 16 awkward values of dtype, shape [4, 4]: NaN, infinities, -0.0, extremes, shift amounts.
-Array edge(eqx::DType dt) {
-  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
-  if (dt == int32)
-    return eqx::array(I32s{-2147483647, 2147483647, -1, 0, 1, 7, -7, 100, -100, 31, 32, 33, 65536, -65536, 3, 2},
-                      {4, 4});
-  if (dt == uint32)
-    return eqx::array(U32s{0, 1, 2, 3, 7, 31, 32, 33, 100, 65536, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu, 0xFFFFFFFEu,
-                           12345, 5}, {4, 4});
-  if (dt == bool_)
-    return eqx::array(std::vector<bool>{true, false, false, true, true, true, false, false, true, false, true, false,
-                                        false, false, true, true}, {4, 4});
-  return eqx::astype(eqx::array(std::vector<double>{nan, inf, -inf, -0.0, 0.0, 1e-30, -1, 1, 0.5, -0.5, 2.5, -7.25,
-                                                    100, -100, 0.999, -0.999}, {4, 4}), dt);
-}
-
 Array same(const Array& x) { return eqx::maximum(x, x); }  // the identity, as an op fusion can join
 
-/// Same dtype, shape and values (NaN matches NaN; -0.0 != 0.0; floats within tol relative if tol > 0).
+/// Same dtype, shape and values (primitive_rows.hpp), labelled jit / eager.
 void require_equal(const Array& got, const Array& want, double tol, const std::string& what) {
-  INFO(what);
-  REQUIRE(got.has_value());
-  REQUIRE(eqx::dtype_name(got.dtype()) == eqx::dtype_name(want.dtype()));
-  REQUIRE(got.shape().str() == want.shape().str());
-  eqx::visit_dtype(want.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const auto g = got.to_vector<T>(), w = want.to_vector<T>();
-    std::size_t bad = 0, first = 0;
-    for (std::size_t i = 0; i < g.size(); ++i) {
-      bool ok = g[i] == w[i];
-      if constexpr (std::is_floating_point_v<T>) {
-        if (std::isnan(g[i]) || std::isnan(w[i])) ok = std::isnan(g[i]) && std::isnan(w[i]);
-        else ok = (ok && std::signbit(g[i]) == std::signbit(w[i])) ||
-                  (tol > 0 && std::abs(g[i] - w[i]) <= tol * std::abs(w[i]));
-      }
-      if (!ok && bad++ == 0) first = i;
-    }
-    INFO(bad << " of " << g.size() << " differ; first at flat index " << first << ": jit "
-              << (bad ? +g[first] : T{}) << ", eager " << (bad ? +w[first] : T{}));
-    CHECK(bad == 0);
-  });
+  eqx_test::require_equal(got, want, tol, what, "jit", "eager");
 }
-
-const std::vector<eqx::DType> kF{float32, float64}, kNum{float32, float64, int32, uint32}, kInt{int32, uint32},
-    kBits{bool_, int32, uint32}, kAll{float32, float64, int32, uint32, bool_};
 
 /// Unary elementwise rows: the bare op on edge values, and op(same(x)) fused on 5005 values.
 void unary_rows(std::vector<Row>& rows) {
@@ -175,22 +116,9 @@ void unary_rows(std::vector<Row>& rows) {
 /// scalar, a row [N] against [M, N], and [M, 1] against [1, N], and the
 /// last pattern unfused (the kernel's own broadcasting).
 void binary_rows(std::vector<Row>& rows) {
-  struct B { const char* name; Bin f; std::vector<eqx::DType> dts; double lo, hi; };
-  const double d = NAN;  // the dtype's default range
-  const std::vector<B> ops = {
-      {"add", BIN(a + b), kNum, d, d},   {"sub", BIN(a - b), kNum, d, d},   {"mul", BIN(a * b), kNum, d, d},
-      {"div", BIN(a / b), kF, d, d},     {"pow", BIN(eqx::pow(a, b)), {float32, float64, int32}, d, d},
-      {"max", BIN(eqx::maximum(a, b)), kAll, d, d},       {"min", BIN(eqx::minimum(a, b)), kAll, d, d},
-      {"and", BIN(eqx::logical_and(a, b)), kBits, d, d},  {"or", BIN(eqx::logical_or(a, b)), kBits, d, d},
-      {"xor", BIN(eqx::logical_xor(a, b)), kBits, d, d},
-      {"eq", BIN(a == b), kAll, d, d},   {"ne", BIN(a != b), kAll, d, d},   {"lt", BIN(a < b), kAll, d, d},
-      {"le", BIN(a <= b), kAll, d, d},   {"gt", BIN(a > b), kAll, d, d},    {"ge", BIN(a >= b), kAll, d, d},
-      {"shift_left", BIN(eqx::bind1(eqx::prim::shift_left, {a, b})), kInt, 0, 40},
-      {"shift_right_logical", BIN(eqx::bind1(eqx::prim::shift_right_logical, {a, b})), kInt, 0, 40},
-      {"rem", BIN(eqx::bind1(eqx::prim::rem, {a, b})), kNum, d, d},
-  };
+  const std::vector<eqx_test::BinaryOp> ops = eqx_test::binary_ops();
   unsigned seed = 1000;
-  for (const B& op : ops)
+  for (const eqx_test::BinaryOp& op : ops)
     for (eqx::DType dt : op.dts) {
       const std::string n = "binary/" + std::string(op.name) + "/" + dt_name(dt);
       auto r = [&](const eqx::Shape& s) { return rnd(dt, s, ++seed, op.lo, op.hi); };

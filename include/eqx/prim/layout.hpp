@@ -353,6 +353,23 @@ EQX_KERNEL_INLINE void PadPrim::kernel(std::span<const View> in, std::span<const
     T* o = out[0].as<T>();
     std::fill(o, o + out[0].numel(), *in[1].as<const T>());
     const std::int64_t n = in[0].numel();
+    // Edge padding only (the VJP of slice, the common case): whole rows are copied.
+    bool edges_only = r > 0 && n > 0;
+    for (std::size_t i = 0; i < r && edges_only; ++i) edges_only = interior[i] == 0 && lo[i] >= 0 && oshape[i] >= lo[i] + ishape[i];
+    if (edges_only) {
+      const std::int64_t row = ishape[r - 1];
+      Shape idx = Shape::filled(r, 0);
+      for (std::int64_t k = 0; k < n; k += row) {
+        std::int64_t dst = lo[r - 1];
+        for (std::size_t i = 0; i + 1 < r; ++i) dst += (lo[i] + idx[i]) * ost[i];
+        std::copy(a + k, a + k + row, o + dst);
+        for (std::size_t i = r - 1; i-- > 0;) {
+          if (++idx[i] < ishape[i]) break;
+          idx[i] = 0;
+        }
+      }
+      return;
+    }
     Shape idx = Shape::filled(r, 0);
     for (std::int64_t k = 0; k < n; ++k) {
       std::int64_t dst = 0;
