@@ -1,7 +1,11 @@
 #pragma once
-// Debugging aids for transformations: assert_max_traces / get_num_traces.
+// Debugging aids for transformations: assert_max_traces / get_num_traces,
+// and debug::print, which prints values while compiled code runs.
 
 #include <cstddef>
+#include <cstdio>
+#include <span>
+#include <string_view>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -10,9 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/args.h>
 #include <fmt/format.h>
 
 #include "eqx/core/error.hpp"
+#include "eqx/core/format.hpp"
+#include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/tree/reflect.hpp"
 #include "eqx/tree/walk.hpp"
@@ -146,4 +153,74 @@ std::size_t get_num_traces(const Jitted<F>& f) {
 }
 
 }  // namespace debug
+namespace debug {
+
+/// Where debug::print writes each message (with a newline): stdout unless
+/// set, e.g. to capture output in a test.
+/// Usage: `eqx::debug::print_sink() = [&](std::string_view s) { log += s; };`
+inline std::function<void(std::string_view)>& print_sink() {
+  static std::function<void(std::string_view)> sink = [](std::string_view s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  return sink;
+}
+
+namespace detail {
+
+/// debug_print[format](x...): formats the values with fmt and writes them
+/// to print_sink(). No outputs; effectful, so passes keep it.
+struct DebugPrintPrim final : Primitive {
+  std::string_view name() const override { return "debug_print"; }
+  bool effectful() const override { return true; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params&) const override { return {}; }
+  void kernel(std::span<const eqx::detail::View> in, std::span<const eqx::detail::View>, const Params& p) const override {
+    fmt::dynamic_format_arg_store<fmt::format_context> args;
+    for (const eqx::detail::View& v : in) {
+      Array a = eqx::detail::ArrayAccess::allocate(*v.shape, v.dtype);
+      eqx::detail::copy_bytes(eqx::detail::ArrayAccess::mutable_data(a), v.data, v.bytes());
+      args.push_back(std::move(a));
+    }
+    const std::string& format = p.get<std::string>("format");
+    std::string text;
+    try {
+      text = fmt::vformat(format, args);
+    } catch (const fmt::format_error& e) {
+      throw ValueError("eqx::debug::print: the format string \"" + format + "\" does not fit its " +
+                       std::to_string(in.size()) + " Arrays: " + e.what());
+    }
+    print_sink()(text + "\n");
+  }
+  std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array>, std::span<const Array>,
+                         const Params&) const override {
+    return {};
+  }
+  std::vector<Array> vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>, std::span<const Array>,
+                         const Params&) const override {
+    return std::vector<Array>(x.size());
+  }
+  // Inside filter_vmap the whole batch is printed at once (as JAX does).
+  Batched batch(const RuleOps&, std::span<const Array> x, eqx::detail::BatchDims, const Params& p) const override {
+    return {eqx::bind(*this, x, p), {}};
+  }
+};
+
+inline const DebugPrintPrim debug_print;
+
+}  // namespace detail
+
+/// Prints `format` (fmt syntax, one {} per Array) with the values of
+/// `arrays` when the computation runs: eagerly at once, and from inside
+/// filter_jit, scan or cond each time the compiled code runs (not when it
+/// is traced). Output goes to print_sink(), stdout by default.
+/// Usage: `eqx::debug::print("step loss {} grad norm {}", loss, norm);`
+template <class... Arrays>
+void print(std::string format, const Arrays&... arrays) {
+  static_assert((std::is_same_v<Arrays, Array> && ...), "eqx::debug::print: pass Arrays after the format string");
+  std::vector<Array> in{arrays...};
+  eqx::bind(detail::debug_print, in, Params{}.set("format", std::move(format)));
+}
+
+}  // namespace debug
+
 }  // namespace eqx

@@ -336,3 +336,38 @@ TEST_CASE("error_if: a NaN caught eagerly, jitted, inside vmap, scan and cond", 
   CHECK(message_of<eqx::DTypeError>([&] { eqx::error_if(eqx::array(1.0f), eqx::array(1.0f), "m"); }) ==
         "eqx::error_if: the predicate must be a bool Array, got f32[]; compare first (x > 0, eqx::isnan(x))");
 }
+
+TEST_CASE("debug::print: values printed when compiled code runs, in loops, under vmap", "[debug_print]") {
+  std::string out;
+  auto saved = eqx::debug::print_sink();
+  eqx::debug::print_sink() = [&](std::string_view s) { out += s; };
+  auto f = [](const Array& x) {
+    Array y = x * 2.0f;
+    eqx::debug::print("y = {}", y);
+    return y + 1.0f;
+  };
+  check(f(eqx::array({1.0f, 2.0f})), {2}, std::vector<float>{3, 5});
+  CHECK(out == fmt::format("y = {}\n", eqx::array({2.0f, 4.0f})));
+  out.clear();
+  auto jf = eqx::filter_jit(f);
+  jf(eqx::array({1.0f, 2.0f}));
+  jf(eqx::array({3.0f, 4.0f}));
+  CHECK(out == fmt::format("y = {}\ny = {}\n", eqx::array({2.0f, 4.0f}), eqx::array({6.0f, 8.0f})));
+  // Nothing uses the print's result, yet the compiled plan keeps it.
+  CHECK(eqx::to_string(jf.plan(eqx::array({1.0f, 2.0f})).graph()).find("debug_print") != std::string::npos);
+  // Once per scan step, and the whole batch under vmap.
+  out.clear();
+  eqx::scan([](const Array& c, const Array& x) {
+    eqx::debug::print("t {} c {}", x, c);
+    return std::pair{c + x, c};
+  }, eqx::array(0.0f), eqx::array({1.0f, 2.0f}));
+  CHECK(out == fmt::format("t {} c {}\nt {} c {}\n", eqx::array(1.0f), eqx::array(0.0f), eqx::array(2.0f),
+                           eqx::array(1.0f)));
+  out.clear();
+  eqx::filter_vmap(f)(eqx::array({1.0f, 2.0f}));
+  CHECK(out == fmt::format("y = {}\n", eqx::array({2.0f, 4.0f})));
+  out.clear();
+  CHECK(message_of<eqx::ValueError>([] { eqx::debug::print("{} {}", eqx::array(1.0f)); })
+            .starts_with("eqx::debug::print: the format string \"{} {}\" does not fit its 1 Arrays: "));
+  eqx::debug::print_sink() = saved;
+}

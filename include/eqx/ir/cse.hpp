@@ -22,7 +22,7 @@ inline Graph cse(Graph g) {
     auto& candidates = seen[{eq.prim, eq.inputs}];
     const Equation* same = nullptr;
     for (std::size_t k : candidates)
-      if (kept[k].params == eq.params) same = &kept[k];
+      if (kept[k].params == eq.params && !eq.prim->effectful()) same = &kept[k];
     if (same) {
       for (std::size_t i = 0; i < eq.outputs.size(); ++i) subst.replace(eq.outputs[i], same->outputs[i]);
       continue;

@@ -1,7 +1,7 @@
 #pragma once
 // Dead-code elimination: drop equations none of whose outputs reach the
 // graph's outputs, and constants nothing uses. Primitives are pure, so an
-// unused result can always be removed.
+// unused result can always be removed; effectful ones (debug::print) stay.
 
 #include <vector>
 
@@ -18,7 +18,7 @@ inline Graph dce(Graph g) {
   for (auto it = g.equations.rbegin(); it != g.equations.rend(); ++it) {
     bool used = false;
     for (Var v : it->outputs) used = used || live[v];
-    if (!used) continue;
+    if (!used && !it->prim->effectful()) continue;
     for (Var v : it->inputs) live[v] = 1;
     kept.push_back(std::move(*it));
   }

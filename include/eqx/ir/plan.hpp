@@ -111,18 +111,9 @@ class Plan {
       }
     }
     std::unique_ptr<ExecState> st = acquire();
-    void** ptr = st->ptrs.data();
-    auto* base = static_cast<std::byte*>(st->arena ? st->arena->data() : nullptr);
-    for (std::size_t v = 0; v < slots_.size(); ++v) {
-      const Slot& s = slots_[v];
-      switch (s.kind) {
-        case Slot::input: ptr[v] = const_cast<void*>(inputs[s.index]->raw_data()); break;
-        case Slot::constant: ptr[v] = const_cast<void*>(graph_.consts[s.index].raw_data()); break;
-        case Slot::output: ptr[v] = detail::ArrayAccess::mutable_data(result[s.index]); break;
-        case Slot::arena: ptr[v] = base + s.offset; break;
-        default: break;
-      }
-    }
+    point_slots(
+        *st, [&](std::size_t i) { return inputs[i]->raw_data(); },
+        [&](std::size_t i) { return detail::ArrayAccess::mutable_data(result[i]); });
     execute(*st);
     release(std::move(st));
     for (std::size_t i = 0; i < result.size(); ++i)  // repeated outputs share the first one's Array
@@ -137,18 +128,7 @@ class Plan {
   /// allocation.
   void run_into(const void* const* inputs, void* const* outputs) const {
     std::unique_ptr<ExecState> st = acquire();
-    void** ptr = st->ptrs.data();
-    auto* base = static_cast<std::byte*>(st->arena ? st->arena->data() : nullptr);
-    for (std::size_t v = 0; v < slots_.size(); ++v) {
-      const Slot& s = slots_[v];
-      switch (s.kind) {
-        case Slot::input: ptr[v] = const_cast<void*>(inputs[s.index]); break;
-        case Slot::constant: ptr[v] = const_cast<void*>(graph_.consts[s.index].raw_data()); break;
-        case Slot::output: ptr[v] = outputs[s.index]; break;
-        case Slot::arena: ptr[v] = base + s.offset; break;
-        default: break;
-      }
-    }
+    point_slots(*st, [&](std::size_t i) { return inputs[i]; }, [&](std::size_t i) { return outputs[i]; });
     execute(*st);
     release(std::move(st));
     // Outputs that are inputs, constants or repeats were not written by an instruction.
@@ -192,6 +172,24 @@ class Plan {
     std::vector<void*> ptrs;
     std::vector<detail::View> views;
   };
+
+  /// Points every value of `st` at its buffer: input i at `input(i)`,
+  /// output i at `output(i)`, constants and intermediates at their own.
+  template <class Input, class Output>
+  void point_slots(ExecState& st, Input input, Output output) const {
+    void** ptr = st.ptrs.data();
+    auto* base = static_cast<std::byte*>(st.arena ? st.arena->data() : nullptr);
+    for (std::size_t v = 0; v < slots_.size(); ++v) {
+      const Slot& s = slots_[v];
+      switch (s.kind) {
+        case Slot::input: ptr[v] = const_cast<void*>(input(s.index)); break;
+        case Slot::constant: ptr[v] = const_cast<void*>(graph_.consts[s.index].raw_data()); break;
+        case Slot::output: ptr[v] = output(s.index); break;
+        case Slot::arena: ptr[v] = base + s.offset; break;
+        default: break;
+      }
+    }
+  }
 
   /// Runs every instruction on the value pointers in `st.ptrs`.
   void execute(ExecState& st) const {

@@ -141,6 +141,10 @@ class Primitive {
     return nullptr;
   }
 
+  /// True for primitives run for a side effect (debug::print): passes keep
+  /// every such equation, in order, even when nothing uses its outputs.
+  virtual bool effectful() const { return false; }
+
   /// For call-like primitives that hold a sub-graph (filter_checkpoint):
   /// the body that compiled code runs in place of the equation, or nullptr.
   virtual const Graph* inlined_body(const Params& params) const {

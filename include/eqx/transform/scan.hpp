@@ -258,7 +258,7 @@ inline ScanVjpSplit split_scan_vjp(const RuleOps& o, const Graph& body, const Sc
     for (Var v : eq.inputs) ct |= on_ct[v], step |= on_step[v];
     for (Var v : eq.outputs) on_ct[v] = ct, on_step[v] = step;
     forward_eq[e] = !ct;
-    backward_eq[e] = ct || !step;  // loop-invariant work is redone where it is needed
+    backward_eq[e] = (ct || !step) && !eq.prim->effectful();  // loop-invariant work is redone where it is needed
   }
   // Residuals: step-dependent forward values that the backward half reads.
   std::vector<char> is_residual(joint.types.size(), 0);
