@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "eqx/prim/binary.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
