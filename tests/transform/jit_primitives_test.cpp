@@ -57,8 +57,6 @@ Fn fn(L l) {
 #define ROW(name, inputs, ...) rows.push_back({name, fn([](const Arrays& x) { return __VA_ARGS__; }), inputs})
 #define FUSED_ROW(name, inputs, ...) \
   rows.push_back({name, fn([](const Arrays& x) -> Arrays { return __VA_ARGS__; }), inputs, true})
-#define UN(expr) [](const Array& x) { return expr; }
-#define BIN(expr) [](const Array& a, const Array& b) { return expr; }
 
 Array same(const Array& x) { return eqx::maximum(x, x); }  // the identity, as an op fusion can join
 
@@ -77,20 +75,9 @@ void unary_rows(std::vector<Row>& rows) {
   // call splits the array into per-thread chunks, a fused region into tiles.
   // So fused rows of these ops compare to 1e-6 relative (differences seen:
   // 1 ulp for log1p and expm1, f32, at eager's thread-chunk boundary).
-  struct U { const char* name; Un f; std::vector<eqx::DType> dts; double lo, hi; bool approx; };
-  const std::vector<U> ops = {
-      {"neg", UN(-x), kNum, -3, 3, false},                {"exp", UN(eqx::exp(x)), kF, -5, 5, true},
-      {"log", UN(eqx::log(x)), kF, 0.01, 10, true},       {"log1p", UN(eqx::log1p(x)), kF, -0.9, 5, true},
-      {"expm1", UN(eqx::expm1(x)), kF, -3, 3, true},      {"sqrt", UN(eqx::sqrt(x)), kF, 0, 10, true},
-      {"rsqrt", UN(eqx::rsqrt(x)), kF, 0.01, 10, true},   {"abs", UN(eqx::abs(x)), kNum, -3, 3, false},
-      {"sign", UN(eqx::sign(x)), kNum, -3, 3, false},     {"sin", UN(eqx::sin(x)), kF, -10, 10, true},
-      {"cos", UN(eqx::cos(x)), kF, -10, 10, true},        {"tanh", UN(eqx::tanh(x)), kF, -5, 5, true},
-      {"logistic", UN(eqx::logistic(x)), kF, -8, 8, true}, {"erf", UN(eqx::erf(x)), kF, -3, 3, false},
-      {"not", UN(eqx::logical_not(x)), kBits, 0, 0, false},
-      {"erf_inv", UN(eqx::bind1(eqx::prim::erf_inv, {x})), kF, -0.999, 0.999, false},
-  };
+  const std::vector<eqx_test::UnaryOp> ops = eqx_test::unary_ops();
   unsigned seed = 100;
-  for (const U& op : ops)
+  for (const eqx_test::UnaryOp& op : ops)
     for (eqx::DType dt : op.dts) {
       const std::string n = "unary/" + std::string(op.name) + "/" + dt_name(dt);
       Un f = op.f;

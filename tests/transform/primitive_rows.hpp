@@ -96,6 +96,39 @@ inline const std::vector<eqx::DType> kF{eqx::float32, eqx::float64},
     kBits{eqx::bool_, eqx::int32, eqx::uint32}, kAll{eqx::float32, eqx::float64, eqx::int32, eqx::uint32, eqx::bool_};
 
 
+/// One unary primitive of the tables: its name, the op, the dtypes it takes,
+/// the operand range, and `approx`: whether its Eigen kernel has a
+/// vectorised path that differs from the scalar one in the last bits.
+struct UnaryOp {
+  const char* name;
+  std::function<eqx::Array(const eqx::Array&)> f;
+  std::vector<eqx::DType> dts;
+  double lo, hi;
+  bool approx;
+};
+
+/// Every unary elementwise primitive of the foundation.
+inline std::vector<UnaryOp> unary_ops() {
+  using eqx::Array;
+  auto op = [](auto f) { return std::function<Array(const Array&)>(f); };
+  return {{"neg", op([](const Array& x) { return -x; }), kNum, -3, 3, false},
+          {"exp", op([](const Array& x) { return eqx::exp(x); }), kF, -5, 5, true},
+          {"log", op([](const Array& x) { return eqx::log(x); }), kF, 0.01, 10, true},
+          {"log1p", op([](const Array& x) { return eqx::log1p(x); }), kF, -0.9, 5, true},
+          {"expm1", op([](const Array& x) { return eqx::expm1(x); }), kF, -3, 3, true},
+          {"sqrt", op([](const Array& x) { return eqx::sqrt(x); }), kF, 0, 10, true},
+          {"rsqrt", op([](const Array& x) { return eqx::rsqrt(x); }), kF, 0.01, 10, true},
+          {"abs", op([](const Array& x) { return eqx::abs(x); }), kNum, -3, 3, false},
+          {"sign", op([](const Array& x) { return eqx::sign(x); }), kNum, -3, 3, false},
+          {"sin", op([](const Array& x) { return eqx::sin(x); }), kF, -10, 10, true},
+          {"cos", op([](const Array& x) { return eqx::cos(x); }), kF, -10, 10, true},
+          {"tanh", op([](const Array& x) { return eqx::tanh(x); }), kF, -5, 5, true},
+          {"logistic", op([](const Array& x) { return eqx::logistic(x); }), kF, -8, 8, true},
+          {"erf", op([](const Array& x) { return eqx::erf(x); }), kF, -3, 3, false},
+          {"not", op([](const Array& x) { return eqx::logical_not(x); }), kBits, 0, 0, false},
+          {"erf_inv", op([](const Array& x) { return eqx::bind1(eqx::prim::erf_inv, {x}); }), kF, -0.999, 0.999, false}};
+}
+
 /// One binary primitive of the tables: its name, the op, the dtypes it
 /// takes and the operand range (NaN: the dtype's default).
 struct BinaryOp {

@@ -88,8 +88,6 @@ Fn fn(L l) {
 #define ROW(name, operands, ...) rows.push_back({name, fn([](const Arrays& x) { return __VA_ARGS__; }), operands})
 #define SUM_ORDER_ROW(name, operands, ...) \
   rows.push_back({name, fn([](const Arrays& x) { return __VA_ARGS__; }), operands, Tol::sum_order})
-#define UN(expr) [](const Array& x) { return expr; }
-#define BIN(expr) [](const Array& a, const Array& b) { return expr; }
 
 unsigned fresh_seed() {
   static unsigned seed = 0;
@@ -136,19 +134,8 @@ Gen Word(std::uint32_t first) {
 
 /// Unary elementwise rows: random values in the op's domain and edge values.
 void unary_rows(std::vector<Row>& rows) {
-  struct U { const char* name; Un f; std::vector<eqx::DType> dts; double lo, hi; bool approx; };
-  const std::vector<U> ops = {
-      {"neg", UN(-x), kNum, -3, 3, false},                {"exp", UN(eqx::exp(x)), kF, -5, 5, true},
-      {"log", UN(eqx::log(x)), kF, 0.01, 10, true},       {"log1p", UN(eqx::log1p(x)), kF, -0.9, 5, true},
-      {"expm1", UN(eqx::expm1(x)), kF, -3, 3, true},      {"sqrt", UN(eqx::sqrt(x)), kF, 0, 10, true},
-      {"rsqrt", UN(eqx::rsqrt(x)), kF, 0.01, 10, true},   {"abs", UN(eqx::abs(x)), kNum, -3, 3, false},
-      {"sign", UN(eqx::sign(x)), kNum, -3, 3, false},     {"sin", UN(eqx::sin(x)), kF, -10, 10, true},
-      {"cos", UN(eqx::cos(x)), kF, -10, 10, true},        {"tanh", UN(eqx::tanh(x)), kF, -5, 5, true},
-      {"logistic", UN(eqx::logistic(x)), kF, -8, 8, true}, {"erf", UN(eqx::erf(x)), kF, -3, 3, false},
-      {"not", UN(eqx::logical_not(x)), kBits, 0, 0, false},
-      {"erf_inv", UN(eqx::bind1(eqx::prim::erf_inv, {x})), kF, -0.999, 0.999, false},
-  };
-  for (const U& op : ops)
+  const std::vector<eqx_test::UnaryOp> ops = eqx_test::unary_ops();
+  for (const eqx_test::UnaryOp& op : ops)
     for (eqx::DType dt : op.dts) {
       const std::string n = "unary/" + std::string(op.name) + "/" + dt_name(dt);
       Fn f = fn([g = op.f](const Arrays& x) { return g(x[0]); });
