@@ -17,6 +17,7 @@
 #include <fmt/args.h>
 #include <fmt/format.h>
 
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/core/format.hpp"
 #include "eqx/prim/batching.hpp"
@@ -174,23 +175,8 @@ struct DebugPrintPrim final : Primitive {
   std::string_view name() const override { return "debug_print"; }
   bool effectful() const override { return true; }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params&) const override { return {}; }
-  void kernel(std::span<const eqx::detail::View> in, std::span<const eqx::detail::View>, const Params& p) const override {
-    fmt::dynamic_format_arg_store<fmt::format_context> args;
-    for (const eqx::detail::View& v : in) {
-      Array a = eqx::detail::ArrayAccess::allocate(*v.shape, v.dtype);
-      eqx::detail::copy_bytes(eqx::detail::ArrayAccess::mutable_data(a), v.data, v.bytes());
-      args.push_back(std::move(a));
-    }
-    const std::string& format = p.get<std::string>("format");
-    std::string text;
-    try {
-      text = fmt::vformat(format, args);
-    } catch (const fmt::format_error& e) {
-      throw ValueError("eqx::debug::print: the format string \"" + format + "\" does not fit its " +
-                       std::to_string(in.size()) + " Arrays: " + e.what());
-    }
-    print_sink()(text + "\n");
-  }
+  void kernel(std::span<const eqx::detail::View> in, std::span<const eqx::detail::View>,
+              const Params& p) const override;
   std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array>, std::span<const Array>,
                          const Params&) const override {
     return {};
@@ -206,6 +192,27 @@ struct DebugPrintPrim final : Primitive {
 };
 
 inline const DebugPrintPrim debug_print;
+
+#if EQX_CONTROL_FLOW_KERNELS
+EQX_KERNEL_INLINE void DebugPrintPrim::kernel(std::span<const eqx::detail::View> in, std::span<const eqx::detail::View>,
+                                              const Params& p) const {
+  fmt::dynamic_format_arg_store<fmt::format_context> args;
+  for (const eqx::detail::View& v : in) {
+    Array a = eqx::detail::ArrayAccess::allocate(*v.shape, v.dtype);
+    eqx::detail::copy_bytes(eqx::detail::ArrayAccess::mutable_data(a), v.data, v.bytes());
+    args.push_back(std::move(a));
+  }
+  const std::string& format = p.get<std::string>("format");
+  std::string text;
+  try {
+    text = fmt::vformat(format, args);
+  } catch (const fmt::format_error& e) {
+    throw ValueError("eqx::debug::print: the format string \"" + format + "\" does not fit its " +
+                     std::to_string(in.size()) + " Arrays: " + e.what());
+  }
+  print_sink()(text + "\n");
+}
+#endif
 
 }  // namespace detail
 

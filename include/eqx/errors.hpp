@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ops/operand.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
@@ -41,19 +42,7 @@ struct ErrorIfPrim final : Primitive {
     return {in.begin() + 2, in.end()};
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const bool* pred = in[0].as<const bool>();
-    const std::int32_t* index = in[1].as<const std::int32_t>();
-    const std::int64_t n = in[0].numel();
-    const bool scalar_index = in[1].shape->empty();
-    const auto& m = msgs(p);
-    for (std::int64_t k = 0; k < n; ++k)
-      if (pred[k]) {
-        const std::int64_t i = std::clamp<std::int64_t>(index[scalar_index ? 0 : k], 0, static_cast<std::int64_t>(m.size()) - 1);
-        throw RuntimeError(m[static_cast<std::size_t>(i)]);
-      }
-    for (std::size_t j = 0; j < out.size(); ++j) copy_bytes(out[j].data, in[j + 2].data, out[j].bytes());
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 
   std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t, std::span<const Array>,
                          const Params&) const override {
@@ -88,6 +77,24 @@ struct ErrorIfPrim final : Primitive {
 namespace prim {
 inline const detail::ErrorIfPrim error_if;
 }  // namespace prim
+
+#if EQX_CONTROL_FLOW_KERNELS
+namespace detail {
+EQX_KERNEL_INLINE void ErrorIfPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  const bool* pred = in[0].as<const bool>();
+  const std::int32_t* index = in[1].as<const std::int32_t>();
+  const std::int64_t n = in[0].numel();
+  const bool scalar_index = in[1].shape->empty();
+  const auto& m = msgs(p);
+  for (std::int64_t k = 0; k < n; ++k)
+    if (pred[k]) {
+      const std::int64_t i = std::clamp<std::int64_t>(index[scalar_index ? 0 : k], 0, static_cast<std::int64_t>(m.size()) - 1);
+      throw RuntimeError(m[static_cast<std::size_t>(i)]);
+    }
+  for (std::size_t j = 0; j < out.size(); ++j) copy_bytes(out[j].data, in[j + 2].data, out[j].bytes());
+}
+}  // namespace detail
+#endif
 
 /// `x` (any pytree) unchanged; throws eqx::RuntimeError with `msgs[index]`
 /// where `pred` is true when this runs (index and pred broadcast together;

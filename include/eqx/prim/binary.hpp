@@ -26,6 +26,13 @@
 #else
 #define EQX_BINARY_KERNELS 0
 #endif
+// The class template instances: explicitly instantiated (vtable, rules,
+// kernels) in eqx::kernels, and only declared in code that links it.
+#if defined(EQX_KERNELS_BINARY)
+#define EQX_BINARY_INSTANTIATION template
+#elif defined(EQX_COMPILED_KERNELS)
+#define EQX_BINARY_INSTANTIATION extern template
+#endif
 
 namespace eqx::detail {
 
@@ -258,6 +265,25 @@ Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Arr
 
 }  // namespace eqx::detail
 
+#ifdef EQX_BINARY_INSTANTIATION
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::AddOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::SubOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::MulOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::DivOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::PowOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<true>>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<false>>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::AndOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::OrOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::XorOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::EqOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::NeOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::LtOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::LeOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::GtOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::GeOp>;
+#endif
+
 namespace eqx::prim {
 inline const detail::BinaryPrim<detail::AddOp> add;
 inline const detail::BinaryPrim<detail::SubOp> sub;
@@ -276,22 +302,3 @@ inline const detail::BinaryPrim<detail::LeOp> le;
 inline const detail::BinaryPrim<detail::GtOp> gt;
 inline const detail::BinaryPrim<detail::GeOp> ge;
 }  // namespace eqx::prim
-
-#if defined(EQX_KERNELS_BINARY)  // the eqx::kernels library: compile each kernel once
-template struct eqx::detail::BinaryPrim<eqx::detail::AddOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::SubOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::MulOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::DivOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::PowOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<true>>;
-template struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<false>>;
-template struct eqx::detail::BinaryPrim<eqx::detail::AndOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::OrOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::XorOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::EqOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::NeOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::LtOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::LeOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::GtOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::GeOp>;
-#endif

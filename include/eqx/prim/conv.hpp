@@ -324,13 +324,14 @@ inline Array reshape_axes(const RuleOps& o, const Array& x, std::size_t first, s
   return o.reshape(x, s);
 }
 
+#if EQX_CONV_KERNELS
 // Batching, as JAX does: the batch folds into the lhs batch axis (only lhs
 // batched), into the output features (only rhs batched: each example's
 // kernels are more output channels, kept inside their feature group), or
 // into feature groups (both batched: example b's channels are groups of
 // their own).
-inline Batched ConvGeneralDilatedPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
-                                             const Params& p) const {
+EQX_KERNEL_INLINE Batched ConvGeneralDilatedPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
+                                                        const Params& p) const {
   const std::int64_t n = batch_size(x, d), groups = p.get<std::int64_t>("feature_group_count");
   if (d[1] == not_mapped) {
     Array lhs = o.moveaxis(x[0], d[0], 0);
@@ -354,9 +355,9 @@ inline Batched ConvGeneralDilatedPrim::batch(const RuleOps& o, std::span<const A
 }
 
 // Bilinear: d conv(l, r) = conv(dl, r) + conv(l, dr).
-inline std::vector<Array> ConvGeneralDilatedPrim::jvp(const RuleOps& o, std::span<const Array> x,
-                                                      std::span<const Array> t, std::span<const Array>,
-                                                      const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ConvGeneralDilatedPrim::jvp(const RuleOps& o, std::span<const Array> x,
+                                                                 std::span<const Array> t, std::span<const Array>,
+                                                                 const Params& p) const {
   return {o.add(t[0].has_value() ? bind1(*this, {t[0], x[1]}, p) : Array{},
                 t[1].has_value() ? bind1(*this, {x[0], t[1]}, p) : Array{})};
 }
@@ -379,9 +380,9 @@ inline std::vector<Array> ConvGeneralDilatedPrim::jvp(const RuleOps& o, std::spa
 // batch_group_count; here the groups go into the feature axis instead:
 // input [N, G * Ig, sp] -> [Ig, G * N, sp] with feature_group_count G, so
 // output channel block g only sees group g's input channels.
-inline std::vector<Array> ConvGeneralDilatedPrim::vjp(const RuleOps& o, std::span<const Array> x,
-                                                      std::span<const Array>, std::span<const Array> ct,
-                                                      const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ConvGeneralDilatedPrim::vjp(const RuleOps& o, std::span<const Array> x,
+                                                                 std::span<const Array>, std::span<const Array> ct,
+                                                                 const Params& p) const {
   if (!ct[0].has_value()) return {Array{}, Array{}};
   const Array &lhs = x[0], &rhs = x[1], &g = ct[0];
   // Empty operands or outputs: nothing flows (and the transposed convolutions
@@ -420,7 +421,7 @@ inline std::vector<Array> ConvGeneralDilatedPrim::vjp(const RuleOps& o, std::spa
   Array rhs_ct = bind1(*this, {in, g_kernel}, conv_params(d.rhs_dilation, rhs_pad, d.lhs_dilation, d.strides, G));
   return {lhs_ct, o.transpose(rhs_ct, swap_first_two_axes(rank))};  // [Ig, C_out, k] -> [C_out, Ig, k]
 }
-
+#endif
 }  // namespace eqx::detail
 
 namespace eqx::prim {

@@ -206,7 +206,8 @@ inline Ints swap_axis_groups(std::size_t a, std::size_t b, std::size_t rank) {
   return perm;
 }
 
-inline Batched GatherPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+#if EQX_INDEXING_KERNELS
+EQX_KERNEL_INLINE Batched GatherPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const auto axis = p.get<std::int64_t>("axis");
   if (d[1] == not_mapped)
     return {{bind1(*this, {o.moveaxis(x[0], d[0], 0), x[1]}, Params(p).set("axis", axis + 1))}, {0}};
@@ -220,7 +221,7 @@ inline Batched GatherPrim::batch(const RuleOps& o, std::span<const Array> x, Bat
   return {{o.transpose(out, swap_axis_groups(idx.ndim() - 1, static_cast<std::size_t>(axis), out.ndim()))}, {0}};
 }
 
-inline Batched ScatterAddPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+EQX_KERNEL_INLINE Batched ScatterAddPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const auto axis = p.get<std::int64_t>("axis");
   const std::int64_t batch = batch_size(x, d);
   Array operand = o.batch_first(x[0], d[0], batch), updates = o.batch_first(x[2], d[2], batch);
@@ -243,27 +244,27 @@ inline Batched ScatterAddPrim::batch(const RuleOps& o, std::span<const Array> x,
 
 namespace eqx::detail {
 
-inline std::vector<Array> GatherPrim::jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t,
-                                          std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> GatherPrim::jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t,
+                                                     std::span<const Array>, const Params& p) const {
   return {t[0].has_value() ? bind1(*this, {t[0], x[1]}, p) : Array{}};
 }
 // Each gathered row's cotangent is added back at its index (repeats accumulate).
-inline std::vector<Array> GatherPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
-                                          std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> GatherPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                                                     std::span<const Array> ct, const Params& p) const {
   if (!ct[0].has_value()) return {Array{}, Array{}};
   return {bind1(prim::scatter_add, {o.zeros_like(x[0]), x[1], ct[0]}, p), Array{}};
 }
 
-inline std::vector<Array> ScatterAddPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
-                                              std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ScatterAddPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                                         std::span<const Array>, const Params& p) const {
   if (!t[2].has_value()) return {t[0]};
   return {bind1(*this, {o.instantiate(t[0], x[0].shape(), x[0].dtype()), x[1], t[2]}, p)};
 }
 // The operand passes through; each update row reads the cotangent at its index.
-inline std::vector<Array> ScatterAddPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
-                                              std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ScatterAddPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                                         std::span<const Array> ct, const Params& p) const {
   if (!ct[0].has_value()) return {Array{}, Array{}, Array{}};
   return {ct[0], Array{}, bind1(prim::gather, {ct[0], x[1]}, p)};
 }
-
+#endif
 }  // namespace eqx::detail

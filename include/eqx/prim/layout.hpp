@@ -485,16 +485,17 @@ inline const detail::IotaPrim iota;
 
 // --- differentiation rules (after the primitives they bind) -----------------------------
 
+#if EQX_LAYOUT_KERNELS
 namespace eqx::detail {
 
-inline std::vector<Array> SlicePrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
-                                         std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> SlicePrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
+                                                    std::span<const Array>, const Params& p) const {
   return {o.linear(*this, t[0], p)};
 }
 // The cotangent goes back where the slice read: zeros padded around it, with
 // stride - 1 zeros between neighbours.
-inline std::vector<Array> SlicePrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
-                                         std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> SlicePrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array>,
+                                                    std::span<const Array> ct, const Params& p) const {
   if (!ct[0].has_value()) return {Array{}};
   const Ints &start = p.get<Ints>("start_indices"), &step = p.get<Ints>("strides");
   const Shape& in = x[0].shape();
@@ -508,25 +509,25 @@ inline std::vector<Array> SlicePrim::vjp(const RuleOps& o, std::span<const Array
                 Params{}.set("low", lo).set("high", hi).set("interior", interior))};
 }
 
-inline std::vector<Array> RevPrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
-                                       std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> RevPrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,
+                                                  std::span<const Array>, const Params& p) const {
   return {o.linear(*this, t[0], p)};
 }
-inline std::vector<Array> RevPrim::vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
-                                       std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> RevPrim::vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
+                                                  std::span<const Array> ct, const Params& p) const {
   return {o.linear(*this, ct[0], p)};
 }
 
 // pad is linear in (operand, padding value) jointly.
-inline std::vector<Array> PadPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
-                                       std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> PadPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                                  std::span<const Array>, const Params& p) const {
   return {bind1(*this, {o.instantiate(t[0], x[0].shape(), x[0].dtype()), o.instantiate(t[1], {}, x[1].dtype())}, p)};
 }
 // The operand's cotangent is what pad copied it to: undo low/high (a pad by
 // their negatives crops), then take every (interior + 1)-th element. The
 // padding value was copied everywhere else: it gets the rest of the sum.
-inline std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
-                                       std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array>, std::span<const Array>,
+                                                  std::span<const Array> ct, const Params& p) const {
   if (!ct[0].has_value()) return {Array{}, Array{}};
   const Ints &lo = p.get<Ints>("low"), &hi = p.get<Ints>("high"), &interior = p.get<Ints>("interior");
   const std::size_t r = lo.size();
@@ -551,15 +552,15 @@ inline std::vector<Array> PadPrim::vjp(const RuleOps& o, std::span<const Array>,
 
 // Linear: the tangents concatenated (symbolic zeros made concrete, unless
 // every tangent is zero); the cotangent sliced back into the operands' parts.
-inline std::vector<Array> ConcatenatePrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
-                                               std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ConcatenatePrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                                          std::span<const Array>, const Params& p) const {
   if (std::none_of(t.begin(), t.end(), [](const Array& a) { return a.has_value(); })) return {Array{}};
   std::vector<Array> parts;
   for (std::size_t k = 0; k < x.size(); ++k) parts.push_back(o.instantiate(t[k], x[k].shape(), x[k].dtype()));
   return eqx::bind(*this, parts, p);
 }
-inline std::vector<Array> ConcatenatePrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
-                                               std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ConcatenatePrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                                          std::span<const Array> ct, const Params& p) const {
   std::vector<Array> out(x.size());
   if (!ct[0].has_value()) return out;
   const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
@@ -574,5 +575,5 @@ inline std::vector<Array> ConcatenatePrim::vjp(const RuleOps&, std::span<const A
   }
   return out;
 }
-
 }  // namespace eqx::detail
+#endif

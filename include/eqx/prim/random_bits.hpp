@@ -378,6 +378,16 @@ EQX_KERNEL_INLINE void SortKeyValPrim::kernel(std::span<const View> in, std::spa
 
 }  // namespace eqx::detail
 
+// These use the binary and unary templates: compiled with those families.
+#ifdef EQX_BINARY_INSTANTIATION
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::ShiftLeftOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::ShiftRightLogicalOp>;
+EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::RemOp>;
+#endif
+#ifdef EQX_UNARY_INSTANTIATION
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::ErfInvOp>;
+#endif
+
 namespace eqx::prim {
 inline const detail::Threefry2x32Prim threefry2x32;
 inline const detail::BinaryPrim<detail::ShiftLeftOp> shift_left;
@@ -390,15 +400,16 @@ inline const detail::SortKeyValPrim sort_key_val;
 
 namespace eqx::detail {
 
-inline std::vector<Array> SortKeyValPrim::jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t,
-                                              std::span<const Array>, const Params& p) const {
+#if EQX_RANDOM_BITS_KERNELS
+EQX_KERNEL_INLINE std::vector<Array> SortKeyValPrim::jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t,
+                                                         std::span<const Array>, const Params& p) const {
   if (!t[1].has_value()) return {Array{}, Array{}};
   return {Array{}, eqx::bind(*this, std::vector<Array>{x[0], t[1]}, p)[1]};
 }
 // Sorting iota by the keys gives the permutation (out[j] = values[perm[j]]);
 // sorting the cotangent by perm puts ct[j] back at position perm[j].
-inline std::vector<Array> SortKeyValPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
-                                              std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> SortKeyValPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                                         std::span<const Array> ct, const Params& p) const {
   if (!ct[1].has_value()) return {Array{}, Array{}};
   const Shape& s = x[0].shape();
   Array positions = bind1(prim::iota, {},
@@ -409,16 +420,5 @@ inline std::vector<Array> SortKeyValPrim::vjp(const RuleOps&, std::span<const Ar
   Array perm = eqx::bind(*this, std::vector<Array>{x[0], positions}, p)[1];
   return {Array{}, eqx::bind(*this, std::vector<Array>{perm, ct[1]}, p)[1]};
 }
-
+#endif
 }  // namespace eqx::detail
-
-// The eqx::kernels library: these use the binary and unary templates, so
-// they are compiled with those families.
-#if defined(EQX_KERNELS_BINARY)
-template struct eqx::detail::BinaryPrim<eqx::detail::ShiftLeftOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::ShiftRightLogicalOp>;
-template struct eqx::detail::BinaryPrim<eqx::detail::RemOp>;
-#endif
-#if defined(EQX_KERNELS_UNARY)
-template struct eqx::detail::UnaryPrim<eqx::detail::ErfInvOp>;
-#endif

@@ -31,6 +31,13 @@
 #else
 #define EQX_REDUCE_KERNELS 0
 #endif
+// The class template instances: explicitly instantiated (vtable, rules,
+// kernels) in eqx::kernels, and only declared in code that links it.
+#if defined(EQX_KERNELS_REDUCE)
+#define EQX_REDUCE_INSTANTIATION template
+#elif defined(EQX_COMPILED_KERNELS)
+#define EQX_REDUCE_INSTANTIATION extern template
+#endif
 
 namespace eqx::detail {
 
@@ -322,6 +329,17 @@ void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const V
 
 }  // namespace eqx::detail
 
+#ifdef EQX_REDUCE_INSTANTIATION
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::SumOp>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::ProdOp>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<true>>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<false>>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<true>>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<false>>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ArgExtremumPrim<true>;
+EQX_REDUCE_INSTANTIATION struct eqx::detail::ArgExtremumPrim<false>;
+#endif
+
 namespace eqx::prim {
 inline const detail::ReducePrim<detail::SumOp> reduce_sum;
 inline const detail::ReducePrim<detail::ProdOp> reduce_prod;
@@ -332,14 +350,3 @@ inline const detail::ReducePrim<detail::LogicalReduceOp<false>> reduce_or;
 inline const detail::ArgExtremumPrim<true> argmax;
 inline const detail::ArgExtremumPrim<false> argmin;
 }  // namespace eqx::prim
-
-#if defined(EQX_KERNELS_REDUCE)  // the eqx::kernels library: compile each kernel once
-template struct eqx::detail::ReducePrim<eqx::detail::SumOp>;
-template struct eqx::detail::ReducePrim<eqx::detail::ProdOp>;
-template struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<true>>;
-template struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<false>>;
-template struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<true>>;
-template struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<false>>;
-template struct eqx::detail::ArgExtremumPrim<true>;
-template struct eqx::detail::ArgExtremumPrim<false>;
-#endif

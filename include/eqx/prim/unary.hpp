@@ -24,6 +24,13 @@
 #else
 #define EQX_UNARY_KERNELS 0
 #endif
+// The class template instances: explicitly instantiated (vtable, rules,
+// kernels) in eqx::kernels, and only declared in code that links it.
+#if defined(EQX_KERNELS_UNARY)
+#define EQX_UNARY_INSTANTIATION template
+#elif defined(EQX_COMPILED_KERNELS)
+#define EQX_UNARY_INSTANTIATION extern template
+#endif
 
 namespace eqx::detail {
 
@@ -265,6 +272,24 @@ Array unary_derivative(const RuleOps& o, const Array& x, const Array& y) {
 
 }  // namespace eqx::detail
 
+#ifdef EQX_UNARY_INSTANTIATION
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::NegOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::ExpOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::LogOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::Log1pOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::Expm1Op>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::SqrtOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::RsqrtOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::AbsOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::SignOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::SinOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::CosOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::TanhOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::LogisticOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::ErfOp>;
+EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::NotOp>;
+#endif
+
 namespace eqx::prim {
 inline const detail::UnaryPrim<detail::NegOp> neg;
 inline const detail::UnaryPrim<detail::ExpOp> exp;
@@ -282,21 +307,3 @@ inline const detail::UnaryPrim<detail::LogisticOp> logistic;
 inline const detail::UnaryPrim<detail::ErfOp> erf;
 inline const detail::UnaryPrim<detail::NotOp> not_;
 }  // namespace eqx::prim
-
-#if defined(EQX_KERNELS_UNARY)  // the eqx::kernels library: compile each kernel once
-template struct eqx::detail::UnaryPrim<eqx::detail::NegOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::ExpOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::LogOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::Log1pOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::Expm1Op>;
-template struct eqx::detail::UnaryPrim<eqx::detail::SqrtOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::RsqrtOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::AbsOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::SignOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::SinOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::CosOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::TanhOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::LogisticOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::ErfOp>;
-template struct eqx::detail::UnaryPrim<eqx::detail::NotOp>;
-#endif

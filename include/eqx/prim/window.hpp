@@ -36,6 +36,13 @@
 #else
 #define EQX_WINDOW_KERNELS 0
 #endif
+// The class template instances: explicitly instantiated (vtable, rules,
+// kernels) in eqx::kernels, and only declared in code that links it.
+#if defined(EQX_KERNELS_WINDOW)
+#define EQX_WINDOW_INSTANTIATION template
+#elif defined(EQX_COMPILED_KERNELS)
+#define EQX_WINDOW_INSTANTIATION extern template
+#endif
 
 namespace eqx::detail {
 
@@ -386,12 +393,12 @@ void ReduceWindowPrim<Monoid>::kernel(std::span<const View> in, std::span<const 
 
 }  // namespace eqx::detail
 
+#ifdef EQX_WINDOW_INSTANTIATION
+EQX_WINDOW_INSTANTIATION struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowMax>;
+EQX_WINDOW_INSTANTIATION struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowSum>;
+#endif
+
 namespace eqx::prim {
 inline const detail::ReduceWindowPrim<detail::WindowMax> reduce_window_max;
 inline const detail::ReduceWindowPrim<detail::WindowSum> reduce_window_sum;
 }  // namespace eqx::prim
-
-#if defined(EQX_KERNELS_WINDOW)  // the eqx::kernels library: compile each kernel once
-template struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowMax>;
-template struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowSum>;
-#endif

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ad/autodiff.hpp"
 #include "eqx/ad/batching.hpp"
 #include "eqx/ir/eval.hpp"
@@ -35,9 +36,7 @@ struct OptimizationBarrierPrim final : Primitive {
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     return {in.begin(), in.end()};
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
-    for (std::size_t i = 0; i < in.size(); ++i) copy_bytes(out[i].data, in[i].data, in[i].bytes());
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
   std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array> t, std::span<const Array>,
                          const Params&) const override {
     return {t.begin(), t.end()};
@@ -97,13 +96,20 @@ inline const detail::OptimizationBarrierPrim optimization_barrier;
 inline const detail::CheckpointPrim checkpoint;
 }  // namespace prim
 
-inline std::vector<Array> detail::CheckpointPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
-                                                      std::span<const Array> ct, const Params& p) const {
+#if EQX_CONTROL_FLOW_KERNELS
+EQX_KERNEL_INLINE void detail::OptimizationBarrierPrim::kernel(std::span<const View> in, std::span<const View> out,
+                                                               const Params&) const {
+  for (std::size_t i = 0; i < in.size(); ++i) copy_bytes(out[i].data, in[i].data, in[i].bytes());
+}
+
+EQX_KERNEL_INLINE std::vector<Array> detail::CheckpointPrim::vjp(const RuleOps&, std::span<const Array> x, std::span<const Array>,
+                                                                 std::span<const Array> ct, const Params& p) const {
   // The barrier only matters to compiled graphs (CSE); eagerly it would be a copy.
   if (interpreter_stack().empty()) return vjp_graph(body(p), x, ct).second;
   std::vector<Array> fresh = eqx::bind(prim::optimization_barrier, x);
   return vjp_graph(body(p), fresh, ct).second;
 }
+#endif
 
 /// f, with its intermediates recomputed in the backward pass instead of
 /// stored: reverse mode keeps only f's inputs (and outputs). Costs one more

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ad/autodiff.hpp"
 #include "eqx/ad/batching.hpp"
 #include "eqx/ops/elementwise.hpp"
@@ -85,6 +86,7 @@ inline const detail::CondPrim cond;
 
 namespace detail {
 
+#if EQX_CONTROL_FLOW_KERNELS
 /// Each branch, rebuilt by `fn(branch, inputs) -> outputs` on inputs of `types`.
 template <class Fn>
 std::vector<GraphRef> map_branches(const std::vector<GraphRef>& bs, std::span<const AbstractArray> types, Fn fn) {
@@ -95,8 +97,8 @@ std::vector<GraphRef> map_branches(const std::vector<GraphRef>& bs, std::span<co
 }
 
 // Operands of the JVP cond: [index, operands, nonzero tangents].
-inline std::vector<Array> CondPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
-                                        std::span<const Array> y, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> CondPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                                   std::span<const Array> y, const Params& p) const {
   const auto& bs = branches(p);
   const std::size_t n = x.size() - 1;
   std::vector<AbstractArray> types = bs[0]->input_types();
@@ -129,8 +131,8 @@ inline std::vector<Array> CondPrim::jvp(const RuleOps& o, std::span<const Array>
 
 // Operands of the VJP cond: [index, operands, cotangents of float outputs];
 // it returns the cotangents of the float operands.
-inline std::vector<Array> CondPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
-                                        std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> CondPrim::vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                                                   std::span<const Array> ct, const Params& p) const {
   const auto& bs = branches(p);
   const std::size_t n = x.size() - 1;
   std::vector<AbstractArray> types = bs[0]->input_types();
@@ -158,7 +160,7 @@ inline std::vector<Array> CondPrim::vjp(const RuleOps& o, std::span<const Array>
   return result;
 }
 
-inline Batched CondPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+EQX_KERNEL_INLINE Batched CondPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const auto& bs = branches(p);
   const std::int64_t n = batch_size(x, d);
   std::vector<Array> operands;
@@ -199,6 +201,7 @@ inline Batched CondPrim::batch(const RuleOps& o, std::span<const Array> x, Batch
   operands.insert(operands.begin(), x[0]);
   return {eqx::bind(*this, operands, Params{}.set("branches", std::move(batched))), out_dims};
 }
+#endif
 
 /// The operands of a cond equation built from user branches: the operand
 /// leaves, then each branch's own inputs (a module's Arrays, captured
@@ -294,7 +297,6 @@ auto switch_impl(const char* fn, const Array& index, const Branches& branches, c
       },
       branches);
 }
-
 }  // namespace detail
 
 /// Runs `branches[index](operands...)`, with the branch chosen at run time

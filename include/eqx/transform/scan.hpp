@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ad/autodiff.hpp"
 #include "eqx/ad/batching.hpp"
 #include "eqx/ir/dce.hpp"
@@ -120,10 +121,11 @@ inline const detail::ScanPrim scan;
 
 namespace detail {
 
+#if EQX_CONTROL_FLOW_KERNELS
 // Step t reads each x at its slot and writes each y to its slot; the carry
 // alternates between two scratch buffers, the first step reading the initial
 // carry and the last writing the final one.
-inline void ScanPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+EQX_KERNEL_INLINE void ScanPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const ScanLayout l = ScanLayout::from(p);
   const Plan& plan = compiled_body(p.get<GraphRef>("jaxpr"));
   std::vector<std::vector<std::byte>> scratch[2];
@@ -149,8 +151,8 @@ inline void ScanPrim::kernel(std::span<const View> in, std::span<const View> out
 // The scan of the body's JVP. Which carries have a nonzero tangent is found
 // by iterating: a carry's tangent is nonzero if its initial tangent is, or
 // if the body makes it so from the nonzero tangents going in.
-inline std::vector<Array> ScanPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
-                                        std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ScanPrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                                   std::span<const Array>, const Params& p) const {
   const ScanLayout l = ScanLayout::from(p);
   const GraphRef& body = p.get<GraphRef>("jaxpr");
   const std::vector<AbstractArray> types = body->input_types();
@@ -325,8 +327,8 @@ inline ScanVjpSplit split_scan_vjp(const RuleOps& o, const Graph& body, const Sc
 
 // The forward scan computes the outputs and stacks the residuals; the
 // split is traced again for the backward half (trace-time work only).
-inline Primitive::ForwardWithResiduals ScanPrim::vjp_fwd(const RuleOps& o, std::span<const Array> x,
-                                                         const Params& p) const {
+EQX_KERNEL_INLINE Primitive::ForwardWithResiduals ScanPrim::vjp_fwd(const RuleOps& o, std::span<const Array> x,
+                                                                    const Params& p) const {
   const ScanLayout l = ScanLayout::from(p);
   const ScanVjpSplit s = split_scan_vjp(o, *p.get<GraphRef>("jaxpr"), l);
   std::vector<Array> fwd = eqx::bind(*this, x, scan_params(s.forward, l.length, l.reverse, l.consts, l.carry));
@@ -334,8 +336,8 @@ inline Primitive::ForwardWithResiduals ScanPrim::vjp_fwd(const RuleOps& o, std::
   return {std::vector<Array>(fwd.begin(), outputs_end), std::vector<Array>(outputs_end, fwd.end())};
 }
 
-inline std::vector<Array> ScanPrim::vjp_bwd(const RuleOps& o, std::span<const Array> x, std::span<const Array> saved,
-                                            std::span<const Array> ct, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> ScanPrim::vjp_bwd(const RuleOps& o, std::span<const Array> x, std::span<const Array> saved,
+                                                       std::span<const Array> ct, const Params& p) const {
   const ScanLayout l = ScanLayout::from(p);
   const ScanVjpSplit s = split_scan_vjp(o, *p.get<GraphRef>("jaxpr"), l);
   const std::vector<AbstractArray> out_types = shape_rule(
@@ -364,7 +366,7 @@ inline std::vector<Array> ScanPrim::vjp_bwd(const RuleOps& o, std::span<const Ar
 
 // Consts and xs keep their batch axis first (xs: just after the scan axis).
 // A carry is batched if its initial value is, or if the body makes it so.
-inline Batched ScanPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+EQX_KERNEL_INLINE Batched ScanPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const ScanLayout l = ScanLayout::from(p);
   const Graph& body = *p.get<GraphRef>("jaxpr");
   const std::int64_t n = batch_size(x, d);
@@ -392,6 +394,7 @@ inline Batched ScanPrim::batch(const RuleOps& o, std::span<const Array> x, Batch
     result.dims.push_back(out_dims[j] == not_mapped ? not_mapped : (j < l.carry ? 0 : 1));
   return result;
 }
+#endif
 
 /// Checks the carry a body returns has the structure and types of the
 /// carry it takes, naming the first leaf that differs.

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ad/autodiff.hpp"
 #include "eqx/ad/batching.hpp"
 #include "eqx/ir/eval.hpp"
@@ -125,6 +126,7 @@ inline const detail::WhilePrim while_loop;
 
 namespace detail {
 
+#if EQX_CONTROL_FLOW_KERNELS
 /// `g` taking `extra` more inputs (appended) that it ignores.
 inline GraphRef with_ignored_inputs(const Graph& g, std::span<const AbstractArray> extra) {
   Graph out = g;
@@ -133,8 +135,8 @@ inline GraphRef with_ignored_inputs(const Graph& g, std::span<const AbstractArra
 }
 
 // Carries with a nonzero tangent are found by iterating, as for scan.
-inline std::vector<Array> WhilePrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
-                                         std::span<const Array>, const Params& p) const {
+EQX_KERNEL_INLINE std::vector<Array> WhilePrim::jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                                                    std::span<const Array>, const Params& p) const {
   const WhileLayout l = WhileLayout::from(p);
   const Graph& body = *p.get<GraphRef>("body_jaxpr");
   const std::size_t first_carry = l.cond_consts + l.body_consts;
@@ -196,7 +198,7 @@ inline std::vector<Array> WhilePrim::jvp(const RuleOps& o, std::span<const Array
   return result;
 }
 
-inline Batched WhilePrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
+EQX_KERNEL_INLINE Batched WhilePrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const WhileLayout l = WhileLayout::from(p);
   const Graph &cond = *p.get<GraphRef>("cond_jaxpr"), &body = *p.get<GraphRef>("body_jaxpr");
   const std::size_t first_carry = l.cond_consts + l.body_consts;
@@ -262,6 +264,7 @@ inline Batched WhilePrim::batch(const RuleOps& o, std::span<const Array> x, Batc
   return {eqx::bind(*this, operands, while_params(any_cond, masked_body, l.cond_consts, first_carry)),
           std::vector<std::int64_t>(l.carry, 0)};
 }
+#endif
 
 }  // namespace detail
 
