@@ -295,6 +295,53 @@ TEST_CASE("simplify removes exact identities only", "[ir][passes]") {
   }
 }
 
+TEST_CASE("transposes fold into the dot_generals next to them", "[ir][passes]") {
+  const Array x = f32({1, 2, 3, 4, 5, 6}, {2, 3}), w = f32({1, -1, 2, 0.5f, 3, -2, 1, 1, 0, 4, -3, 2}, {4, 3});
+  SECTION("x @ w.T reads w transposed: no transpose is left") {
+    auto f = [](const Array& x, const Array& w) { return eqx::matmul(x, eqx::transpose(w)); };
+    const Graph g = eqx::dce(eqx::fold_transposes(graph_of(f, x, w)));
+    CHECK(eqx::to_string(g) ==
+          "{ lambda ; a:f32[2,3] b:f32[4,3]. let\n"
+          "    c:f32[2,4] = dot_general[lhs_contracting_dimensions=(1,) rhs_contracting_dimensions=(1,) "
+          "lhs_batch_dimensions=() rhs_batch_dimensions=()] a b\n"
+          "  in (c) }");
+    // x @ w.T by hand: rows (1,2,3) and (4,5,6) dotted with w's rows.
+    check(eqx::eval_graph(g, std::vector<Array>{x, w})[0], {2, 4}, std::vector<float>{5, 0.5f, 3, 4, 11, 5, 9, 13});
+  }
+  SECTION("(a @ b).T is b.T @ a.T: one dot with the operands swapped") {
+    auto f = [](const Array& x, const Array& w) { return eqx::transpose(eqx::matmul(w, eqx::transpose(x))); };
+    const Graph g = eqx::dce(eqx::fold_transposes(graph_of(f, x, w)));
+    CHECK(eqx::to_string(g) ==
+          "{ lambda ; a:f32[2,3] b:f32[4,3]. let\n"
+          "    c:f32[2,4] = dot_general[lhs_contracting_dimensions=(1,) rhs_contracting_dimensions=(1,) "
+          "lhs_batch_dimensions=() rhs_batch_dimensions=()] a b\n"
+          "  in (c) }");
+    check(eqx::eval_graph(g, std::vector<Array>{x, w})[0], {2, 4}, std::vector<float>{5, 0.5f, 3, 4, 11, 5, 9, 13});
+  }
+  SECTION("kept when folding would reorder the dot's free axes, or the dot has another reader") {
+    auto reorders = [](const Array& t, const Array& w) { return eqx::matmul(eqx::transpose(t, {1, 0, 2}), w); };
+    const Graph g = eqx::dce(eqx::fold_transposes(graph_of(reorders, eqx::zeros({2, 3, 4}), eqx::zeros({4, 5}))));
+    CHECK(eqx::to_string(g).find("transpose[permutation=(1, 0, 2)]") != std::string::npos);
+    auto shared = [](const Array& a, const Array& b) {
+      const Array d = eqx::matmul(a, b);
+      return std::tuple{eqx::transpose(d), d};
+    };
+    const Graph h = eqx::dce(eqx::fold_transposes(graph_of(shared, eqx::zeros({2, 3}), eqx::zeros({3, 4}))));
+    CHECK(eqx::to_string(h).find("transpose[permutation=(1, 0)]") != std::string::npos);
+  }
+  SECTION("batched dots fold too, and jit gives the eager values") {
+    auto f = [](const Array& a, const Array& b) {
+      return eqx::transpose(eqx::matmul(eqx::transpose(a, {0, 2, 1}), b), {0, 2, 1});
+    };
+    const Array a = eqx::reshape(eqx::arange(24) * 0.25f, {2, 3, 4}), b = eqx::reshape(eqx::arange(30) * 0.5f - 3.f, {2, 3, 5});
+    const Graph g = eqx::optimize(graph_of(f, a, b));
+    CHECK(eqx::to_string(g).find("transpose") == std::string::npos);
+    const Array eager = f(a, b), jitted = eqx::filter_jit(f)(a, b);
+    REQUIRE(jitted.shape() == eqx::Shape{2, 5, 4});
+    CHECK(jitted.to_vector<float>() == eager.to_vector<float>());
+  }
+}
+
 TEST_CASE("fusion turns an elementwise chain into one fused equation", "[ir][passes][fusion]") {
   auto f = [](const Array& x) { return eqx::tanh(x * 0.5f + 1.0f) * 0.5f; };
   CHECK(eqx::to_string(eqx::optimize(graph_of(f, eqx::zeros({8})))) ==
