@@ -297,26 +297,25 @@ TEST_CASE("simplify removes exact identities only", "[ir][passes]") {
 
 TEST_CASE("transposes fold into the dot_generals next to them", "[ir][passes]") {
   const Array x = f32({1, 2, 3, 4, 5, 6}, {2, 3}), w = f32({1, -1, 2, 0.5f, 3, -2, 1, 1, 0, 4, -3, 2}, {4, 3});
+  // Both forms of x @ w.T below fold to this one dot; its values by hand:
+  // rows (1,2,3) and (4,5,6) dotted with w's rows.
+  const std::string x_wT_graph =
+      "{ lambda ; a:f32[2,3] b:f32[4,3]. let\n"
+      "    c:f32[2,4] = dot_general[lhs_contracting_dimensions=(1,) rhs_contracting_dimensions=(1,) "
+      "lhs_batch_dimensions=() rhs_batch_dimensions=()] a b\n"
+      "  in (c) }";
+  const std::vector<float> x_wT{5, 0.5f, 3, 4, 11, 5, 9, 13};
   SECTION("x @ w.T reads w transposed: no transpose is left") {
     auto f = [](const Array& x, const Array& w) { return eqx::matmul(x, eqx::transpose(w)); };
     const Graph g = eqx::dce(eqx::fold_transposes(graph_of(f, x, w)));
-    CHECK(eqx::to_string(g) ==
-          "{ lambda ; a:f32[2,3] b:f32[4,3]. let\n"
-          "    c:f32[2,4] = dot_general[lhs_contracting_dimensions=(1,) rhs_contracting_dimensions=(1,) "
-          "lhs_batch_dimensions=() rhs_batch_dimensions=()] a b\n"
-          "  in (c) }");
-    // x @ w.T by hand: rows (1,2,3) and (4,5,6) dotted with w's rows.
-    check(eqx::eval_graph(g, std::vector<Array>{x, w})[0], {2, 4}, std::vector<float>{5, 0.5f, 3, 4, 11, 5, 9, 13});
+    CHECK(eqx::to_string(g) == x_wT_graph);
+    check(eqx::eval_graph(g, std::vector<Array>{x, w})[0], {2, 4}, x_wT);
   }
   SECTION("(a @ b).T is b.T @ a.T: one dot with the operands swapped") {
     auto f = [](const Array& x, const Array& w) { return eqx::transpose(eqx::matmul(w, eqx::transpose(x))); };
     const Graph g = eqx::dce(eqx::fold_transposes(graph_of(f, x, w)));
-    CHECK(eqx::to_string(g) ==
-          "{ lambda ; a:f32[2,3] b:f32[4,3]. let\n"
-          "    c:f32[2,4] = dot_general[lhs_contracting_dimensions=(1,) rhs_contracting_dimensions=(1,) "
-          "lhs_batch_dimensions=() rhs_batch_dimensions=()] a b\n"
-          "  in (c) }");
-    check(eqx::eval_graph(g, std::vector<Array>{x, w})[0], {2, 4}, std::vector<float>{5, 0.5f, 3, 4, 11, 5, 9, 13});
+    CHECK(eqx::to_string(g) == x_wT_graph);
+    check(eqx::eval_graph(g, std::vector<Array>{x, w})[0], {2, 4}, x_wT);
   }
   SECTION("kept when folding would reorder the dot's free axes, or the dot has another reader") {
     auto reorders = [](const Array& t, const Array& w) { return eqx::matmul(eqx::transpose(t, {1, 0, 2}), w); };

@@ -24,33 +24,12 @@ namespace eqx {
 
 namespace detail {
 
-/// dot_general's operand axes as the graph stores them.
-struct DotAxes {
-  Ints lhs_contract, rhs_contract, lhs_batch, rhs_batch;
-  static DotAxes from(const Params& p) {
-    return {p.get<Ints>("lhs_contracting_dimensions"), p.get<Ints>("rhs_contracting_dimensions"),
-            p.get<Ints>("lhs_batch_dimensions"), p.get<Ints>("rhs_batch_dimensions")};
-  }
-  Params params() const {
-    return Params{}
-        .set("lhs_contracting_dimensions", lhs_contract)
-        .set("rhs_contracting_dimensions", rhs_contract)
-        .set("lhs_batch_dimensions", lhs_batch)
-        .set("rhs_batch_dimensions", rhs_batch);
-  }
-};
-
 /// Folds `transpose(x, perm)`, a dot operand whose contracting and batch
 /// axes are `contract`/`batch`, into those axes, if the operand's free axes
 /// keep their order in x (the dot's output order depends on it).
-inline bool fold_operand_transpose(const Ints& perm, Ints& contract, Ints& batch) {
+inline bool fold_operand_transpose(const Ints& perm, AxisList& contract, AxisList& batch) {
   Ints free_in_x;
-  for (std::size_t i = 0; i < perm.size(); ++i) {
-    const auto a = static_cast<std::int64_t>(i);
-    if (std::find(contract.begin(), contract.end(), a) == contract.end() &&
-        std::find(batch.begin(), batch.end(), a) == batch.end())
-      free_in_x.push_back(perm[i]);
-  }
+  for (auto a : free_axes(perm.size(), batch, contract)) free_in_x.push_back(perm[static_cast<std::size_t>(a)]);
   if (!std::is_sorted(free_in_x.begin(), free_in_x.end())) return false;
   for (auto& a : contract) a = perm[static_cast<std::size_t>(a)];
   for (auto& a : batch) a = perm[static_cast<std::size_t>(a)];
@@ -74,7 +53,7 @@ inline bool swaps_free_axes(const Ints& perm, std::size_t nb, std::size_t nl, st
 /// the file comment). Transposes left unused are removed by dce.
 /// Usage: `g = eqx::dce(eqx::fold_transposes(std::move(g)));`
 inline Graph fold_transposes(Graph g) {
-  using detail::DotAxes;
+  using detail::DotDims;
   using detail::Ints;
   const detail::VarSources sources(g);
   std::vector<int> uses(g.types.size(), 0);
@@ -89,13 +68,13 @@ inline Graph fold_transposes(Graph g) {
 
   for (Equation& eq : g.equations) {
     if (eq.prim == &prim::dot_general) {
-      DotAxes axes = DotAxes::from(eq.params);
+      DotDims axes = DotDims::from(eq.params);
       bool changed = false;
       for (std::size_t k = 0; k < 2; ++k) {
         const Equation* t = producer_of(eq.inputs[k], prim::transpose);
         if (!t) continue;
-        Ints& contract = k == 0 ? axes.lhs_contract : axes.rhs_contract;
-        Ints& batch = k == 0 ? axes.lhs_batch : axes.rhs_batch;
+        detail::AxisList& contract = k == 0 ? axes.lhs_contract : axes.rhs_contract;
+        detail::AxisList& batch = k == 0 ? axes.lhs_batch : axes.rhs_batch;
         if (detail::fold_operand_transpose(t->params.get<Ints>("permutation"), contract, batch)) {
           eq.inputs[k] = t->inputs[0];
           changed = true;
@@ -105,7 +84,7 @@ inline Graph fold_transposes(Graph g) {
     } else if (eq.prim == &prim::transpose) {
       const Equation* dot = producer_of(eq.inputs[0], prim::dot_general);
       if (!dot || uses[eq.inputs[0]] != 1) continue;
-      const DotAxes axes = DotAxes::from(dot->params);
+      const DotDims axes = DotDims::from(dot->params);
       const std::size_t lhs_rank = g.types[dot->inputs[0]].shape.size(), rhs_rank = g.types[dot->inputs[1]].shape.size();
       const std::size_t nb = axes.lhs_batch.size();
       if (!detail::swaps_free_axes(eq.params.get<Ints>("permutation"), nb, lhs_rank - nb - axes.lhs_contract.size(),
@@ -113,7 +92,7 @@ inline Graph fold_transposes(Graph g) {
         continue;
       const Var out = eq.outputs[0];
       eq = Equation{&prim::dot_general, {dot->inputs[1], dot->inputs[0]}, {out},
-                    DotAxes{axes.rhs_contract, axes.lhs_contract, axes.rhs_batch, axes.lhs_batch}.params()};
+                    DotDims{axes.rhs_contract, axes.lhs_contract, axes.rhs_batch, axes.lhs_batch}.params()};
     }
   }
   return g;

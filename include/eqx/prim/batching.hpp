@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eqx/prim/primitive.hpp"
@@ -34,6 +36,17 @@ inline std::size_t example_rank(const Array& x, std::int64_t dim) { return x.ndi
 inline std::vector<std::int64_t> shift_axes(std::vector<std::int64_t> axes) {
   for (auto& a : axes) ++a;
   return axes;
+}
+
+/// `p` with `value` put first in each of the per-axis parameters `names`:
+/// their entry for a batch axis put first (a pad of 0, a window of 1).
+inline Params with_leading_entry(Params p, std::initializer_list<std::string_view> names, std::int64_t value) {
+  for (std::string_view name : names) {
+    std::vector<std::int64_t> v = p.get<std::vector<std::int64_t>>(name);
+    v.insert(v.begin(), value);
+    p.set(name, std::move(v));
+  }
+  return p;
 }
 
 /// Every input with its batch axis first; unmapped inputs are broadcast to

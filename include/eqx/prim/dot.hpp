@@ -44,6 +44,15 @@ struct DotDims {
     return {axes("lhs_contracting_dimensions"), axes("rhs_contracting_dimensions"), axes("lhs_batch_dimensions"),
             axes("rhs_batch_dimensions")};
   }
+  /// The dot_general parameters these axes describe (what `from` reads).
+  Params params() const {
+    auto ints = [](const AxisList& a) { return Ints(a.begin(), a.end()); };
+    return Params{}
+        .set("lhs_contracting_dimensions", ints(lhs_contract))
+        .set("rhs_contracting_dimensions", ints(rhs_contract))
+        .set("lhs_batch_dimensions", ints(lhs_batch))
+        .set("rhs_batch_dimensions", ints(rhs_batch));
+  }
 };
 
 /// Axes of a rank-r operand that are neither batch nor contracted, in order.

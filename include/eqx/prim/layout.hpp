@@ -295,12 +295,7 @@ EQX_KERNEL_INLINE void RevPrim::kernel(std::span<const View> in, std::span<const
 struct PadPrim final : Primitive {
   std::string_view name() const override { return "pad"; }
   Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
-    Params shifted = p;
-    for (const char* name : {"low", "high", "interior"}) {
-      Ints v = p.get<Ints>(name);
-      v.insert(v.begin(), 0);
-      shifted.set(name, std::move(v));
-    }
+    const Params shifted = with_leading_entry(p, {"low", "high", "interior"}, 0);
     if (d[1] == not_mapped) return {{eqx::bind1(*this, {o.batch_first(x[0], d[0], batch_size(x, d)), x[1]}, shifted)}, {0}};
     // A batched padding value: pad with zeros, then select each example's
     // value where a padded mask of ones is false (as JAX does).

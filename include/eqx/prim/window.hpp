@@ -290,12 +290,7 @@ struct ReduceWindowPrim final : Primitive {
   std::string_view name() const override { return Monoid::name; }
   Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
     // Each example is its own window row: a window of 1 along the batch axis.
-    Params q = p;
-    for (const char* name : {"window_dimensions", "window_strides", "window_dilation"}) {
-      Ints v = p.get<Ints>(name);
-      v.insert(v.begin(), 1);
-      q.set(name, std::move(v));
-    }
+    Params q = with_leading_entry(p, {"window_dimensions", "window_strides", "window_dilation"}, 1);
     Ints padding = p.get<Ints>("padding");
     padding.insert(padding.begin(), {0, 0});
     return batch_leading(*this, o, x, d, q.set("padding", std::move(padding)));
