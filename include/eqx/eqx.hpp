@@ -28,5 +28,6 @@
 #include "eqx/transform/vmap.hpp"
 #include "eqx/transform/while_loop.hpp"
 #include "eqx/debug.hpp"
+#include "eqx/nn.hpp"
 #include "eqx/errors.hpp"
 #include "eqx/tree.hpp"

@@ -1,0 +1,6 @@
+#pragma once
+// eqx::nn: Equinox's layers (eqx.nn), written with eqx's public API only.
+// Usage: `#include <eqx/nn.hpp>` (included by <eqx/eqx.hpp>)
+
+#include "eqx/nn/common.hpp"
+#include "eqx/nn/linear.hpp"
