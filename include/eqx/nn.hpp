@@ -2,5 +2,7 @@
 // eqx::nn: Equinox's layers (eqx.nn), written with eqx's public API only.
 // Usage: `#include <eqx/nn.hpp>` (included by <eqx/eqx.hpp>)
 
+#include "eqx/nn/activations.hpp"
 #include "eqx/nn/common.hpp"
+#include "eqx/nn/dropout.hpp"
 #include "eqx/nn/linear.hpp"
