@@ -17,6 +17,7 @@
 #include "eqx/ops/shape.hpp"
 #include "eqx/random.hpp"
 #include "eqx/transform/checkpoint.hpp"
+#include "eqx/transform/collectives.hpp"
 #include "eqx/transform/cond.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"

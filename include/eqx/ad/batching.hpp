@@ -11,13 +11,51 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "eqx/ad/named_axes.hpp"
 #include "eqx/ad/rule_ops.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/ir/trace.hpp"
 
 namespace eqx {
+
+namespace detail {
+
+/// True if `g`, or a graph one of its equations holds (a loop or branch
+/// body), has a collective over the axis being batched.
+inline bool uses_batching_axis(const Graph& g) {
+  for (const Equation& eq : g.equations) {
+    if (eq.prim->batch_unmapped(eq.params)) return true;
+    for (const auto& [name, value] : eq.params.items()) {
+      if (const auto* body = std::get_if<GraphRef>(&value); body && *body && uses_batching_axis(**body)) return true;
+      if (const auto* bodies = std::get_if<std::vector<GraphRef>>(&value))
+        for (const GraphRef& b : *bodies)
+          if (b && uses_batching_axis(*b)) return true;
+    }
+  }
+  return false;
+}
+
+/// A loop or branch none of whose inputs is batched runs once for the whole
+/// batch, so a collective over the batch axis inside it has nothing to
+/// reduce over: refuse it rather than compute it wrongly.
+inline void check_unbatched_equation(const Equation& eq) {
+  if (batching_axis() == nullptr || batching_axis()->name.empty()) return;
+  for (const auto& [name, value] : eq.params.items()) {
+    bool uses = false;
+    if (const auto* body = std::get_if<GraphRef>(&value); body && *body) uses = uses_batching_axis(**body);
+    if (const auto* bodies = std::get_if<std::vector<GraphRef>>(&value))
+      for (const GraphRef& b : *bodies) uses = uses || (b && uses_batching_axis(*b));
+    if (uses)
+      throw ValueError("eqx::filter_vmap: '" + std::string(eq.prim->name()) + "' uses a collective over the axis '" +
+                       batching_axis()->name + "' in its body, but none of its inputs depends on the example; pass a "
+                       "value that varies over '" + batching_axis()->name + "' into it (or call the collective outside it)");
+  }
+}
+
+}  // namespace detail
 
 /// Outputs of `graph` for a batch of inputs: `args[i]` holds the examples
 /// of input i along axis `dims[i]` (`not_mapped`: one value shared by every
@@ -48,7 +86,9 @@ inline Batched batch_graph(const Graph& g, std::span<const Array> args, std::spa
       in_dims.push_back(dim[v]);
       mapped = mapped || dim[v] != not_mapped;
     }
-    Batched out = mapped ? eq.prim->batch(ops, in, in_dims, eq.params)
+    const bool run_rule = mapped || eq.prim->batch_unmapped(eq.params);
+    if (!run_rule) detail::check_unbatched_equation(eq);
+    Batched out = run_rule ? eq.prim->batch(ops, in, in_dims, eq.params)
                          : Batched{eqx::bind(*eq.prim, in, eq.params), std::vector<std::int64_t>(eq.outputs.size(), not_mapped)};
     if (out.values.size() != eq.outputs.size() || out.dims.size() != eq.outputs.size())
       throw ValueError("eqx: internal error: the batching rule of '" + std::string(eq.prim->name()) + "' returned " +

@@ -2,8 +2,8 @@
 // Primitive and bind: the one path every Array operation goes through.
 //
 // A primitive is a type that keeps everything about one operation together:
-// its name, its shape/dtype rule and its kernel on raw buffers (later issues
-// add its JVP, VJP and batching rules beside them). Public operations call
+// its name, its shape/dtype rule, its kernel on raw buffers, and its JVP,
+// VJP and batching rules. Public operations call
 // `bind(primitive, inputs, params)`; bind runs the primitive in the current
 // interpreter: the innermost active trace of this thread's interpreter stack
 // (eqx/ir/trace.hpp) records it as an equation, and with no trace active the
@@ -178,6 +178,12 @@ class Primitive {
   /// is mapped), and the batch axis of each output. Written with `ops`.
   virtual Batched batch(const RuleOps& ops, std::span<const Array> args, std::span<const std::int64_t> dims,
                         const Params& params) const;
+  /// True if `batch` must run even when no input is batched: a collective
+  /// over the axis being batched (psum of a shared value is n times it).
+  virtual bool batch_unmapped(const Params& params) const {
+    (void)params;
+    return false;
+  }
 };
 
 namespace detail {

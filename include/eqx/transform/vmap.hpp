@@ -13,11 +13,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "eqx/ad/batching.hpp"
+#include "eqx/ad/named_axes.hpp"
 #include "eqx/transform/trace_call.hpp"
 #include "eqx/tree/flatten.hpp"
 #include "eqx/tree/walk.hpp"
@@ -71,6 +73,40 @@ template <class... Specs>
 PerArgument in_axes(Specs... specs) {
   return {{AxisSpec(std::move(specs))...}};
 }
+
+/// One AxisSpec per element of a tuple or pair result. Usage: `eqx::out_axes(0, eqx::none)`
+struct PerOutput {
+  std::vector<AxisSpec> specs;
+};
+template <class... Specs>
+PerOutput out_axes(Specs... specs) {
+  return {{AxisSpec(std::move(specs))...}};
+}
+
+/// filter_vmap's out_axes: one AxisSpec for every output leaf, or
+/// `eqx::out_axes(...)` with one per element of a tuple or pair result.
+class OutAxes {
+ public:
+  template <class S>
+    requires std::is_constructible_v<AxisSpec, S>
+  OutAxes(S spec) : all_(AxisSpec(std::move(spec))) {}  // NOLINT
+  OutAxes(PerOutput per) : all_(0), per_(std::move(per.specs)), per_element_(true) {}  // NOLINT
+
+  bool per_element() const { return per_element_; }
+  const AxisSpec& all() const { return all_; }
+  const AxisSpec& element(std::size_t i, std::size_t count) const {
+    if (per_.size() != count)
+      throw ValueError("eqx::filter_vmap: out_axes gives " + std::to_string(per_.size()) +
+                       " specs but the function returns " + std::to_string(count) +
+                       " elements; give eqx::out_axes(...) one spec per element of the returned tuple or pair");
+    return per_[i];
+  }
+
+ private:
+  AxisSpec all_;
+  std::vector<AxisSpec> per_;
+  bool per_element_ = false;
+};
 
 /// filter_vmap's in_axes: one AxisSpec for every argument, or `eqx::in_axes(...)`.
 class InAxes {
@@ -181,11 +217,40 @@ struct OutputAxisMover : ArrayLeafVisitor {
   }
 };
 
+/// Moves the batch axes of a result's leaves where `out` says: one spec for
+/// the whole result, or one per element of a tuple or pair.
+template <class R>
+void move_output_axes(const OutAxes& out, Batched& batched, std::int64_t size, const R& example) {
+  if (!out.per_element()) {
+    OutputAxisMover mover{{}, &out.all(), &batched, size};
+    TreePath path;
+    visit_tree(mover, path, example);
+    return;
+  }
+  if constexpr (requires { std::tuple_size<R>::value; }) {
+    constexpr std::size_t count = std::tuple_size_v<R>;
+    OutputAxisMover mover{{}, nullptr, &batched, size};
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (
+          [&] {
+            mover.spec = &out.element(I, count);
+            TreePath path;
+            path.push_index(static_cast<std::int64_t>(I));
+            visit_tree(mover, path, std::get<I>(example));
+          }(),
+          ...);
+    }(std::make_index_sequence<count>{});
+  } else {
+    throw ValueError("eqx::filter_vmap: eqx::out_axes(...) gives one spec per element of a tuple or pair result, "
+                     "but the function returns a single value; pass one spec (an int or eqx::none) instead");
+  }
+}
+
 template <class F>
 class Vmap {
  public:
-  Vmap(F f, InAxes in, AxisSpec out, std::optional<std::int64_t> size)
-      : f_(std::move(f)), in_(std::move(in)), out_(std::move(out)), size_(size) {}
+  Vmap(F f, InAxes in, OutAxes out, std::optional<std::int64_t> size, std::string axis_name)
+      : f_(std::move(f)), in_(std::move(in)), out_(std::move(out)), size_(size), axis_name_(std::move(axis_name)) {}
 
   template <class... Args>
   auto operator()(const Args&... args) const {
@@ -218,20 +283,26 @@ class Vmap {
                        "is unknown; pass axis_size");
     const std::int64_t n = size ? *size : *size_;
 
-    auto traced = trace_call_as<F, Args...>(types, f_, args...);
+    NamedAxis axis{axis_name_, n};
+    auto traced = [&] {
+      TracedAxisScope named(axis);  // collectives in f may refer to this axis
+      return trace_call_as<F, Args...>(types, f_, args...);
+    }();
     using R = decltype(traced.output);
-    Batched out = batch_graph(traced.graph, leaves, dims);
-    OutputAxisMover mover{{}, &out_, &out, n};
-    TreePath path;
-    visit_tree(mover, path, traced.output);
+    Batched out = [&] {
+      BatchingAxisScope batching(&axis);
+      return batch_graph(traced.graph, leaves, dims);
+    }();
+    move_output_axes(out_, out, n, traced.output);
     return TreeDef<R>(traced.output).unflatten(out.values);
   }
 
  private:
   F f_;
   InAxes in_;
-  AxisSpec out_;
+  OutAxes out_;
   std::optional<std::int64_t> size_;
+  std::string axis_name_;
 };
 
 }  // namespace detail
@@ -240,13 +311,18 @@ class Vmap {
 /// example, with the results stacked. Array leaves of the arguments are
 /// mapped along `in_axes` (default: axis 0 of every Array); other leaves,
 /// and the Arrays of f itself when it is a module, are shared by every
-/// example. Output Arrays get their batch axis at `out_axes` (default 0);
-/// `axis_size` gives the batch size when no input is mapped.
+/// example. Output Arrays get their batch axis at `out_axes` (default 0;
+/// `eqx::out_axes(...)` gives one spec per element of a tuple or pair
+/// result); `axis_size` gives the batch size when no input is mapped;
+/// `axis_name` names the batch axis for collectives (eqx::pmean(x, name)).
 /// Usage: `auto ys = eqx::filter_vmap(model)(xs);`
 ///        `auto g = eqx::filter_vmap(eqx::filter_grad(loss), eqx::in_axes(eqx::none, 0, 0))(model, xs, ys);`
+///        `auto [ys, state2] = eqx::filter_vmap(bn, eqx::in_axes(0, eqx::none), eqx::out_axes(0, eqx::none),
+///                                              std::nullopt, "batch")(xs, state);`
 template <class F>
-auto filter_vmap(F f, InAxes in_axes = 0, AxisSpec out_axes = 0, std::optional<std::int64_t> axis_size = std::nullopt) {
-  return detail::Vmap<F>(std::move(f), std::move(in_axes), std::move(out_axes), axis_size);
+auto filter_vmap(F f, InAxes in_axes = 0, OutAxes out_axes = 0, std::optional<std::int64_t> axis_size = std::nullopt,
+                 std::string axis_name = {}) {
+  return detail::Vmap<F>(std::move(f), std::move(in_axes), std::move(out_axes), axis_size, std::move(axis_name));
 }
 
 }  // namespace eqx
