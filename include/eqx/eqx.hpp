@@ -15,6 +15,7 @@
 #include "eqx/ops/linalg.hpp"
 #include "eqx/ops/reductions.hpp"
 #include "eqx/ops/shape.hpp"
+#include "eqx/ops/sort.hpp"
 #include "eqx/random.hpp"
 #include "eqx/transform/checkpoint.hpp"
 #include "eqx/transform/collectives.hpp"

@@ -14,7 +14,10 @@
 #include "eqx/ops/creation.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/indexing.hpp"
+#include "eqx/ops/reductions.hpp"
 #include "eqx/ops/shape.hpp"
+#include "eqx/transform/grad.hpp"
+#include "eqx/transform/vmap.hpp"
 
 using Catch::Contains;
 
@@ -609,4 +612,40 @@ TEST_CASE("exp is right below the smallest normal result, on vectorised and scal
   std::vector<double> xd{-710, -720, -740, -745, -750, -800, -1000, -730, -709};
   std::vector<double> gd = eqx::exp(eqx::array(xd)).to_vector<double>();
   for (std::size_t i = 0; i < xd.size(); ++i) CHECK(gd[i] == std::exp(xd[i]));
+}
+
+// ------------------------------------------------------------------ clip
+
+TEST_CASE("clip matches numpy.clip; one-sided bounds; Array bounds broadcast; dtype kept", "[elementwise]") {
+  eqx::Array x = f32({-2, -0.5f, 0, 0.3f, 1, 4, kNaN, -kInf}, {8});
+  require_exact<float>(eqx::clip(x, 0.0, 1.0), eqx::float32, {8}, {0, 0, 0, 0.3f, 1, 1, kNaN, 0});
+  require_exact<float>(eqx::clip(x, std::nullopt, 0.5), eqx::float32, {8}, {-2, -0.5f, 0, 0.3f, 0.5f, 0.5f, kNaN, -kInf});
+  require_exact<float>(eqx::clip(x, -1, std::nullopt), eqx::float32, {8}, {-1, -0.5f, 0, 0.3f, 1, 4, kNaN, -1});
+  require_exact<i32>(eqx::clip(i32s({-5, 2, 9}, {3}), 0, 5), eqx::int32, {3}, {0, 2, 5});
+  eqx::Array lo = f32({0, -1}, {2, 1}), m = f32({1, 2, 3, -4, 5, 6}, {2, 3});
+  require_exact<float>(eqx::clip(m, lo, f32({2}, {1})), eqx::float32, {2, 3}, {1, 2, 2, -1, 2, 2});
+  // lo > hi: numpy and JAX give hi.
+  require_exact<float>(eqx::clip(f32({0.5f}, {1}), 1.0, 0.0), eqx::float32, {1}, {0});
+}
+
+TEST_CASE("clip: gradient 1 inside, 0 outside (finite differences, float64), 0.5 at a bound; vmap", "[elementwise]") {
+  auto loss = [](const eqx::Array& v) { return eqx::sum(eqx::clip(v, -1.0, 2.0) * eqx::array({1.0, 2.0, 3.0, 4.0, 5.0})); };
+  std::vector<double> x{-3, -0.5, 0.25, 1.5, 7};
+  std::vector<double> g = eqx::filter_grad(loss)(eqx::array(x)).to_vector<double>();
+  const double h = 1e-6;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    std::vector<double> up = x, down = x;
+    up[i] += h;
+    down[i] -= h;
+    INFO("element " << i);
+    CHECK(g[i] == Approx((loss(eqx::array(up)).item<double>() - loss(eqx::array(down)).item<double>()) / (2 * h)).margin(1e-6));
+  }
+  CHECK(g == std::vector<double>{0, 2, 3, 4, 0});
+  // At a bound, maximum's and minimum's tie rule (as JAX): half the cotangent.
+  CHECK(eqx::filter_grad([](const eqx::Array& v) { return eqx::sum(eqx::clip(v, -1.0, 2.0)); })(eqx::array({-1.0, 2.0}))
+            .to_vector<double>() == std::vector<double>{0.5, 0.5});
+  // vmap with a bound per example.
+  eqx::Array xs = f32({-2, 0.5f, 3, -2, 0.5f, 3}, {2, 3}), his = f32({1, 0.25f}, {2});
+  auto per_row = eqx::filter_vmap([](const eqx::Array& r, const eqx::Array& hi) { return eqx::clip(r, 0.0, hi); });
+  require_exact<float>(per_row(xs, his), eqx::float32, {2, 3}, {0, 0.5f, 1, 0, 0.25f, 0.25f});
 }

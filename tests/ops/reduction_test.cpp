@@ -1,4 +1,5 @@
-// Reductions: sum, mean, prod, max, min, any, all, argmax, argmin.
+// Reductions: sum, mean, prod, max, min, any, all, argmax, argmin, var, std;
+// and (ops/sort.hpp) sort, argsort, cumsum.
 // Expected values are NumPy 1.24 results stored as literals (or naive loops
 // for the [threads] cases).
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include <eqx/eqx.hpp>
+#include <eqx/ops/sort.hpp>
 
 #include "check.hpp"
 
@@ -459,4 +461,127 @@ TEST_CASE("large argmax/argmin match naive loops", "[reduce][threads]") {
   check<std::int32_t>(eqx::argmin(x, 1), {R}, an1);
   check<std::int32_t>(eqx::argmax(x, 0), {N}, am0);
   check<std::int32_t>(eqx::argmax(x), {}, {static_cast<std::int32_t>(123 * N + 45)});
+}
+
+// --- var, std, sort, argsort, cumsum -------------------------------------------
+
+namespace {
+
+// x = [[3, -1, 2, 5], [0.5, 0.5, -2, 7], [1, 4, -3, 0]] as float64
+Array v34() { return eqx::array(std::vector<double>{3, -1, 2, 5, 0.5, 0.5, -2, 7, 1, 4, -3, 0}, {3, 4}); }
+
+/// Requires filter_grad(f)(x) to match central differences of f in float64
+/// (step 1e-6, tolerance 1e-6 absolute + relative).
+template <class F>
+void check_grad_fd(F f, const Array& x) {
+  Array g = eqx::filter_grad(f)(x);
+  REQUIRE(g.shape() == x.shape());
+  std::vector<double> xv = x.to_vector<double>(), gv = g.to_vector<double>();
+  const double h = 1e-6;
+  for (std::size_t i = 0; i < xv.size(); ++i) {
+    std::vector<double> up = xv, down = xv;
+    up[i] += h;
+    down[i] -= h;
+    const double fd = (f(eqx::array(up, x.shape())).template item<double>() -
+                       f(eqx::array(down, x.shape())).template item<double>()) / (2 * h);
+    INFO("element " << i);
+    CHECK(gv[i] == Approx(fd).epsilon(1e-6).margin(1e-6));
+  }
+}
+
+/// A fixed weighting so that a gradient sees every output element.
+Array weights(const Shape& s) { return eqx::sin(eqx_test::seq<double>(s, 1.0)); }
+
+}  // namespace
+
+TEST_CASE("var and std match numpy: axes, ddof, keepdims, int32 input", "[reduce]") {
+  Array x = v34();
+  check<double>(eqx::var(x), {}, {7.868055555555556});
+  check<double>(eqx::var(x, 0), {4}, {1.1666666666666667, 4.388888888888889, 4.666666666666667, 8.666666666666666});
+  check<double>(eqx::var(x, 1, 1), {3}, {6.25, 14.833333333333334, 8.333333333333334});
+  check<double>(eqx::std(x, 1, 0, true), {3, 1}, {2.165063509461097, 3.3354160160315836, 2.5});
+  check<double>(eqx::std(x, {}, 1), {}, {2.9297326385411577});
+  check<double>(eqx::var(x, {0, 1}), {}, {7.868055555555556});
+  Array xi = eqx::array(std::vector<std::int32_t>{1, 2, 3, 4, 6, 8}, {2, 3});
+  check<float>(eqx::var(xi, 1), {2}, {0.6666666666666666f, 2.6666666666666665f});
+  check<float>(eqx::std(xi), {}, {2.3804761428476167f});
+  check<float>(eqx::var(eqx::array({1.f, 2.f, 3.f, 4.f})), {}, {1.25f});
+  // A divisor of count - ddof <= 0 is 0 (numpy): inf for a non-zero sum of squares.
+  check<double>(eqx::var(eqx::array({1.0, 3.0}), {}, 2), {}, {std::numeric_limits<double>::infinity()});
+  CHECK_THROWS_AS(eqx::var(x, 2), eqx::IndexError);
+}
+
+TEST_CASE("var and std: gradients by finite differences (float64) and under filter_vmap", "[reduce]") {
+  Array w = weights({3, 4});
+  check_grad_fd([&](const Array& x) { return eqx::sum(eqx::var(x, 1, 1, true) * eqx::slice(w, 1, 0, 1)); }, v34());
+  check_grad_fd([&](const Array& x) { return eqx::sum(eqx::std(x, 0) * eqx::slice(w, 0, 0, 1)); }, v34());
+  Array batched = eqx::filter_vmap([](const Array& row) { return eqx::std(row, {}, 1); })(v34());
+  check<double>(batched, {3}, {2.5, 3.851406669430448, 2.886751345948129});  // sqrt of var(x, 1, 1) above
+}
+
+TEST_CASE("sort and argsort match numpy: NaN last, infinities, stable ties, axes", "[reduce][sort]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  std::vector<double> s{3, -0.0, nan, -inf, 1, 0, -2.5, inf, 1, -1e300};
+  check<double>(eqx::sort(eqx::array(s)), {10}, {-inf, -1e300, -2.5, -0.0, 0, 1, 1, 3, inf, nan});
+  check<std::int32_t>(eqx::argsort(eqx::array(s)), {10}, {3, 9, 6, 1, 5, 4, 8, 0, 7, 2});
+  std::vector<float> sf(s.begin(), s.end());
+  sf[9] = -1e30f;
+  check<float>(eqx::sort(eqx::array(sf)), {10}, {-std::numeric_limits<float>::infinity(), -1e30f, -2.5f,
+                                                 -0.0f, 0, 1, 1, 3, std::numeric_limits<float>::infinity(), kNaN});
+  check<std::int32_t>(eqx::argsort(eqx::array(sf)), {10}, {3, 9, 6, 1, 5, 4, 8, 0, 7, 2});
+  // -0.0 sorts before +0.0 (JAX's total order), for both float widths.
+  CHECK(std::signbit(eqx::sort(eqx::array({0.0, -0.0})).to_vector<double>()[0]));
+  CHECK(std::signbit(eqx::sort(eqx::array({0.0f, -0.0f})).to_vector<float>()[0]));
+  // A negative NaN also sorts last.
+  CHECK(std::isnan(eqx::sort(eqx::array({-nan, 1.0})).to_vector<double>()[1]));
+  // float64 values equal in their high word, ordered by the low word.
+  const double a = 1.0, b = std::nextafter(1.0, 2.0), c = std::nextafter(-1.0, -2.0);
+  check<double>(eqx::sort(eqx::array({b, -1.0, a, c})), {4}, {c, -1.0, a, b});
+
+  Array x = v34();
+  check<double>(eqx::sort(x, 0), {3, 4}, {0.5, -1, -3, 0, 1, 0.5, -2, 5, 3, 4, 2, 7});
+  check<std::int32_t>(eqx::argsort(x, 0), {3, 4}, {1, 0, 2, 2, 2, 1, 1, 0, 0, 2, 0, 1});
+  check<std::int32_t>(eqx::argsort(x), {3, 4}, {1, 2, 0, 3, 2, 0, 1, 3, 2, 3, 0, 1});
+  check<double>(eqx::sort(x, std::nullopt), {12}, {-3, -2, -1, 0, 0.5, 0.5, 1, 2, 3, 4, 5, 7});
+  check<std::int32_t>(eqx::sort(eqx::array(std::vector<std::int32_t>{5, -7, 0, 2147483647, -2147483647 - 1})), {5},
+                      {-2147483647 - 1, -7, 0, 5, 2147483647});
+  check<std::uint32_t>(eqx::sort(eqx::array(std::vector<std::uint32_t>{4000000000u, 1u, 0u})), {3}, {0u, 1u, 4000000000u});
+  check<std::int32_t>(eqx::argsort(eqx::array(std::vector<bool>{true, false, true, false})), {4}, {1, 3, 0, 2});
+  check<double>(eqx::sort(eqx::zeros({0}, eqx::float64)), {0}, {});
+  CHECK_THROWS_AS(eqx::sort(eqx::array(1.0)), eqx::IndexError);  // rank 0 has no last axis (numpy too)
+}
+
+TEST_CASE("sort: the gradient follows each element (finite differences), vmap and jit", "[reduce][sort]") {
+  Array w = weights({3, 4});
+  Array distinct = v34() + eqx_test::seq<double>({3, 4}) * 1e-3;  // no ties: sort is differentiable there
+  check_grad_fd([&](const Array& x) { return eqx::sum(eqx::sort(x, 0) * w); }, distinct);
+  check_grad_fd([&](const Array& x) { return eqx::sum(eqx::sort(x) * w); }, distinct);
+  Array xs = v34();
+  check<double>(eqx::filter_vmap([](const Array& r) { return eqx::sort(r); })(xs), {3, 4},
+                {-1, 2, 3, 5, -2, 0.5, 0.5, 7, -3, 0, 1, 4});
+  check<std::int32_t>(eqx::filter_vmap([](const Array& r) { return eqx::argsort(r); })(eqx::transpose(xs)), {4, 3},
+                      {1, 2, 0, 0, 1, 2, 2, 1, 0, 2, 0, 1});
+  auto jitted = eqx::filter_jit([](const Array& x) { return eqx::argsort(x, 0); });
+  check<std::int32_t>(jitted(xs), {3, 4}, {1, 0, 2, 2, 2, 1, 1, 0, 0, 2, 0, 1});
+  check<float>(eqx::filter_jit([](const Array& x) { return eqx::sort(x); })(eqx::array({2.f, -1.f, 0.f})), {3},
+               {-1, 0, 2});
+}
+
+TEST_CASE("cumsum matches numpy: axes, flattened default, bool and int32, gradient, vmap", "[reduce][cumsum]") {
+  Array x = v34();
+  check<double>(eqx::cumsum(x, 0), {3, 4}, {3, -1, 2, 5, 3.5, -0.5, 0, 12, 4.5, 3.5, -3, 12});
+  check<double>(eqx::cumsum(x, -1), {3, 4}, {3, 2, 4, 9, 0.5, 1, -1, 6, 1, 5, 2, 2});
+  check<double>(eqx::cumsum(x), {12}, {3, 2, 4, 9, 9.5, 10, 8, 15, 16, 20, 17, 17});
+  check<std::int32_t>(eqx::cumsum(eqx::array(std::vector<bool>{true, false, true, true})), {4}, {1, 1, 2, 3});
+  check<std::int32_t>(eqx::cumsum(xi(), 1), {3, 4}, {-3, -1, -1, -3, 3, 4, 3, 0, 2, 2, 0, 3});
+  check<float>(eqx::cumsum(eqx::array({1.f, 2.f})), {2}, {1, 3});
+  check<double>(eqx::cumsum(eqx::zeros({2, 0}, eqx::float64), 1), {2, 0}, {});
+  CHECK(eqx_test::message_of<eqx::DTypeError>([] { eqx::cumsum(eqx::array(std::vector<std::uint32_t>{1u})); }) ==
+        "eqx::cumsum: expected a float32, float64, int32 or bool input but got uint32; cast it with "
+        "eqx::astype(x, eqx::int32) first");
+  Array w = weights({3, 4});
+  check_grad_fd([&](const Array& v) { return eqx::sum(eqx::cumsum(v, 1) * w); }, x);
+  check_grad_fd([&](const Array& v) { return eqx::sum(eqx::cumsum(v, 0) * w); }, x);
+  check<double>(eqx::filter_vmap([](const Array& r) { return eqx::cumsum(r); })(x), {3, 4},
+                {3, 2, 4, 9, 0.5, 1, -1, 6, 1, 5, 2, 2});
 }

@@ -11,12 +11,16 @@
 //   eqx::Array p = eqx::nn::softmax(logits);             // over the last axis
 //
 // Derivatives follow JAX where it picks one at a kink: relu'(0) = 0 (not
-// the 0.5 of `maximum`), relu6' is 0 at 0 and 6, hard_tanh' is 0 at +-1.
+// the 0.5 of `maximum`), relu6' is 0 at 0 and 6, hard_tanh' is 1 at +-1
+// (the x branch of its `where`), celu'(0) = 1.
+//
+// nn::PReLU is the one layer here: a leaky ReLU whose slope is a parameter.
 
 #include <cmath>
 #include <cstdint>
 
 #include "eqx/core/array.hpp"
+#include "eqx/nn/common.hpp"
 #include "eqx/ops/creation.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/reductions.hpp"
@@ -24,8 +28,13 @@
 
 namespace eqx::nn {
 
-/// max(x, 0), with derivative 0 at 0 (jax.nn.relu). Usage: `eqx::nn::relu(x)`
-inline Array relu(const Array& x) { return where(x > 0, x, 0); }
+/// The identity function, an MLP's default final activation (Equinox's
+/// `_identity`). Usage: `eqx::nn::identity(x)`
+inline Array identity(const Array& x) { return x; }
+
+/// max(x, 0), with derivative 0 at 0 (jax.nn.relu); NaN stays NaN.
+/// Usage: `eqx::nn::relu(x)`
+inline Array relu(const Array& x) { return where(x <= 0, 0, x); }
 
 /// min(max(x, 0), 6) (jax.nn.relu6), derivative 0 at 0 and 6. Usage: `eqx::nn::relu6(x)`
 inline Array relu6(const Array& x) { return where(x >= 6, 6, relu(x)); }
@@ -73,8 +82,9 @@ inline Array elu(const Array& x, double alpha) {
 inline Array elu(const Array& x) { return elu(x, 1.0); }
 
 /// max(x, 0) + alpha * expm1(min(x, 0) / alpha) (jax.nn.celu; alpha 1).
+/// At 0 the two halves of max's and min's tie derivatives add to 1.
 /// Usage: `eqx::nn::celu(x)`, `celu(x, 2.0)`
-inline Array celu(const Array& x, double alpha) { return relu(x) + alpha * expm1(minimum(x, 0) / alpha); }
+inline Array celu(const Array& x, double alpha) { return maximum(x, 0) + alpha * expm1(minimum(x, 0) / alpha); }
 inline Array celu(const Array& x) { return celu(x, 1.0); }
 
 /// Scaled ELU with JAX's constants (jax.nn.selu). Usage: `eqx::nn::selu(x)`
@@ -124,5 +134,29 @@ inline Array standardize(const Array& x, const Axes& axes, double epsilon = 1e-5
   return (x - mu) * rsqrt(var + epsilon);
 }
 inline Array standardize(const Array& x) { return standardize(x, -1); }
+
+/// PReLU's keyword arguments.
+struct PReLUOptions {
+  double init_alpha = 0.25;  ///< the initial negative slope
+  DType dtype = float32;
+};
+
+/// A leaky ReLU with a learnt negative slope (eqx.nn.PReLU):
+/// x where x >= 0, negative_slope * x elsewhere.
+struct PReLU {
+  Array negative_slope;  ///< a scalar (or any Array broadcastable against the input)
+
+  using Options = PReLUOptions;
+
+  /// A PReLU whose slope starts at `init_alpha` (a rank-0 Array of `dtype`).
+  /// Usage: `auto act = eqx::nn::PReLU::init({.init_alpha = 0.1});`
+  static PReLU init(Options opts = {}) {
+    detail::check_param_dtype(opts.dtype, "PReLU");
+    return {full(Shape{}, opts.init_alpha, opts.dtype)};
+  }
+
+  /// Usage: `eqx::Array y = prelu(x);`
+  Array operator()(const Array& x) const { return where(x >= 0, x, negative_slope * x); }
+};
 
 }  // namespace eqx::nn

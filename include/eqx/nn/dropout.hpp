@@ -3,8 +3,8 @@
 // training and scale the survivors by 1/(1-p); the identity in inference.
 //
 // As in Equinox, `p` and `inference` are plain (dynamic) scalars, so they
-// are written by tree_serialise_leaves, and nn::inference_mode flips every
-// `inference` field of a model.
+// are written by tree_serialise_leaves (as <f8 and |b1 records), and
+// nn::inference_mode (nn/stateful.hpp) flips every `inference` field.
 //
 //   auto drop = eqx::nn::Dropout::init(0.1);
 //   eqx::Array y = drop(x, key);                     // training: needs a key
@@ -13,8 +13,11 @@
 #include <optional>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "eqx/core/array.hpp"
 #include "eqx/core/error.hpp"
+#include "eqx/ops/creation.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/random.hpp"
 
@@ -36,19 +39,22 @@ struct Dropout {
   /// Usage: `auto drop = eqx::nn::Dropout::init(0.1);`
   static Dropout init(double p = 0.5, Options opts = {}) {
     if (!(p >= 0 && p <= 1))
-      throw ValueError("eqx::nn::Dropout: p must be in [0, 1], got " + std::to_string(p));
+      throw ValueError(fmt::format("eqx::nn::Dropout: p must be in [0, 1] but got {}; give a probability", p));
     return {p, opts.inference};
   }
 
   /// Applies dropout with `key` (the identity when in inference mode or
-  /// when p is 0). `inference` overrides the field for this call.
+  /// when p is 0). `inference` overrides the field for this call. p = 1
+  /// gives zeros with a zero gradient (not the NaN of 0 * (1 / 0)).
   /// Usage: `drop(x, key)`, `drop(x, key, /*inference=*/true)`
   Array operator()(const Array& x, const random::Key& key, std::optional<bool> inference = std::nullopt) const {
     if (inference.value_or(this->inference) || p == 0) return x;
     if (!key.has_value())
-      throw ValueError("eqx::nn::Dropout: training mode needs a key: call dropout(x, key), or switch it off with "
-                       "eqx::nn::inference_mode(model) or Dropout::init(p, {.inference = true})");
+      throw ValueError("eqx::nn::Dropout: training mode (inference = false, p > 0) needs a key but got none; call "
+                       "dropout(x, key), or switch dropout off with eqx::nn::inference_mode(model), "
+                       "Dropout::init(p, {.inference = true}) or dropout(x, key, /*inference=*/true)");
     const double q = 1 - p;
+    if (q == 0) return zeros_like(x);
     return where(random::bernoulli(key, q, x.shape()), x / q, 0);
   }
 

@@ -33,6 +33,10 @@ namespace eqx::nn {
 class Features {
  public:
   struct ScalarTag {};
+  /// Size 0. (Every type stored in a layer is default-constructible: Boost.PFR
+  /// counts the fields of a struct holding a type that is not by a much
+  /// slower search, which cost gigabytes of compiler memory per model type.)
+  Features() = default;
   Features(std::int64_t n) : size_(n) {  // NOLINT: a size is written as a plain int
     if (n < 0) throw ValueError("eqx::nn::Linear: a feature size must be >= 0 (or nn::scalar), got " + std::to_string(n));
   }

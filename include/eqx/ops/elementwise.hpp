@@ -3,6 +3,7 @@
 // with numpy broadcasting and dtype promotion. C++ scalars are weakly typed:
 // `x * 2.0 + 1` keeps a float32 x float32.
 
+#include <optional>
 #include <type_traits>
 
 #include "eqx/ops/operand.hpp"
@@ -76,6 +77,17 @@ inline Array logical_not(const Array& x) { return bind1(prim::not_, {x}); }
 inline Array where(const Array& cond, const detail::Operand& on_true, const detail::Operand& on_false) {
   DType t = detail::result_dtype({&on_true, &on_false}, "where");
   return bind1(prim::select, {cond, on_true.as(t), on_false.as(t)});
+}
+
+/// x limited to [lo, hi]: maximum(x, lo), then minimum(., hi), as jnp.clip
+/// (either bound may be std::nullopt; scalars take x's dtype). At a bound
+/// the gradient is 0.5, maximum's and minimum's tie rule, as JAX.
+/// Usage: `eqx::clip(x, 0.0, 1.0)`, `eqx::clip(x, std::nullopt, 6)`
+inline Array clip(const Array& x, const std::optional<detail::Operand>& lo, const std::optional<detail::Operand>& hi) {
+  Array y = x;
+  if (lo) y = maximum(y, *lo);
+  if (hi) y = minimum(y, *hi);
+  return y;
 }
 
 // --- unary math ----------------------------------------------------------------

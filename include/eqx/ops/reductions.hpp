@@ -1,6 +1,7 @@
 #pragma once
-// Reductions: sum, mean, prod, max, min, any, all over all axes or a list of
-// axes, with keepdims; argmax/argmin over one axis or the flattened array.
+// Reductions: sum, mean, prod, max, min, any, all, var, std over all axes or
+// a list of axes, with keepdims; argmax/argmin over one axis or the
+// flattened array.
 
 #include <algorithm>
 #include <cstdint>
@@ -96,6 +97,26 @@ inline Array mean(const Array& x, const Axes& axes = {}, bool keepdims = false) 
   for (auto a : axes.resolve(in.size(), "mean")) count *= in[a];
   Array s = sum(astype(x, detail::inexact(x.dtype())), axes, keepdims);
   return s / static_cast<double>(count);
+}
+
+/// Variance over `axes`: mean((x - mean(x))^2) with the divisor
+/// count - ddof (numpy.var/jnp.var; ddof = 1 is the unbiased estimate). A
+/// divisor <= 0 is taken as 0, as numpy, giving inf or NaN. Integer inputs
+/// give float32. Usage: `eqx::var(x)`, `eqx::var(x, 0, 1)`, `eqx::var(x, {1, 2}, 0, true)`
+inline Array var(const Array& x, const Axes& axes = {}, std::int64_t ddof = 0, bool keepdims = false) {
+  const Shape& in = detail::require_value(x, "var").shape();
+  std::int64_t count = 1;
+  for (auto a : axes.resolve(in.size(), "var")) count *= in[a];
+  const Array xf = astype(x, detail::inexact(x.dtype()));
+  const Array centered = xf - mean(xf, axes, true);
+  return sum(centered * centered, axes, keepdims) / static_cast<double>(std::max<std::int64_t>(count - ddof, 0));
+}
+
+/// Standard deviation over `axes`: sqrt(var(x, axes, ddof)) (numpy.std).
+/// Its gradient is infinite where the variance is 0, as in JAX.
+/// Usage: `eqx::std(x)`, `eqx::std(x, -1, 1, true)`
+inline Array std(const Array& x, const Axes& axes = {}, std::int64_t ddof = 0, bool keepdims = false) {
+  return sqrt(var(x, axes, ddof, keepdims));
 }
 
 namespace detail {

@@ -62,4 +62,59 @@ T tree_map_with_path(F&& f, const T& tree, const Rest&... rest) {
   return detail::rebuild_tree(mapper, path, tree, rest...);
 }
 
+namespace detail {
+
+template <class F>
+struct NodeMapper {
+  F& f;
+  Array array(const TreePath&, const Array& a) { return a; }
+  template <class X>
+  X static_leaf(const TreePath&, const X& x) {
+    return x;
+  }
+  template <class X>
+    requires std::is_invocable_r_v<X, F&, const TreePath&, X>
+  X node(const TreePath& path, X x) {
+    return f(path, std::move(x));
+  }
+};
+
+template <class F>
+struct NodeVisitor : ArrayLeafVisitor {
+  F& f;
+  bool array(const TreePath&, const Array&) { return true; }
+  template <class X>
+    requires std::is_invocable_v<F&, const TreePath&, const X&>
+  bool node(const TreePath& path, const X& x) {
+    f(path, x);
+    return true;
+  }
+};
+
+}  // namespace detail
+
+/// A new tree with `f(path, node)` in place of every node (struct,
+/// container or leaf) whose type f accepts: Equinox's tree_map with an
+/// is_leaf for one node type, applied bottom-up (f sees the node with its
+/// children already mapped) and returning a node of the same type. Write f
+/// for the node types it is meant for (a concrete type, or a constrained
+/// template lambda).
+/// Usage: `model = eqx::tree_map_nodes([](const eqx::TreePath&, nn::Dropout d) { d.p = 0; return d; }, model);`
+template <class F, class T>
+T tree_map_nodes(F&& f, const T& tree) {
+  detail::NodeMapper<std::remove_reference_t<F>> mapper{f};
+  TreePath path;
+  return detail::rebuild_tree(mapper, path, tree);
+}
+
+/// Calls `f(path, node)` on every node of `tree` whose type f accepts, in
+/// leaf order (a node before its children).
+/// Usage: `eqx::tree_for_each_node([&](const eqx::TreePath& p, const nn::Linear&) { names.push_back(p.str()); }, model);`
+template <class F, class T>
+void tree_for_each_node(F&& f, const T& tree) {
+  detail::NodeVisitor<std::remove_reference_t<F>> visitor{{}, f};
+  TreePath path;
+  detail::visit_tree(visitor, path, tree);
+}
+
 }  // namespace eqx

@@ -33,6 +33,9 @@ namespace eqx {
 /// A field that is not a pytree leaf (Equinox's `field(static=True)`): it is
 /// never traced or differentiated, and it is compared by value as part of
 /// the tree structure (a jit cache key). T must have operator== or be empty.
+/// Give T a default constructor: Boost.PFR counts the fields of a struct
+/// with a member that has none by a much slower search (a model holding a
+/// few such fields cost gigabytes of compiler memory).
 /// Usage: `struct Conv { eqx::Array weight; eqx::Static<std::vector<int>> stride; };`
 template <class T>
 struct Static {

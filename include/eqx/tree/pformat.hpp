@@ -41,7 +41,9 @@ struct Doc {
   // Defined below, once DocChild is complete.
   std::size_t flat_size() const;
   void render_flat(std::string& out) const;
-  void render(std::string& out, int column, const PformatOptions& o) const;
+  /// `column`: the indentation of the line this node starts on; `prefix`:
+  /// how much of that line precedes the node ("weight=").
+  void render(std::string& out, int column, const PformatOptions& o, int prefix = 0) const;
 };
 
 /// A child with its prefix, such as "weight=" or "'key': ".
@@ -66,8 +68,10 @@ inline void Doc::render_flat(std::string& out) const {
   }
   out += close;
 }
-inline void Doc::render(std::string& out, int column, const PformatOptions& o) const {
-  if (!group || children.empty() || column + static_cast<int>(flat_size()) <= o.width) {
+// Broken nodes indent their children one level past the line they start on
+// (not past their prefix), as Equinox's printer does.
+inline void Doc::render(std::string& out, int column, const PformatOptions& o, int prefix) const {
+  if (!group || children.empty() || column + prefix + static_cast<int>(flat_size()) <= o.width) {
     render_flat(out);
     return;
   }
@@ -75,7 +79,7 @@ inline void Doc::render(std::string& out, int column, const PformatOptions& o) c
   std::string pad(static_cast<std::size_t>(column + o.indent), ' ');
   for (std::size_t i = 0; i < children.size(); ++i) {
     out += '\n' + pad + children[i].prefix;
-    children[i].doc.render(out, column + o.indent + static_cast<int>(children[i].prefix.size()), o);
+    children[i].doc.render(out, column + o.indent, o, static_cast<int>(children[i].prefix.size()));
     if (i + 1 < children.size()) out += ',';
   }
   out += '\n' + std::string(static_cast<std::size_t>(column), ' ') + close;
@@ -107,16 +111,21 @@ inline Doc array_doc(const Array& a, const PformatOptions& o) {
   return atom(type_string(a));
 }
 
+/// A scoped enum (`enum class`): printed by its own fmt formatter when it has one.
+template <class X>
+concept scoped_enum = std::is_enum_v<X> && !std::is_convertible_v<X, std::underlying_type_t<X>>;
+
 template <class X>
 Doc static_doc(const X& x) {
   if constexpr (std::is_same_v<X, bool>) return atom(x ? "True" : "False");
   else if constexpr (std::is_floating_point_v<X>) return atom(python_repr(static_cast<double>(x)));
   else if constexpr (std::is_integral_v<X>) return atom(fmt::format("{}", x));
   else if constexpr (std::is_same_v<X, std::string>) return atom("'" + x + "'");
-  else if constexpr (std::is_enum_v<X>)
+  else if constexpr (std::is_enum_v<X> && !(scoped_enum<X> && fmt::is_formattable<X>::value))
     return atom(std::string(type_name<X>()) + "(" + std::to_string(static_cast<long long>(x)) + ")");
   else if constexpr (std::is_pointer_v<X> && std::is_function_v<std::remove_pointer_t<X>>) return atom("<function>");
   else if constexpr (std::is_empty_v<X> && std::is_invocable_v<X>) return atom("<function>");
+  else if constexpr (std::is_class_v<X> && requires { &X::operator(); }) return atom("<function>");  // a lambda
   else if constexpr (fmt::is_formattable<X>::value) return atom(fmt::format("{}", x));
   else if constexpr (std::is_empty_v<X>) return atom("<" + std::string(type_name<X>()) + ">");
   else return atom("<" + std::string(type_name<X>()) + ">");
@@ -137,7 +146,7 @@ Doc tree_doc(const T& node, const PformatOptions& o) {
   } else if constexpr (kind == NodeKind::static_leaf) {
     return static_doc(node);
   } else if constexpr (kind == NodeKind::custom) {
-    Doc d = group(std::string(type_name<T>()) + "(", ")");
+    Doc d = group(std::string(class_name<T>()) + "(", ")");
     auto children = tree_traits<T>::flatten(node);
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (d.children.push_back(DocChild{
@@ -164,7 +173,7 @@ Doc tree_doc(const T& node, const PformatOptions& o) {
     for (const auto& [k, v] : node) d.children.push_back(DocChild{"'" + k + "': ", tree_doc(v, o)});
     return d;
   } else {
-    Doc d = group(std::string(type_name<T>()) + "(", ")");
+    Doc d = group(std::string(class_name<T>()) + "(", ")");
     [&]<std::size_t... I>(std::index_sequence<I...>) {
       (d.children.push_back(DocChild{std::string(field_name<T, I>) + "=", tree_doc(boost::pfr::get<I>(node), o)}), ...);
     }(std::make_index_sequence<field_count<T>>{});

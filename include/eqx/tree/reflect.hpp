@@ -129,4 +129,12 @@ consteval std::string_view type_name() {
   return s.substr(start);
 }
 
+/// T's name without its template arguments, as Equinox prints a class
+/// (`type(x).__name__`): "Sequential" for `nn::Sequential<nn::Linear, ...>`.
+template <class T>
+consteval std::string_view class_name() {
+  std::string_view s = type_name<T>();
+  return s.substr(0, s.find('<'));
+}
+
 }  // namespace eqx::detail

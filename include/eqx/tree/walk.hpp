@@ -76,11 +76,16 @@ bool report_mismatch(V& v, const TreePath& path, const std::string& what) {
 ///   bool array(const TreePath&, const Array&...)
 ///   template <class X> bool static_leaf(const TreePath&, const X&...)   (Static<T> fields too)
 ///   bool mismatch(const TreePath&, const std::string& what)   (return false to stop, or throw)
+/// and, optionally, for a single tree, `bool node(const TreePath&, const X&)`
+/// for the node types X it accepts, called before X's children.
 /// Every call returns false to stop the walk early.
 template <class V, class T, class... Rest>
 bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest) {
   require_pytree_node<T>();
   constexpr NodeKind kind = node_kind_v<T>;
+  if constexpr (sizeof...(Rest) == 0 && requires { v.node(path, node); }) {
+    if (!v.node(path, node)) return false;  // a visitor's hook for this node type, before its children
+  }
   if constexpr (kind == NodeKind::array) {
     return v.array(path, node, rest...);
   } else if constexpr (kind == NodeKind::static_field || kind == NodeKind::static_leaf) {
@@ -174,13 +179,29 @@ struct ArrayLeafVisitor {
                            "; the trees must have the same structure (same list lengths, optionals and map keys)");
 }
 
+template <class B, class T, class... Rest>
+T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest);
+
 /// Builds a new tree of type T by walking `node` and `rest` in lockstep.
 /// The builder provides:
 ///   Array array(const TreePath&, const Array&...)
 ///   template <class X> X static_leaf(const TreePath&, const X&...)   (Static<T> fields too)
+/// and, optionally, for a single tree, `X node(const TreePath&, X rebuilt)`
+/// for the node types X it accepts, called on each such node after its
+/// children were rebuilt (so it may replace the node).
 /// Structure mismatches throw TreeStructureError naming the path.
 template <class B, class T, class... Rest>
 T rebuild_tree(B& b, TreePath& path, const T& node, const Rest&... rest) {
+  if constexpr (sizeof...(Rest) == 0 && requires { b.node(path, node); }) {
+    return b.node(path, rebuild_node(b, path, node));
+  } else {
+    return rebuild_node(b, path, node, rest...);
+  }
+}
+
+/// rebuild_tree without the node hook at this node (its children get it).
+template <class B, class T, class... Rest>
+T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest) {
   require_pytree_node<T>();
   constexpr NodeKind kind = node_kind_v<T>;
   if constexpr (kind == NodeKind::array) {
