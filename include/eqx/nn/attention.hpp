@@ -229,34 +229,6 @@ struct MultiheadAttention {
   }
 };
 
-}  // namespace eqx::nn
-
-/// MultiheadAttention is a pytree through tree_traits rather than Boost.PFR
-/// reflection: counting the fields of an aggregate holding four nested
-/// Linear aggregates makes PFR's brace-elision search cost GCC several GB and
-/// minutes per translation unit. The children are the fields, in order and
-/// under their names, so leaves, printing and files are what reflection
-/// would give.
-template <>
-struct eqx::tree_traits<eqx::nn::MultiheadAttention> {
-  using M = eqx::nn::MultiheadAttention;
-  static auto flatten(const M& m) {
-    return std::tuple{m.query_proj, m.key_proj, m.value_proj, m.output_proj, m.dropout,
-                      m.num_heads, m.query_size, m.key_size, m.value_size, m.output_size, m.qk_size, m.vo_size,
-                      m.use_query_bias, m.use_key_bias, m.use_value_bias, m.use_output_bias};
-  }
-  template <class Children>
-  static M unflatten(Children c) {
-    return std::apply([](auto&&... f) { return M{std::move(f)...}; }, std::move(c));
-  }
-  static constexpr std::array<std::string_view, 16> names{
-      "query_proj", "key_proj",   "value_proj",     "output_proj",  "dropout",        "num_heads",
-      "query_size", "key_size",   "value_size",     "output_size",  "qk_size",        "vo_size",
-      "use_query_bias", "use_key_bias", "use_value_bias", "use_output_bias"};
-};
-
-namespace eqx::nn {
-
 /// RotaryPositionalEmbedding's keyword arguments.
 struct RotaryPositionalEmbeddingOptions {
   double theta = 10000.0;
