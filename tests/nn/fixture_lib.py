@@ -36,7 +36,7 @@ def save_case(case, arrays):
             a = a.astype(np.float64)
         if a.dtype == np.int64:
             a = a.astype(np.int32)
-        np.save(os.path.join(d, name + ".npy"), np.ascontiguousarray(a))
+        np.save(os.path.join(d, name + ".npy"), np.require(a, requirements="C"))  # keeps 0-d arrays 0-d
     print(f"wrote {case}: {', '.join(sorted(arrays))}")
 
 
