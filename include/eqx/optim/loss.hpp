@@ -1,0 +1,102 @@
+#pragma once
+// Optax's losses: elementwise over the leading (batch) axes, one value per
+// example, as Optax returns them (reduce with eqx::mean yourself).
+//
+//   Array loss = eqx::mean(eqx::optim::softmax_cross_entropy_with_integer_labels(logits, labels));
+//
+// Written with log-sum-exp and log-sigmoid (eqx::nn), so extreme logits
+// (+-1e4) give finite values and gradients. Formulas are Optax's
+// (optax/losses/_classification.py, _regression.py).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "eqx/core/array.hpp"
+#include "eqx/core/error.hpp"
+#include "eqx/nn/activations.hpp"
+#include "eqx/ops/elementwise.hpp"
+#include "eqx/ops/indexing.hpp"
+#include "eqx/ops/reductions.hpp"
+
+namespace eqx::optim {
+
+namespace detail {
+
+inline const Array& require_float(const Array& x, std::string_view fn, std::string_view what) {
+  if (!x.has_value())
+    throw ValueError("eqx::optim::" + std::string(fn) + ": " + std::string(what) + " is an empty Array (None)");
+  if (!is_floating(x.dtype()))
+    throw DTypeError("eqx::optim::" + std::string(fn) + ": " + std::string(what) + " have dtype " +
+                     std::string(dtype_name(x.dtype())) + "; they must be float32 or float64");
+  return x;
+}
+
+}  // namespace detail
+
+/// -sum(labels * log_softmax(logits)) over the class axis (the last by
+/// default): one value per example (optax.softmax_cross_entropy). `labels`
+/// are probabilities (one-hot or smoothed) of logits' shape.
+/// Usage: `eqx::optim::softmax_cross_entropy(logits, eqx::one_hot(y, 10))`
+inline Array softmax_cross_entropy(const Array& logits, const Array& labels, std::int64_t axis = -1) {
+  detail::require_float(logits, "softmax_cross_entropy", "logits");
+  return -sum(labels * nn::log_softmax(logits, axis), axis);
+}
+
+/// logsumexp(logits) - logits[label] over the last axis: the cross entropy
+/// with integer class labels of logits' leading shape
+/// (optax.softmax_cross_entropy_with_integer_labels).
+/// Usage: `eqx::optim::softmax_cross_entropy_with_integer_labels(logits, labels)`  // [B, C], [B] -> [B]
+inline Array softmax_cross_entropy_with_integer_labels(const Array& logits, const Array& labels) {
+  constexpr std::string_view fn = "softmax_cross_entropy_with_integer_labels";
+  detail::require_float(logits, fn, "logits");
+  if (!labels.has_value() || !is_integer(labels.dtype()))
+    throw DTypeError("eqx::optim::" + std::string(fn) + ": labels have dtype " +
+                     (labels.has_value() ? std::string(dtype_name(labels.dtype())) : std::string("None")) +
+                     "; they must be integer class indices (int32)");
+  if (logits.ndim() == 0 || labels.ndim() + 1 != logits.ndim())
+    throw ShapeError("eqx::optim::" + std::string(fn) + ": logits are " +
+                     AbstractArray{logits.shape(), logits.dtype()}.str() + " and labels " +
+                     AbstractArray{labels.shape(), labels.dtype()}.str() +
+                     "; labels have the logits' shape without the last (class) axis");
+  const std::int64_t classes = logits.shape()[logits.ndim() - 1];
+  Array label_logits = sum(where(one_hot(labels, classes, bool_), logits, 0.0), -1);
+  return nn::logsumexp(logits, -1) - label_logits;
+}
+
+/// -labels * log(sigmoid(logits)) - (1 - labels) * log(1 - sigmoid(logits)),
+/// elementwise, with log_sigmoid for stability (optax.sigmoid_binary_cross_entropy).
+/// Usage: `eqx::optim::sigmoid_binary_cross_entropy(logits, targets)`
+inline Array sigmoid_binary_cross_entropy(const Array& logits, const Array& labels) {
+  detail::require_float(logits, "sigmoid_binary_cross_entropy", "logits");
+  Array y = astype(labels, logits.dtype());
+  return -y * nn::log_sigmoid(logits) - (1.0 - y) * nn::log_sigmoid(-logits);
+}
+
+/// (predictions - targets)^2 elementwise; targets default to zero (optax.squared_error).
+/// Usage: `eqx::mean(eqx::optim::squared_error(pred, y))`
+inline Array squared_error(const Array& predictions, const std::optional<Array>& targets = std::nullopt) {
+  detail::require_float(predictions, "squared_error", "predictions");
+  Array e = targets ? predictions - *targets : predictions;
+  return square(e);
+}
+
+/// 0.5 * squared_error (optax.l2_loss). Usage: `eqx::optim::l2_loss(pred, y)`
+inline Array l2_loss(const Array& predictions, const std::optional<Array>& targets = std::nullopt) {
+  detail::require_float(predictions, "l2_loss", "predictions");
+  return 0.5 * squared_error(predictions, targets);
+}
+
+/// 0.5 e^2 where |e| <= delta, 0.5 delta^2 + delta (|e| - delta) beyond,
+/// e = predictions - targets (optax.huber_loss).
+/// Usage: `eqx::optim::huber_loss(pred, y, 1.0)`
+inline Array huber_loss(const Array& predictions, const std::optional<Array>& targets = std::nullopt,
+                        double delta = 1.0) {
+  detail::require_float(predictions, "huber_loss", "predictions");
+  Array e = abs(targets ? predictions - *targets : predictions);
+  Array quadratic = minimum(e, delta);
+  return 0.5 * square(quadratic) + delta * (e - quadratic);
+}
+
+}  // namespace eqx::optim

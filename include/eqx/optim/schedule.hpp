@@ -1,0 +1,147 @@
+#pragma once
+// Optax's schedules: functions of the step count (an int32 scalar Array)
+// giving a learning rate, usable wherever a learning rate is taken.
+//
+//   auto lr = eqx::optim::warmup_cosine_decay_schedule(0.0, 1e-3, 100, 1000, 1e-5);
+//   auto opt = eqx::optim::adamw(lr);
+//   eqx::Array v = lr(eqx::array(50));   // float32 scalar
+//
+// Every schedule is written with Array ops on the count (where, clip, pow,
+// cos), never by branching on its value in C++, so it traces into the
+// jitted step and a step count that changes never retraces. Checks on the
+// hyperparameters themselves (plain numbers) happen when the schedule is
+// built. Formulas and defaults are Optax's (optax/schedules/).
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <numbers>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eqx/core/array.hpp"
+#include "eqx/core/error.hpp"
+#include "eqx/ops/creation.hpp"
+#include "eqx/ops/elementwise.hpp"
+#include "eqx/optim/base.hpp"
+
+namespace eqx::optim {
+
+/// The same value at every step (optax.constant_schedule).
+/// Usage: `auto lr = eqx::optim::constant_schedule(1e-3);`
+inline Schedule constant_schedule(double value) {
+  return Schedule([value](const Array&, DType d) { return full(Shape{}, value, d); });
+}
+
+/// init_value until transition_begin, then (init - end) * (1 - t / T)^power
+/// + end with t = count - transition_begin clipped to [0, T], end_value
+/// after (optax.polynomial_schedule). T <= 0 gives the constant init_value;
+/// a negative transition_begin counts as 0.
+/// Usage: `auto lr = eqx::optim::polynomial_schedule(1.0, 0.0, 2.0, 100);`
+inline Schedule polynomial_schedule(double init_value, double end_value, double power, std::int64_t transition_steps,
+                                    std::int64_t transition_begin = 0) {
+  if (transition_steps <= 0) return constant_schedule(init_value);
+  if (transition_begin < 0) transition_begin = 0;
+  return Schedule([=](const Array& count, DType d) {
+    Array t = astype(clip(count - static_cast<std::int32_t>(transition_begin), 0, static_cast<std::int32_t>(transition_steps)), d);
+    Array frac = 1.0 - t / static_cast<double>(transition_steps);
+    return (init_value - end_value) * pow(frac, power) + end_value;
+  });
+}
+
+/// Linear interpolation from init_value to end_value over transition_steps
+/// starting at transition_begin (optax.linear_schedule).
+/// Usage: `auto warmup = eqx::optim::linear_schedule(0.0, 1e-3, 100);`
+inline Schedule linear_schedule(double init_value, double end_value, std::int64_t transition_steps,
+                                std::int64_t transition_begin = 0) {
+  return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin);
+}
+
+/// init_value multiplied by scale for every boundary the count has reached
+/// (count >= boundary) (optax.piecewise_constant_schedule). Scales must be
+/// non-negative. Usage: `eqx::optim::piecewise_constant_schedule(0.1, {{100, 0.1}, {200, 0.1}})`
+inline Schedule piecewise_constant_schedule(double init_value,
+                                            std::map<std::int64_t, double> boundaries_and_scales = {}) {
+  for (const auto& [b, s] : boundaries_and_scales)
+    if (s < 0)
+      throw ValueError("eqx::optim::piecewise_constant_schedule: the scale at boundary " + std::to_string(b) + " is " +
+                       std::to_string(s) + "; scales must be non-negative");
+  return Schedule([=](const Array& count, DType d) {
+    Array v = full(Shape{}, init_value, d);
+    for (const auto& [b, s] : boundaries_and_scales) v = where(count < static_cast<std::int32_t>(b), v, v * s);
+    return v;
+  });
+}
+
+/// exponential_decay's keyword arguments.
+struct ExponentialDecayOptions {
+  std::int64_t transition_begin = 0;
+  bool staircase = false;                ///< decay in whole multiples of transition_steps
+  std::optional<double> end_value{};     ///< lower bound (upper bound when decay_rate > 1)
+};
+
+/// init_value * decay_rate^((count - transition_begin) / transition_steps)
+/// after transition_begin, init_value before (optax.exponential_decay);
+/// transition_steps <= 0 or decay_rate == 0 give the constant init_value.
+/// Usage: `auto lr = eqx::optim::exponential_decay(0.1, 1000, 0.5, {.staircase = true, .end_value = 1e-4});`
+inline Schedule exponential_decay(double init_value, std::int64_t transition_steps, double decay_rate,
+                                  ExponentialDecayOptions opts = {}) {
+  if (transition_steps <= 0 || decay_rate == 0) return constant_schedule(init_value);
+  if (opts.transition_begin < 0) opts.transition_begin = 0;
+  return Schedule([=](const Array& count, DType d) {
+    Array dc = count - static_cast<std::int32_t>(opts.transition_begin);
+    Array p = astype(dc, d) / static_cast<double>(transition_steps);
+    if (opts.staircase) p = astype(astype(maximum(p, 0.0), int32), d);  // floor for p >= 0; p < 0 is masked below
+    Array v = where(dc <= 0, full(Shape{}, init_value, d), init_value * pow(decay_rate, p));
+    if (opts.end_value) v = decay_rate < 1.0 ? maximum(v, *opts.end_value) : minimum(v, *opts.end_value);
+    return v;
+  });
+}
+
+/// init_value * ((1 - alpha) * (0.5 * (1 + cos(pi * t / decay_steps)))^exponent
+/// + alpha) with t = min(count, decay_steps) (optax.cosine_decay_schedule).
+/// Usage: `auto lr = eqx::optim::cosine_decay_schedule(1e-3, 1000, 0.1);`
+inline Schedule cosine_decay_schedule(double init_value, std::int64_t decay_steps, double alpha = 0.0,
+                                      double exponent = 1.0) {
+  if (decay_steps <= 0)
+    throw ValueError("eqx::optim::cosine_decay_schedule: decay_steps is " + std::to_string(decay_steps) +
+                     "; it must be positive");
+  return Schedule([=](const Array& count, DType d) {
+    Array t = astype(minimum(count, static_cast<std::int32_t>(decay_steps)), d);
+    Array cosine = 0.5 * (1.0 + cos(std::numbers::pi * t / static_cast<double>(decay_steps)));
+    return init_value * ((1.0 - alpha) * pow(cosine, exponent) + alpha);
+  });
+}
+
+/// Schedules taking over one after another: schedules[i + 1] from
+/// boundaries[i] on, called with count - boundaries[i] (optax.join_schedules).
+/// Usage: `eqx::optim::join_schedules({warmup, decay}, {100})`
+inline Schedule join_schedules(std::vector<Schedule> schedules, std::vector<std::int64_t> boundaries) {
+  if (schedules.empty() || boundaries.size() + 1 != schedules.size())
+    throw ValueError("eqx::optim::join_schedules: got " + std::to_string(schedules.size()) + " schedules and " +
+                     std::to_string(boundaries.size()) + " boundaries; give one boundary fewer than schedules");
+  return Schedule([schedules = std::move(schedules), boundaries = std::move(boundaries)](const Array& count, DType d) {
+    Array out = schedules[0](count, d);
+    for (std::size_t i = 0; i < boundaries.size(); ++i) {
+      const auto b = static_cast<std::int32_t>(boundaries[i]);
+      out = where(count < b, out, schedules[i + 1](count - b, d));
+    }
+    return out;
+  });
+}
+
+/// Linear warmup from init_value to peak_value over warmup_steps, then
+/// cosine decay to end_value at decay_steps (counted from step 0), end_value
+/// after (optax.warmup_cosine_decay_schedule).
+/// Usage: `auto lr = eqx::optim::warmup_cosine_decay_schedule(0.0, 1e-3, 100, 1000, 1e-5);`
+inline Schedule warmup_cosine_decay_schedule(double init_value, double peak_value, std::int64_t warmup_steps,
+                                             std::int64_t decay_steps, double end_value = 0.0,
+                                             double exponent = 1.0) {
+  const double alpha = peak_value == 0.0 ? 0.0 : end_value / peak_value;
+  return join_schedules({linear_schedule(init_value, peak_value, warmup_steps),
+                         cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)},
+                        {warmup_steps});
+}
+
+}  // namespace eqx::optim
