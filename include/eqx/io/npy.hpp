@@ -74,6 +74,9 @@ inline void write_npy_header(std::ostream& out, const std::string& descr, const 
   std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (";
   for (std::size_t i = 0; i < shape.size(); ++i) dict += (i ? ", " : "") + std::to_string(shape[i]);
   dict += shape.size() == 1 ? ",), }" : "), }";
+  // numpy (>= 1.24) leaves room to grow the first axis in place: 21 digits
+  // minus those of shape[0], before the alignment padding.
+  if (!shape.empty()) dict += std::string(21 - std::to_string(shape[0]).size(), ' ');
   // numpy pads so that magic (6) + version (2) + length field + header is a
   // multiple of 64, the header ending in '\n'.
   std::size_t total = 6 + 2 + 2 + dict.size() + 1;
