@@ -282,3 +282,46 @@ TEST_CASE("nn::SpectralNorm against torch: one power iteration, W / sigma, gradi
   CHECK(message_of<eqx::ShapeError>([&] { nn::SpectralNorm<nn::Linear>::init(lin, "bias", eqx::random::key(1)); }) ==
         "eqx::nn::SpectralNorm: the weight 'bias' must have at least 2 axes, got [3]");
 }
+
+TEST_CASE("nn layers inside eqx::scan: the same values and gradients as a loop", "[nn]") {
+  // Per step: x [2, 8] -> Conv1d -> MaxPool1d -> ravel -> Linear -> RMSNorm -> PReLU -> GRUCell(., h).
+  struct Step {
+    nn::Conv1d conv;
+    nn::MaxPool1d pool;
+    nn::Linear lin;
+    nn::RMSNorm norm;
+    nn::PReLU act;
+    nn::GRUCell cell;
+    Array operator()(const Array& h, const Array& x) const {
+      return cell(act(norm(lin(eqx::ravel(pool(conv(x)))))), h);
+    }
+  };
+  auto k = eqx::random::split_keys(eqx::random::key(5), 4);
+  const Step step{nn::Conv1d::init(2, 3, 3, k[0]), nn::MaxPool1d::init(2), nn::Linear::init(15, 4, k[1]),
+                  nn::RMSNorm::init(4), nn::PReLU::init(), nn::GRUCell::init(4, 4, k[2])};
+  const Array xs = eqx::random::normal(k[3], {6, 2, 8});
+  const Array h0 = eqx::zeros({4});
+  auto scanned = [&xs, &h0](const Step& s) {
+    auto [h, hs] = eqx::scan([&s](const Array& h, const Array& x) { return std::pair{s(h, x), h}; }, h0, xs);
+    return eqx::sum(h * h) + eqx::sum(hs);
+  };
+  auto looped = [&xs, &h0](const Step& s) {
+    Array h = h0, total = eqx::zeros({});
+    for (int t = 0; t < 6; ++t) {
+      total = total + eqx::sum(h);
+      h = s(h, eqx::take(xs, eqx::array(t), 0));
+    }
+    return eqx::sum(h * h) + total;
+  };
+  check_close(scanned(step), looped(step), 1e-6, "value");
+  Step g_scan = eqx::filter_grad(scanned)(step), g_loop = eqx::filter_grad(looped)(step);
+  check_close(g_scan.conv.weight, g_loop.conv.weight, 1e-5, "conv weight");
+  check_close(g_scan.lin.weight, g_loop.lin.weight, 1e-5, "linear weight");
+  check_close(g_scan.norm.weight, g_loop.norm.weight, 1e-5, "norm weight");
+  check_close(g_scan.act.negative_slope, g_loop.act.negative_slope, 1e-5, "prelu slope");
+  check_close(g_scan.cell.weight_hh, g_loop.cell.weight_hh, 1e-5, "gru weight_hh");
+  // And jitted: one trace, same value.
+  auto jitted = eqx::filter_jit(eqx::debug::assert_max_traces(scanned, 1, "scanned"));
+  check_close(jitted(step), looped(step), 1e-6, "jit");
+  check_close(jitted(step), looped(step), 1e-6, "jit again");
+}

@@ -267,9 +267,9 @@ TEST_CASE("trees print as Equinox prints modules", "[tree][format]") {
   CHECK(fmt::format("{}", mlp()) ==
         "MLP(\n"
         "  layers=[\n"
-        "           Linear(weight=f32[3,2], bias=f32[3]),\n"
-        "           Linear(weight=f32[1,3], bias=f32[1])\n"
-        "         ],\n"
+        "    Linear(weight=f32[3,2], bias=f32[3]),\n"
+        "    Linear(weight=f32[1,3], bias=f32[1])\n"
+        "  ],\n"
         "  activation=<function>,\n"
         "  width=3\n"
         ")");
