@@ -12,3 +12,4 @@
 #include "eqx/optim/loss.hpp"
 #include "eqx/optim/schedule.hpp"
 #include "eqx/optim/transform.hpp"
+#include "eqx/optim/wrappers.hpp"

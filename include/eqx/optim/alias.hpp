@@ -11,10 +11,14 @@
 //
 // The state is the tuple of the chained transformations' states, in order.
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 
 #include "eqx/optim/base.hpp"
 #include "eqx/optim/transform.hpp"
+#include "eqx/optim/wrappers.hpp"
 
 namespace eqx::optim {
 
@@ -149,6 +153,196 @@ inline Chain<ScaleByBelief, AddDecayedWeights, ScaleByLearningRate> adabelief(Sc
   return chain(scale_by_belief({opts.b1, opts.b2, opts.eps, opts.eps_root, opts.nesterov}),
                add_decayed_weights(std::move(opts.weight_decay), std::move(opts.weight_decay_mask)),
                scale_by_learning_rate(std::move(learning_rate)));
+}
+
+
+/// AMSGrad (optax.amsgrad): chain(scale_by_amsgrad, scale_by_learning_rate).
+/// Usage: `auto opt = eqx::optim::amsgrad(1e-3);`
+inline Chain<ScaleByAmsgrad, ScaleByLearningRate> amsgrad(ScalarOrSchedule learning_rate, AmsgradOptions opts = {}) {
+  return chain(scale_by_amsgrad(opts), scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// adadelta's keyword arguments (optax.adadelta).
+struct AdadeltaOptions {
+  double rho = 0.9;
+  double eps = 1e-6;
+  ScalarOrSchedule weight_decay = 0.0;
+  Mask weight_decay_mask{};
+};
+
+/// AdaDelta (optax.adadelta): chain(add_decayed_weights, scale_by_adadelta,
+/// scale_by_learning_rate); the decay is added to the gradient first, as
+/// torch.optim.Adadelta's weight_decay.
+/// Usage: `auto opt = eqx::optim::adadelta(1.0, {.rho = 0.95});`
+inline Chain<AddDecayedWeights, ScaleByAdadelta, ScaleByLearningRate> adadelta(ScalarOrSchedule learning_rate,
+                                                                              AdadeltaOptions opts = {}) {
+  return chain(add_decayed_weights(std::move(opts.weight_decay), std::move(opts.weight_decay_mask)),
+               scale_by_adadelta({opts.rho, opts.eps}), scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// yogi's keyword arguments (optax.yogi).
+struct YogiOptions {
+  double b1 = 0.9;
+  double b2 = 0.999;
+  double eps = 1e-3;
+};
+
+/// Yogi (optax.yogi): chain(scale_by_yogi, scale_by_learning_rate).
+/// Usage: `auto opt = eqx::optim::yogi(1e-2);`
+inline Chain<ScaleByYogi, ScaleByLearningRate> yogi(ScalarOrSchedule learning_rate, YogiOptions opts = {}) {
+  return chain(scale_by_yogi({.b1 = opts.b1, .b2 = opts.b2, .eps = opts.eps}),
+               scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// signSGD (optax.sign_sgd): chain(scale_by_sign, scale_by_learning_rate).
+/// Usage: `auto opt = eqx::optim::sign_sgd(1e-3);`
+inline Chain<ScaleBySign, ScaleByLearningRate> sign_sgd(ScalarOrSchedule learning_rate) {
+  return chain(scale_by_sign(), scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// noisy_sgd's keyword arguments (optax.noisy_sgd).
+struct NoisySgdOptions {
+  double eta = 0.01;   ///< base variance of the noise
+  double gamma = 0.55; ///< decay exponent of the variance
+  Array key{};         ///< eqx::random key (eqx::random::key(0) when None)
+};
+
+/// SGD with annealed Gaussian gradient noise (optax.noisy_sgd):
+/// chain(add_noise(eta, gamma, key), scale_by_learning_rate); the key is in the state.
+/// Usage: `auto opt = eqx::optim::noisy_sgd(1e-2, {.key = eqx::random::key(1)});`
+inline Chain<AddNoise, ScaleByLearningRate> noisy_sgd(ScalarOrSchedule learning_rate, NoisySgdOptions opts = {}) {
+  return chain(add_noise(opts.eta, opts.gamma, std::move(opts.key)), scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// novograd's keyword arguments (optax.novograd).
+struct NovogradOptions {
+  double b1 = 0.9;
+  double b2 = 0.25;
+  double eps = 1e-6;
+  double eps_root = 0.0;
+  double weight_decay = 0.0;
+};
+
+/// NovoGrad (optax.novograd): chain(scale_by_novograd, scale_by_learning_rate).
+/// Usage: `auto opt = eqx::optim::novograd(1e-2, {.weight_decay = 1e-3});`
+inline Chain<ScaleByNovograd, ScaleByLearningRate> novograd(ScalarOrSchedule learning_rate, NovogradOptions opts = {}) {
+  return chain(scale_by_novograd({opts.b1, opts.b2, opts.eps, opts.eps_root, opts.weight_decay}),
+               scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// lamb's keyword arguments (optax.lamb).
+struct LambOptions {
+  double b1 = 0.9;
+  double b2 = 0.999;
+  double eps = 1e-6;
+  double eps_root = 0.0;
+  ScalarOrSchedule weight_decay = 0.0;
+  Mask mask{};
+};
+
+/// LAMB (optax.lamb): chain(scale_by_adam, add_decayed_weights,
+/// scale_by_trust_ratio, scale_by_learning_rate).
+/// Usage: `auto opt = eqx::optim::lamb(1e-3, {.weight_decay = 1e-2});`
+inline Chain<ScaleByAdam, AddDecayedWeights, ScaleByTrustRatio, ScaleByLearningRate> lamb(
+    ScalarOrSchedule learning_rate, LambOptions opts = {}) {
+  return chain(scale_by_adam({.b1 = opts.b1, .b2 = opts.b2, .eps = opts.eps, .eps_root = opts.eps_root}),
+               add_decayed_weights(std::move(opts.weight_decay), std::move(opts.mask)), scale_by_trust_ratio(),
+               scale_by_learning_rate(std::move(learning_rate)));
+}
+
+/// lars' keyword arguments (optax.lars).
+struct LarsOptions {
+  ScalarOrSchedule weight_decay = 0.0;
+  Mask weight_decay_mask{};  ///< leaves to decay (all when empty)
+  double trust_coefficient = 0.001;
+  double eps = 0.0;
+  Mask trust_ratio_mask{};  ///< leaves to scale by the trust ratio (all when empty)
+  double momentum = 0.9;
+  bool nesterov = false;
+};
+
+/// LARS (optax.lars): chain(add_decayed_weights, masked(scale_by_trust_ratio),
+/// scale_by_learning_rate, trace(momentum, nesterov)).
+/// Usage: `auto opt = eqx::optim::lars(0.1, {.weight_decay = 1e-4});`
+inline Chain<AddDecayedWeights, Masked<ScaleByTrustRatio>, ScaleByLearningRate, Trace> lars(
+    ScalarOrSchedule learning_rate, LarsOptions opts = {}) {
+  return chain(add_decayed_weights(std::move(opts.weight_decay), std::move(opts.weight_decay_mask)),
+               masked(scale_by_trust_ratio({.trust_coefficient = opts.trust_coefficient, .eps = opts.eps}),
+                      std::move(opts.trust_ratio_mask)),
+               scale_by_learning_rate(std::move(learning_rate)), Trace{opts.momentum, opts.nesterov});
+}
+
+/// fromage's keyword arguments (optax.fromage).
+struct FromageOptions {
+  double min_norm = 1e-6;
+};
+
+/// Fromage (optax.fromage): chain(scale_by_trust_ratio(min_norm),
+/// scale_by_learning_rate(lr * m), add_decayed_weights(m - 1)) with
+/// m = 1 / sqrt(1 + lr^2), so p <- m (p - lr ||p|| / ||g|| g).
+/// Usage: `auto opt = eqx::optim::fromage(1e-2);`
+inline Chain<ScaleByTrustRatio, ScaleByLearningRate, AddDecayedWeights> fromage(ScalarOrSchedule learning_rate,
+                                                                                FromageOptions opts = {}) {
+  auto trust = scale_by_trust_ratio({.min_norm = opts.min_norm});
+  if (!learning_rate.is_schedule()) {
+    const double lr = learning_rate.value();
+    const double mult = 1.0 / std::sqrt(1.0 + lr * lr);
+    return chain(trust, scale_by_learning_rate(lr * mult), add_decayed_weights(mult - 1.0));
+  }
+  auto mult = [learning_rate](const Array& count, DType d) {
+    Array lr = learning_rate.at(count, d);
+    return 1.0 / sqrt(1.0 + lr * lr);
+  };
+  return chain(trust,
+               scale_by_learning_rate(Schedule([learning_rate, mult](const Array& count, DType d) {
+                 return mult(count, d) * learning_rate.at(count, d);
+               })),
+               add_decayed_weights(Schedule([mult](const Array& count, DType d) { return mult(count, d) - 1.0; })));
+}
+
+
+/// adafactor's keyword arguments (optax.adafactor).
+struct AdafactorOptions {
+  std::int64_t min_dim_size_to_factor = 128;
+  double decay_rate = 0.8;
+  std::int64_t decay_offset = 0;
+  bool multiply_by_parameter_scale = true;
+  std::optional<double> clipping_threshold = 1.0;
+  std::optional<double> momentum{};
+  ScalarOrSchedule weight_decay_rate = 0.0;
+  double eps = 1e-30;
+  bool factored = true;
+  Mask weight_decay_mask{};
+};
+
+/// Adafactor (optax.adafactor): chain(scale_by_factored_rms,
+/// clip_by_block_rms(clipping_threshold), scale_by_learning_rate (not
+/// negated; none without a learning rate), scale_by_param_block_rms,
+/// ema(momentum, no debiasing), add_decayed_weights(weight_decay_rate),
+/// scale(-1)). The parts Optax leaves out when disabled are no-ops here
+/// (an infinite clipping threshold, a rate of 1, no momentum keeps None).
+/// Usage: `auto opt = eqx::optim::adafactor(1e-3);`, `eqx::optim::adafactor(std::nullopt, {.momentum = 0.9})`
+inline Chain<ScaleByFactoredRms, ClipByBlockRms, ScaleByLearningRate, ScaleByParamBlockRms, Ema, AddDecayedWeights,
+             Scale>
+adafactor(std::optional<ScalarOrSchedule> learning_rate = std::nullopt, AdafactorOptions opts = {}) {
+  return chain(scale_by_factored_rms({.factored = opts.factored,
+                                      .decay_rate = opts.decay_rate,
+                                      .step_offset = opts.decay_offset,
+                                      .min_dim_size_to_factor = opts.min_dim_size_to_factor,
+                                      .epsilon = opts.eps}),
+               clip_by_block_rms(opts.clipping_threshold ? *opts.clipping_threshold
+                                                         : std::numeric_limits<double>::infinity()),
+               scale_by_learning_rate(learning_rate ? std::move(*learning_rate) : ScalarOrSchedule(1.0), false),
+               ScaleByParamBlockRms{opts.multiply_by_parameter_scale ? std::optional<double>(1e-3) : std::nullopt},
+               Ema{opts.momentum, false},
+               add_decayed_weights(std::move(opts.weight_decay_rate), std::move(opts.weight_decay_mask)), scale(-1.0));
+}
+
+/// SM3 (optax.sm3): chain(scale_by_sm3(b1 = momentum), scale(-learning_rate));
+/// the learning rate is a number, as Optax's.
+/// Usage: `auto opt = eqx::optim::sm3(0.1, 0.9);`
+inline Chain<ScaleBySm3, Scale> sm3(double learning_rate, double momentum = 0.9) {
+  return chain(scale_by_sm3({.b1 = momentum}), scale(-learning_rate));
 }
 
 }  // namespace eqx::optim

@@ -8,6 +8,7 @@
 // (+-1e4) give finite values and gradients. Formulas are Optax's
 // (optax/losses/_classification.py, _regression.py).
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -97,6 +98,75 @@ inline Array huber_loss(const Array& predictions, const std::optional<Array>& ta
   Array e = abs(targets ? predictions - *targets : predictions);
   Array quadratic = minimum(e, delta);
   return 0.5 * square(quadratic) + delta * (e - quadratic);
+}
+
+
+/// log(cosh(e)) with e = predictions - targets, computed as
+/// |e| + log1p(exp(-2|e|)) - log 2 so large errors do not overflow
+/// (optax.log_cosh). Usage: `eqx::optim::log_cosh(pred, y)`
+inline Array log_cosh(const Array& predictions, const std::optional<Array>& targets = std::nullopt) {
+  detail::require_float(predictions, "log_cosh", "predictions");
+  Array e = abs(targets ? predictions - *targets : predictions);
+  return e + log1p(exp(-2.0 * e)) - std::log(2.0);
+}
+
+/// The cosine of the angle between predictions and targets along `axis`,
+/// each normalised by sqrt(max(squared norm, epsilon)) (optax.cosine_similarity).
+/// Usage: `eqx::optim::cosine_similarity(a, b)`  // [B, D], [B, D] -> [B]
+inline Array cosine_similarity(const Array& predictions, const Array& targets, double epsilon = 0.0,
+                               std::int64_t axis = -1) {
+  detail::require_float(predictions, "cosine_similarity", "predictions");
+  detail::require_float(targets, "cosine_similarity", "targets");
+  Array a_norm = sqrt(maximum(sum(square(predictions), axis, true), epsilon));
+  Array b_norm = sqrt(maximum(sum(square(targets), axis, true), epsilon));
+  return sum((predictions / a_norm) * (targets / b_norm), axis);
+}
+
+/// 1 - cosine_similarity (optax.cosine_distance). Usage: `eqx::optim::cosine_distance(a, b)`
+inline Array cosine_distance(const Array& predictions, const Array& targets, double epsilon = 0.0,
+                             std::int64_t axis = -1) {
+  detail::require_float(predictions, "cosine_distance", "predictions");
+  detail::require_float(targets, "cosine_distance", "targets");
+  return 1.0 - cosine_similarity(predictions, targets, epsilon, axis);
+}
+
+/// max(0, 1 - outputs * targets), elementwise, targets in {-1, 1}
+/// (optax.hinge_loss). Usage: `eqx::optim::hinge_loss(scores, signs)`
+inline Array hinge_loss(const Array& predictor_outputs, const Array& targets) {
+  detail::require_float(predictor_outputs, "hinge_loss", "predictor outputs");
+  return maximum(1.0 - predictor_outputs * targets, 0.0);
+}
+
+/// sum(targets * (log(targets) - log_predictions)) along `axis`, with
+/// 0 log 0 = 0 (optax.kl_divergence; predictions as log-probabilities).
+/// Usage: `eqx::optim::kl_divergence(eqx::nn::log_softmax(logits), probs)`
+inline Array kl_divergence(const Array& log_predictions, const Array& targets, std::int64_t axis = -1) {
+  detail::require_float(log_predictions, "kl_divergence", "log predictions");
+  detail::require_float(targets, "kl_divergence", "targets");
+  Array safe = where(targets == 0.0, 1.0, targets);  // log(1) = 0 where the target is 0 (no NaN gradient)
+  return sum(targets * (log(safe) - log_predictions), axis);
+}
+
+/// (1 - alpha) * labels + alpha / num_categories, the categories along the
+/// last axis (optax.smooth_labels). Usage: `eqx::optim::smooth_labels(eqx::one_hot(y, 10, eqx::float32), 0.1)`
+inline Array smooth_labels(const Array& labels, double alpha) {
+  detail::require_float(labels, "smooth_labels", "labels");
+  if (labels.ndim() == 0)
+    throw ShapeError("eqx::optim::smooth_labels: labels are " + AbstractArray{labels.shape(), labels.dtype()}.str() +
+                     "; they need a category axis (the last)");
+  const auto n = static_cast<double>(labels.shape()[labels.ndim() - 1]);
+  return (1.0 - alpha) * labels + alpha / n;
+}
+
+/// softmax_cross_entropy + epsilon * sum(labels * (1 - softmax(logits)))
+/// over the class axis (optax.poly_loss_cross_entropy, PolyLoss' Poly-1).
+/// Usage: `eqx::optim::poly_loss_cross_entropy(logits, eqx::one_hot(y, 10), 2.0)`
+inline Array poly_loss_cross_entropy(const Array& logits, const Array& labels, double epsilon = 2.0,
+                                     std::int64_t axis = -1) {
+  detail::require_float(logits, "poly_loss_cross_entropy", "logits");
+  detail::require_float(labels, "poly_loss_cross_entropy", "labels");
+  Array one_minus_pt = sum(labels * (1.0 - nn::softmax(logits, axis)), axis);
+  return softmax_cross_entropy(logits, labels, axis) + epsilon * one_minus_pt;
 }
 
 }  // namespace eqx::optim

@@ -12,6 +12,7 @@
 // hyperparameters themselves (plain numbers) happen when the schedule is
 // built. Formulas and defaults are Optax's (optax/schedules/).
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -142,6 +143,118 @@ inline Schedule warmup_cosine_decay_schedule(double init_value, double peak_valu
   return join_schedules({linear_schedule(init_value, peak_value, warmup_steps),
                          cosine_decay_schedule(peak_value, decay_steps - warmup_steps, alpha, exponent)},
                         {warmup_steps});
+}
+
+
+/// Linear warmup from init_value to peak_value over warmup_steps, then
+/// exponential_decay from peak_value (its count starting at warmup_steps)
+/// (optax.warmup_exponential_decay_schedule).
+/// Usage: `auto lr = eqx::optim::warmup_exponential_decay_schedule(0.0, 1e-3, 100, 1000, 0.5);`
+inline Schedule warmup_exponential_decay_schedule(double init_value, double peak_value, std::int64_t warmup_steps,
+                                                  std::int64_t transition_steps, double decay_rate,
+                                                  ExponentialDecayOptions opts = {}) {
+  return join_schedules({linear_schedule(init_value, peak_value, warmup_steps),
+                         exponential_decay(peak_value, transition_steps, decay_rate, opts)},
+                        {warmup_steps});
+}
+
+/// How piecewise_interpolate_schedule moves between its boundary values.
+enum class Interpolation { linear, cosine };
+
+/// Starts at init_value; each boundary's scale multiplies the value reached
+/// there, and between boundaries the value moves from one to the next
+/// linearly or along a half cosine (optax.piecewise_interpolate_schedule).
+/// Scales must be non-negative.
+/// Usage: `eqx::optim::piecewise_interpolate_schedule(eqx::optim::Interpolation::cosine, 1.0, {{100, 0.1}})`
+inline Schedule piecewise_interpolate_schedule(Interpolation interpolation, double init_value,
+                                               std::map<std::int64_t, double> boundaries_and_scales = {}) {
+  std::vector<std::int64_t> bounds{0};
+  std::vector<double> vals{init_value};
+  for (const auto& [b, sc] : boundaries_and_scales) {
+    if (sc < 0)
+      throw ValueError("eqx::optim::piecewise_interpolate_schedule: the scale at boundary " + std::to_string(b) +
+                       " is " + std::to_string(sc) + "; scales must be non-negative");
+    bounds.push_back(b);
+    vals.push_back(vals.back() * sc);
+  }
+  return Schedule([=](const Array& count, DType d) {
+    Array out = full(Shape{}, 0.0, d);
+    for (std::size_t i = 0; i + 1 < bounds.size(); ++i) {
+      const auto lo = static_cast<std::int32_t>(bounds[i]), hi = static_cast<std::int32_t>(bounds[i + 1]);
+      const double size = static_cast<double>(std::max<std::int64_t>(bounds[i + 1] - bounds[i], 1));
+      Array pct = astype(count - lo, d) / size;
+      Array v = interpolation == Interpolation::linear
+                    ? (vals[i + 1] - vals[i]) * pct + vals[i]
+                    : vals[i + 1] + (vals[i] - vals[i + 1]) / 2.0 * (cos(std::numbers::pi * pct) + 1.0);
+      out = where(logical_and(count >= lo, count < hi), v, out);
+    }
+    return where(count >= static_cast<std::int32_t>(bounds.back()), full(Shape{}, vals.back(), d), out);
+  });
+}
+
+/// onecycle schedules' keyword arguments.
+struct OnecycleOptions {
+  double pct_start = 0.3;            ///< fraction of the steps spent rising to peak_value
+  double pct_final = 0.85;           ///< linear_onecycle: where the fall back to the start value ends
+  double div_factor = 25.0;          ///< the start value is peak_value / div_factor
+  double final_div_factor = 1e4;     ///< the last value is the start value / final_div_factor
+};
+
+/// One cycle with linear pieces: peak/div -> peak at pct_start, back to
+/// peak/div at pct_final, down to peak/(div * final_div) at transition_steps
+/// (optax.linear_onecycle_schedule).
+/// Usage: `auto lr = eqx::optim::linear_onecycle_schedule(1000, 0.1);`
+inline Schedule linear_onecycle_schedule(std::int64_t transition_steps, double peak_value, OnecycleOptions opts = {}) {
+  if (transition_steps <= 0)
+    throw ValueError("eqx::optim::linear_onecycle_schedule: transition_steps is " + std::to_string(transition_steps) +
+                     "; it must be positive");
+  std::map<std::int64_t, double> b;
+  b[static_cast<std::int64_t>(opts.pct_start * static_cast<double>(transition_steps))] = opts.div_factor;
+  b[static_cast<std::int64_t>(opts.pct_final * static_cast<double>(transition_steps))] = 1.0 / opts.div_factor;
+  b[transition_steps] = 1.0 / opts.final_div_factor;
+  return piecewise_interpolate_schedule(Interpolation::linear, peak_value / opts.div_factor, b);
+}
+
+/// One cycle with half-cosine pieces: peak/div -> peak at pct_start, then
+/// down to peak/(div * final_div) at transition_steps (optax.cosine_onecycle_schedule;
+/// pct_final is not used).
+/// Usage: `auto lr = eqx::optim::cosine_onecycle_schedule(1000, 0.1);`
+inline Schedule cosine_onecycle_schedule(std::int64_t transition_steps, double peak_value, OnecycleOptions opts = {}) {
+  if (transition_steps <= 0)
+    throw ValueError("eqx::optim::cosine_onecycle_schedule: transition_steps is " + std::to_string(transition_steps) +
+                     "; it must be positive");
+  std::map<std::int64_t, double> b;
+  b[static_cast<std::int64_t>(opts.pct_start * static_cast<double>(transition_steps))] = opts.div_factor;
+  b[transition_steps] = 1.0 / (opts.div_factor * opts.final_div_factor);
+  return piecewise_interpolate_schedule(Interpolation::cosine, peak_value / opts.div_factor, b);
+}
+
+/// One cycle of sgdr_schedule: warmup_cosine_decay_schedule's arguments.
+struct WarmupCosineDecayArgs {
+  double init_value = 0.0;
+  double peak_value = 0.0;
+  std::int64_t warmup_steps = 0;
+  std::int64_t decay_steps = 0;
+  double end_value = 0.0;
+  double exponent = 1.0;
+};
+
+/// Warm restarts (optax.sgdr_schedule): warmup_cosine_decay cycles one after
+/// another, each restarting its count where the previous one's decay_steps end.
+/// Usage: `eqx::optim::sgdr_schedule({{.peak_value = 0.1, .warmup_steps = 10, .decay_steps = 100}, {.peak_value = 0.05, .warmup_steps = 10, .decay_steps = 200}})`
+inline Schedule sgdr_schedule(const std::vector<WarmupCosineDecayArgs>& cycles) {
+  if (cycles.empty()) throw ValueError("eqx::optim::sgdr_schedule: no cycles were given");
+  std::vector<Schedule> schedules;
+  std::vector<std::int64_t> boundaries;
+  std::int64_t step = 0;
+  for (const WarmupCosineDecayArgs& c : cycles) {
+    schedules.push_back(warmup_cosine_decay_schedule(c.init_value, c.peak_value, c.warmup_steps, c.decay_steps,
+                                                     c.end_value, c.exponent));
+    step += c.decay_steps;
+    boundaries.push_back(step);
+  }
+  boundaries.pop_back();
+  return join_schedules(std::move(schedules), std::move(boundaries));
 }
 
 }  // namespace eqx::optim
