@@ -31,5 +31,6 @@
 #include "eqx/transform/while_loop.hpp"
 #include "eqx/debug.hpp"
 #include "eqx/nn.hpp"
+#include "eqx/optim.hpp"
 #include "eqx/errors.hpp"
 #include "eqx/tree.hpp"

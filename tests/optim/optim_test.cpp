@@ -510,3 +510,14 @@ TEST_CASE("optim: loss misuse", "[optim][loss][errors]") {
   CHECK(message_of<eqx::DTypeError>([] { optim::l2_loss(eqx::array({1, 2})); }) ==
         "eqx::optim::l2_loss: predictions have dtype int32; they must be float32 or float64");
 }
+
+TEST_CASE("optim: a bare Array as the parameters (no struct around it)", "[optim]") {
+  // Adam on f(p) = sum(p^2) / 2 (gradient p) from p = [1, -2]: after one step each element moves by -lr
+  // (the first Adam step is lr * g / (|g| + eps) = lr * sign(g)).
+  eqx::Array p = eqx::array({1.0, -2.0});
+  auto opt = eqx::optim::adam(0.1);
+  auto state = opt.init(p);
+  auto [updates, next] = opt.update(p, state, p);
+  eqx_test::check(eqx::apply_updates(p, updates), {2}, std::vector<double>{1.0 - 0.1 * (1 / (1 + 1e-8)), -2.0 + 0.1 * (2 / (2 + 1e-8))});
+  CHECK(std::get<0>(next).count.item<std::int32_t>() == 1);
+}

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -203,6 +204,17 @@ inline Array safe_increment(const Array& count) {
 /// The initial step count: int32 zero.
 inline Array zero_count() { return zeros(Shape{}, int32); }
 
+/// Records the float dtypes of a tree's Array leaves (for PerDType::prime).
+struct FloatDTypes : eqx::detail::ArrayLeafVisitor {
+  std::optional<DType> narrow;  // the first float leaf's dtype other than float64
+  bool f64 = false;
+  bool array(const TreePath&, const Array& a) {
+    if (a.has_value() && a.dtype() == float64) f64 = true;
+    else if (a.has_value() && is_floating(a.dtype()) && !narrow) narrow = a.dtype();
+    return true;
+  }
+};
+
 /// A scalar of each float dtype, made at most once per update.
 class PerDType {
  public:
@@ -211,6 +223,20 @@ class PerDType {
     Array& slot = d == float64 ? f64_ : f32_;
     if (!slot.has_value()) slot = make_(d);
     return slot;
+  }
+  /// Makes the scalar now for each float dtype among `tree`'s leaves. Call it
+  /// before map_leaves when every leaf uses the scalar: made lazily, inside
+  /// the first leaf's function, the scalar's equations land between that
+  /// leaf's elementwise equations in a traced graph and split its fused
+  /// region in two (the first leaf's update was then three kernels).
+  template <class P>
+  PerDType& prime(const P& tree) {
+    FloatDTypes seen;
+    TreePath path;
+    eqx::detail::visit_tree(seen, path, tree);
+    if (seen.narrow) get(*seen.narrow);
+    if (seen.f64) get(float64);
+    return *this;
   }
 
  private:
@@ -239,7 +265,7 @@ P full_like(const P& params, double value) {
 /// Optimiser-state zeros: float leaves of `params` as zeros, None elsewhere.
 template <class P>
 P zeros_like(const P& params) {
-  return full_like(params, 0.0);
+  return detail::full_like(params, 0.0);  // qualified: eqx::full_like is found by ADL for an Array
 }
 /// None at every leaf (the state of a disabled part, such as sgd without momentum).
 struct NonesBuilder {
