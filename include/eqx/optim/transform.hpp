@@ -146,6 +146,7 @@ struct ScaleByLearningRate {
       throw ValueError("eqx::optim::scale_by_learning_rate: the learning rate is a schedule but the state has no "
                        "step count; the state comes from an optimiser with a constant learning rate");
     detail::PerDType lr([&](DType d) { return learning_rate.at(state.count, d) * m; });
+    if (learning_rate.is_schedule()) lr.prime(updates);  // before the leaves, for fusion (see PerDType::prime)
     const double c = m * learning_rate.value();
     auto [u] = detail::map_leaves<1>(
         "eqx::optim::scale_by_learning_rate",
@@ -205,6 +206,9 @@ struct ScaleByAdam {
     detail::PerDType bc1_next(
         [&](DType d) { return detail::bias_denominator(o.b1, detail::safe_increment(count), d); });
     detail::PerDType bc2([&](DType d) { return detail::bias_denominator(o.b2, count, d); });
+    bc1.prime(updates);  // before the leaves: keeps each leaf's update one fused region when jitted
+    bc2.prime(updates);
+    if (o.nesterov) bc1_next.prime(updates);
     auto [u, mu, nu] = detail::map_leaves<3>(
         "eqx::optim::scale_by_adam",
         [&](const TreePath&, const Array& g, const Array& m, const Array& v) {
@@ -570,6 +574,7 @@ struct AddDecayedWeights {
       throw ValueError("eqx::optim::add_decayed_weights: the weight decay is a schedule but the state has no step "
                        "count; the state comes from an optimiser with a constant weight decay");
     detail::PerDType wd([&](DType d) { return weight_decay.at(state.count, d); });
+    wd.prime(updates);  // before the leaves, for fusion (see PerDType::prime)
     auto [u] = detail::map_leaves<1>(
         "eqx::optim::add_decayed_weights",
         [&](const TreePath& path, const Array& g, const Array& p) {
