@@ -7,8 +7,10 @@
 //   auto [updates, new_state] = opt.update(grads, opt_state, model);
 //   model = eqx::apply_updates(model, updates);
 
+#include "eqx/optim/adaptive.hpp"
 #include "eqx/optim/alias.hpp"
 #include "eqx/optim/base.hpp"
+#include "eqx/optim/blockwise.hpp"
 #include "eqx/optim/loss.hpp"
 #include "eqx/optim/schedule.hpp"
 #include "eqx/optim/transform.hpp"

@@ -16,7 +16,9 @@
 #include <limits>
 #include <optional>
 
+#include "eqx/optim/adaptive.hpp"
 #include "eqx/optim/base.hpp"
+#include "eqx/optim/blockwise.hpp"
 #include "eqx/optim/transform.hpp"
 #include "eqx/optim/wrappers.hpp"
 
