@@ -3,26 +3,15 @@
 #include <eqx/eqx.hpp>
 #include <fmt/core.h>
 
-// 1. A model is a plain struct. Its Array fields are the leaves that
-//    filter_jit traces; `activation` is a static leaf, part of the cache key.
-struct Mlp {
-  std::vector<eqx::Array> weights;  // [out, in], as PyTorch's Linear
-  std::vector<eqx::Array> biases;
-  bool relu = true;
+namespace nn = eqx::nn;
 
-  eqx::Array operator()(eqx::Array h) const {
-    for (std::size_t i = 0; i < weights.size(); ++i) {
-      h = eqx::matmul(weights[i], h) + biases[i];
-      if (i + 1 < weights.size()) h = relu ? eqx::maximum(h, 0.0f) : eqx::tanh(h);
-    }
-    return h;
-  }
-};
+// 1. A model is a plain struct: here an nn::MLP 4 -> 8 -> 2. Its Array
+//    fields (the Linear layers' weights and biases) are the leaves that
+//    filter_jit traces; its `activation` (a function pointer) and its sizes
+//    are static leaves, part of the cache key.
 
 int main() {
-  auto k = eqx::random::split_keys(eqx::random::key(42), 4);
-  Mlp model{{eqx::random::normal(k[0], {8, 4}), eqx::random::normal(k[1], {2, 8})},
-            {eqx::random::normal(k[2], {8}), eqx::random::normal(k[3], {2})}};
+  const nn::MLP model = nn::MLP::init(4, 2, /*width=*/8, /*depth=*/1, eqx::random::key(42));  // relu by default
   eqx::Array x = eqx::ones({4});
 
   // 2. What the function traces to, before any optimisation.
@@ -31,21 +20,22 @@ int main() {
   // 3. Jit it. The first call traces and compiles; the add and the relu of
   //    each hidden layer become one fused, tiled loop.
   auto forward = eqx::filter_jit(eqx::debug::assert_max_traces(
-      [](const Mlp& m, const eqx::Array& x) { return m(x); }, 2, "forward"));
+      [](const nn::MLP& m, const eqx::Array& x) { return m(x); }, 2, "forward"));
   fmt::print("jit:   {}\neager: {}\n", forward(model, x), model(x));
   fmt::print("compiled:\n{}\n", forward.plan(model, x).graph());
   fmt::print("arena: {} bytes for {} intermediates\n\n", forward.plan(model, x).memory_stats().arena_bytes,
              forward.plan(model, x).memory_stats().num_intermediates);
 
   // 4. New values with the same shapes reuse the plan; a new static value
-  //    (relu -> tanh) is a new key and traces again.
+  //    (the activation relu -> tanh, swapped in with tree_at) is a new key
+  //    and traces again.
   forward(model, eqx::zeros({4}));
-  Mlp tanh_model = model;
-  tanh_model.relu = false;
+  const nn::MLP tanh_model =
+      eqx::tree_at([](nn::MLP& m) -> auto& { return m.activation; }, model, nn::Activation(eqx::tanh));
   forward(tanh_model, x);
   fmt::print("traces so far: {}\n", eqx::debug::get_num_traces(forward));
   try {
-    forward(model, eqx::ones({4}, eqx::float64));  // a third trace: assert_max_traces says what changed
+    forward(tanh_model, eqx::ones({4}, eqx::float64));  // a third trace: assert_max_traces says what changed
   } catch (const eqx::TraceError& e) {
     fmt::print("TraceError: {}\n\n", e.what());
   }

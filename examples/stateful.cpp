@@ -17,8 +17,10 @@
 //      state is shared (eqx::none) and comes back unbatched (out_axes none);
 //      the axis name "batch" is the one the BatchNorms average over;
 //   4. filter_value_and_grad(..., has_aux) returning the new state as aux,
-//      inside one filter_jit training step (plain SGD written with
-//      eqx::tree_map, since eqx::optim is not there yet);
+//      and an Optax optimiser (optim::adam) whose state is made from the
+//      model's parameters only: the layers' State is not optimised, it is
+//      threaded through the step beside the optimiser state. Gradient,
+//      update and apply_updates are one filter_jit'd step;
 //   5. inference: eqx::nn::inference_mode flips every `inference` flag, so
 //      BatchNorm uses its running statistics and SpectralNorm freezes (u, v).
 //
@@ -37,6 +39,7 @@
 #include <eqx/eqx.hpp>
 
 namespace nn = eqx::nn;
+namespace optim = eqx::optim;
 using eqx::Array;
 
 // This model is a mish-mash of stateful and non-stateful layers for
@@ -78,16 +81,19 @@ std::pair<Array, nn::State> compute_loss(const Model& model, const nn::State& st
   return {eqx::mean(eqx::square(pred_ys - ys)), new_state};
 }
 
-constexpr float learning_rate = 0.1f;
+constexpr double learning_rate = 3e-3;
+const auto optimiser = optim::adam(learning_rate);
 
-// One full-batch SGD step, compiled once. has_aux: compute_loss returns
+// One full-batch Adam step, compiled once. has_aux: compute_loss returns
 // (loss, state); the gradient is taken of the loss only, with respect to
-// the model (the first argument), and the state comes back as aux.
-auto make_step = eqx::filter_jit([](const Model& model, const nn::State& state, const Array& xs, const Array& ys) {
+// the model (the first argument), and the state comes back as aux. Two
+// states go in and come out: the layers' (nn::State) and Adam's.
+auto make_step = eqx::filter_jit([](const Model& model, const nn::State& state, const auto& opt_state, const Array& xs,
+                                    const Array& ys) {
   auto [loss_and_state, grads] = eqx::filter_value_and_grad(compute_loss, eqx::has_aux)(model, state, xs, ys);
   auto [loss, new_state] = loss_and_state;
-  Model updated = eqx::apply_updates(model, eqx::tree_map([](const Array& g) { return g * -learning_rate; }, grads));
-  return std::tuple{updated, new_state, loss};
+  auto [updates, new_opt_state] = optimiser.update(grads, opt_state, eqx::filter(model, eqx::is_inexact_array));
+  return std::tuple{eqx::apply_updates(model, updates), new_state, new_opt_state, loss};
 });
 
 // Inference: no state update is wanted, so the returned state is dropped.
@@ -120,11 +126,14 @@ int main() {
   const Array test_xs = eqx::random::uniform(keys[2], {test_dataset_size, 3}, eqx::float32, -2.0, 2.0);
   const Array test_ys = eqx::sin(test_xs) + 1.0f;
 
+  // Adam's moments are made from the parameters, the model's Arrays: not
+  // from the layers' State (make_with_state emptied every StateIndex).
+  auto opt_state = optimiser.init(eqx::filter(model, eqx::is_inexact_array));
+
   float first_loss = 0, last_loss = 0;
   for (int step = 0; step < steps; ++step) {
-    auto [next_model, next_state, loss] = make_step(model, state, xs, ys);
-    model = std::move(next_model);
-    state = std::move(next_state);
+    Array loss;
+    std::tie(model, state, opt_state, loss) = make_step(model, state, opt_state, xs, ys);
     last_loss = loss.item<float>();
     if (step == 0) first_loss = last_loss;
     if (step % 50 == 0 || step == steps - 1) fmt::print("step {:3d}  train loss {:.5f}\n", step, last_loss);

@@ -16,6 +16,8 @@
 #include <eqx/io.hpp>
 #include <eqx/tree.hpp>
 
+#include "check.hpp"
+
 namespace {
 
 struct Linear {
@@ -193,8 +195,22 @@ TEST_CASE("files are written atomically, with Equinox's default suffix", "[io]")
   int files = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
   CHECK(files == 2);  // no temporary files left behind
-  CHECK_THROWS_WITH(eqx::tree_deserialise_leaves(dir / "missing.eqx", model(0.f)), Catch::Contains("cannot open"));
-  CHECK_THROWS_AS(eqx::tree_serialise_leaves(dir / "no_such_dir" / "m.eqx", model(0.f)), eqx::IOError);
+  CHECK(eqx_test::message_of<eqx::IOError>([&] { eqx::tree_deserialise_leaves(dir / "missing.eqx", model(0.f)); }) ==
+        "eqx::tree_deserialise_leaves: cannot open " + (dir / "missing.eqx").string());
+  const std::string no_dir = (dir / "no_such_dir" / "m.eqx").string();
+  CHECK_THAT(eqx_test::message_of<eqx::IOError>([&] { eqx::tree_serialise_leaves(no_dir, model(0.f)); }),
+             Catch::StartsWith("eqx::tree_serialise_leaves: cannot open " + no_dir + ".tmp") &&
+                 Catch::EndsWith(" for writing"));
+  // A target that cannot be replaced (a non-empty folder) fails at the rename: the old
+  // contents stay, no temporary file is left, and the error is an eqx::IOError.
+  std::filesystem::create_directories(dir / "taken.eqx" / "inside");
+  CHECK_THAT(eqx_test::message_of<eqx::IOError>([&] { eqx::tree_serialise_leaves(dir / "taken.eqx", model(0.f)); }),
+             Catch::StartsWith("eqx::tree_serialise_leaves: cannot rename " + (dir / "taken.eqx").string() + ".tmp") &&
+                 Catch::Contains(" to " + (dir / "taken.eqx").string() + ": "));
+  CHECK(std::filesystem::exists(dir / "taken.eqx" / "inside"));
+  files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++files;
+  CHECK(files == 3);
   std::filesystem::remove_all(dir);
 }
 

@@ -165,6 +165,30 @@ inline std::filesystem::path with_default_suffix(std::filesystem::path p) {
   return p;
 }
 
+/// Writes a file through a temporary file in the same folder, renamed at the
+/// end, so a failed write never leaves a half-written or lost file.
+template <class F>
+void write_file_atomically(const std::filesystem::path& target, const std::string& who, F&& write) {
+  std::filesystem::path tmp = target;
+  tmp += ".tmp" + std::to_string(std::random_device{}());
+  try {
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) throw IOError(who + ": cannot open " + tmp.string() + " for writing");
+      write(out);
+      out.flush();
+      if (!out) throw IOError(who + ": writing " + tmp.string() + " failed (disk full?)");
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, target, ec);
+    if (ec) throw IOError(who + ": cannot rename " + tmp.string() + " to " + target.string() + ": " + ec.message());
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
 }  // namespace detail
 
 /// Writes the leaves of `tree` to a stream, in Equinox's format.
@@ -183,23 +207,8 @@ void tree_serialise_leaves(std::ostream& out, const T& tree) {
 /// Usage: `eqx::tree_serialise_leaves("model.eqx", model);`
 template <class T>
 void tree_serialise_leaves(const std::filesystem::path& file, const T& tree) {
-  const std::filesystem::path target = detail::with_default_suffix(file);
-  std::filesystem::path tmp = target;
-  tmp += ".tmp" + std::to_string(std::random_device{}());
-  try {
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      if (!out) throw IOError("eqx::tree_serialise_leaves: cannot open " + tmp.string() + " for writing");
-      tree_serialise_leaves(out, tree);
-      out.flush();
-      if (!out) throw IOError("eqx::tree_serialise_leaves: writing " + tmp.string() + " failed");
-    }
-    std::filesystem::rename(tmp, target);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
+  detail::write_file_atomically(detail::with_default_suffix(file), "eqx::tree_serialise_leaves",
+                                [&](std::ostream& out) { tree_serialise_leaves(out, tree); });
 }
 
 /// Reads leaves written by tree_serialise_leaves (or by Equinox) into a tree
