@@ -21,8 +21,8 @@
 // the printed initial parameters are the notebook's, and the trained last
 // layer agrees with its printout to about three digits.
 //
-// eqx::partition takes a predicate; optim::tree_mask turns the filter_spec
-// tree into one (true where the spec's leaf is true).
+// The filter_spec is closed over by the jitted step, as the notebook's is a
+// global: it is concrete when partition reads it.
 //
 // Run: build/<dir>/examples/frozen_layer
 //
@@ -95,13 +95,12 @@ int main() {
   nn::MLP filter_spec = eqx::tree_map([](const Array&) { return eqx::array(false); }, model);
   filter_spec = eqx::tree_at([](nn::MLP& tree) { return std::tie(tree.layers.back().weight, tree.layers.back().bias); },
                              filter_spec, std::tuple{eqx::array(true), eqx::array(true)});
-  const auto trainable = optim::tree_mask(filter_spec);  // the spec as a predicate for partition
 
   // Step 3: the step. Gradients of diff_model only; sgd needs no params.
   const auto optimiser = optim::sgd(learning_rate);
   auto make_step = eqx::filter_jit(
-      [trainable, optimiser](const nn::MLP& model, const Array& x, const Array& y, const auto& opt_state) {
-        auto [diff_model, static_model] = eqx::partition(model, trainable);
+      [filter_spec, optimiser](const nn::MLP& model, const Array& x, const Array& y, const auto& opt_state) {
+        auto [diff_model, static_model] = eqx::partition(model, filter_spec);
         auto [value, grads] = eqx::filter_value_and_grad(loss)(diff_model, static_model, x, y);
         auto [updates, new_opt_state] = optimiser.update(grads, opt_state);
         return std::tuple{eqx::apply_updates(model, updates), new_opt_state, value};
@@ -134,8 +133,8 @@ int main() {
 
   // The same partition splits the models before and after training: the
   // frozen halves must be identical, the trained halves must differ.
-  const auto [trained_before, frozen_before] = eqx::partition(original_model, trainable);
-  const auto [trained_after, frozen_after] = eqx::partition(model, trainable);
+  const auto [trained_before, frozen_before] = eqx::partition(original_model, filter_spec);
+  const auto [trained_after, frozen_after] = eqx::partition(model, filter_spec);
   bool ok = true;
   auto check = [&](bool cond, const std::string& what) {
     fmt::print("{} {}\n", cond ? "ok  " : "FAIL", what);

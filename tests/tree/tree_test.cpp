@@ -15,6 +15,19 @@
 
 namespace {
 
+/// The what() of the E that f() throws, or "(no exception)" (tests/check.hpp
+/// has the same, but this file is also compiled by Clang 14, which lacks
+/// the std::source_location that check.hpp uses).
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
 struct Linear {
   eqx::Array weight, bias;
 };
@@ -235,6 +248,35 @@ TEST_CASE("filter, partition and combine", "[tree]") {
   CHECK(paths_of(frozen) == std::vector<std::string>{".layers[0].weight", ".layers[0].bias"});
   CHECK(eqx::tree_equal(eqx::combine(trainable, frozen), m));
   CHECK(eqx::tree_leaves(eqx::filter(m, eqx::is_array)).size() == 4);
+}
+
+TEST_CASE("filter and partition with a filter_spec tree, as Equinox's frozen-layer example", "[tree]") {
+  MLP m = mlp();
+  // false everywhere, then true at the last layer (a non-const spec too: it must not be taken for a predicate).
+  MLP spec = eqx::tree_map([](const eqx::Array&) { return eqx::array(false); }, m);
+  spec = eqx::tree_at([](MLP& t) { return std::tie(t.layers.back().weight, t.layers.back().bias); }, spec,
+                      std::tuple{eqx::array(true), eqx::array(true)});
+  auto [diff, rest] = eqx::partition(m, spec);
+  CHECK(paths_of(diff) == std::vector<std::string>{".layers[1].weight", ".layers[1].bias"});
+  CHECK(paths_of(rest) == std::vector<std::string>{".layers[0].weight", ".layers[0].bias"});
+  CHECK(eqx::tree_equal(eqx::combine(diff, rest), m));
+  CHECK(diff.width == m.width);  // static leaves stay in both halves
+  // A None spec leaf selects nothing.
+  spec.layers[1].bias = eqx::Array{};
+  CHECK(paths_of(eqx::filter(m, spec)) == std::vector<std::string>{".layers[1].weight"});
+  CHECK(paths_of(eqx::filter(m, spec, /*inverse=*/true)) ==
+        std::vector<std::string>{".layers[0].weight", ".layers[0].bias", ".layers[1].bias"});
+  // A spec leaf that is not a bool scalar.
+  spec.layers[0].weight = eqx::array({1.f, 0.f});
+  CHECK(message_of<eqx::DTypeError>([&] { eqx::filter(m, spec); }) ==
+        "eqx::filter: the filter_spec leaf at .layers[0].weight is f32[2]; a filter_spec holds eqx::array(true) or "
+        "eqx::array(false) (or None) at each leaf");
+  // A traced spec (passed into the jitted function instead of closed over).
+  spec.layers[0].weight = eqx::array(false);
+  auto jitted = eqx::filter_jit([](const MLP& model, const MLP& s) { return eqx::filter(model, s); });
+  CHECK(message_of<eqx::ConcretizationError>([&] { jitted(m, spec); }) ==
+        "eqx::filter: the filter_spec leaf at .layers[0].weight is traced; build the filter_spec outside the jitted "
+        "function, or close over it");
 }
 
 TEST_CASE("tree_equal compares structure, statics, shapes, dtypes and values", "[tree]") {
