@@ -227,3 +227,44 @@ TEST_CASE("batch_indices: a permutation cut into equal batches", "[data]") {
   CHECK(message_of<eqx::ValueError>([&] { eqx::data::batch_indices(key, 10, 0); }) ==
         "eqx::data::batch_indices: batch_size must be positive, got 0");
 }
+
+TEST_CASE("mutated and truncated IDX files never crash the reader", "[data][fuzz]") {
+  TempDir dir;
+  std::vector<unsigned char> pixels(300);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i * 13);
+  const auto valid = idx_bytes(0x08, {3, 10, 10}, pixels);
+  write_gzip(dir.path / "valid.gz", valid);
+  const auto valid_gz = read_all(dir.path / "valid.gz");
+  std::mt19937 rng(1234);
+  const fs::path p = dir.path / "mutant";
+  int loaded = 0, refused = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    auto bytes = trial % 2 ? valid : valid_gz;
+    switch (rng() % 3) {
+      case 0:  // truncate
+        bytes.resize(rng() % bytes.size());
+        break;
+      case 1:  // flip a few bytes, mostly in the header
+        for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k)
+          bytes[rng() % std::min<std::size_t>(bytes.size(), rng() % 2 ? 24 : bytes.size())] ^=
+              static_cast<unsigned char>(1 + rng() % 255);
+        break;
+      default:  // overwrite a dimension with a random (often huge) value
+        if (bytes.size() >= 16 && trial % 2) {
+          const std::size_t at = 4 + 4 * (rng() % 3);
+          for (int k = 0; k < 4; ++k) bytes[at + k] = static_cast<unsigned char>(rng());
+        }
+    }
+    write_plain(p, bytes);
+    try {
+      Array a = eqx::data::read_idx(p);
+      CHECK(a.size() * 1 <= static_cast<std::int64_t>(valid.size()));
+      ++loaded;
+    } catch (const eqx::Error&) {
+      ++refused;
+    }
+  }
+  CHECK(loaded + refused == 2000);
+  CHECK(refused > 1000);
+  CHECK(loaded > 50);  // some mutants stay valid (pixel flips, consistent truncations of nothing)
+}

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include <eqx/nn/activations.hpp>
 #include <eqx/nn/dropout.hpp>
 #include <eqx/nn/mlp.hpp>
+#include <eqx/nn/norm.hpp>
 #include <eqx/nn/sequential.hpp>
 
 #include "check.hpp"
@@ -324,6 +326,12 @@ TEST_CASE("nn::Sequential: the key is split into size() keys, layer i gets keys[
   auto jitted = eqx::filter_jit([](const decltype(seq)& s, const eqx::Array& x, const eqx::Array& key) { return s(x, key); });
   CHECK(eqx::tree_equal(jitted(seq, x, key), manual));
   CHECK(eqx::tree_equal(jitted(seq, x, eqx::random::key(12)), seq(x, eqx::random::key(12))));
+  // LayerNorm, GroupNorm and RMSNorm also take (x, state) and return {y, state}; a key (an Array) is not a state
+  // for them, so a Sequential holding one still returns y when called with a key.
+  const auto normed = nn::sequential(nn::LayerNorm::init(256), nn::RMSNorm::init(256), nn::GroupNorm::init(4, 256), d);
+  static_assert(std::is_same_v<decltype(normed(x, key)), eqx::Array>);
+  const std::vector<eqx::random::Key> keys4 = eqx::random::split_keys(key, 4);
+  CHECK(eqx::tree_equal(normed(x, key), d(normed.get<2>()(normed.get<1>()(normed.get<0>()(x))), keys4[3])));
 }
 
 TEST_CASE("nn::Sequential threads a state through stateful layers, in order, with their keys", "[nn]") {

@@ -22,6 +22,7 @@
 //   auto wn = eqx::nn::weight_norm(eqx::nn::Linear::init(3, 2, key));
 //   eqx::Array y = wn(x);                                     // the Linear with weight g * v / ||v||
 
+#include <concepts>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -127,6 +128,7 @@ struct LayerNorm {
   /// The BatchNorm-compatible form: returns {y, state}, state unchanged.
   /// Usage: `auto [y, state2] = ln(x, state);`
   template <class State>
+    requires(!std::same_as<State, Array>)  // an Array second argument is a key (nn::Sequential passes one)
   std::pair<Array, State> operator()(const Array& x, State state) const {
     return {(*this)(x), std::move(state)};
   }
@@ -191,6 +193,7 @@ struct GroupNorm {
 
   /// The BatchNorm-compatible form: returns {y, state}, state unchanged.
   template <class State>
+    requires(!std::same_as<State, Array>)  // an Array second argument is a key (nn::Sequential passes one)
   std::pair<Array, State> operator()(const Array& x, State state) const {
     return {(*this)(x), std::move(state)};
   }
@@ -242,6 +245,7 @@ struct RMSNorm {
 
   /// The BatchNorm-compatible form: returns {y, state}, state unchanged.
   template <class State>
+    requires(!std::same_as<State, Array>)  // an Array second argument is a key (nn::Sequential passes one)
   std::pair<Array, State> operator()(const Array& x, State state) const {
     return {(*this)(x), std::move(state)};
   }
