@@ -12,6 +12,8 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
+#include <type_traits>
 #include <utility>
 
 #include <eqx/eqx.hpp>
@@ -188,9 +190,13 @@ TEST_CASE("nn::LayerNorm/GroupNorm/RMSNorm under filter_vmap and filter_jit; the
   auto [gy, gstate] = gn(grows[0], 42);
   CHECK(gstate == 42);
   check_close(gy, gn(grows[0]), 0, "GroupNorm(x, state)");
-  auto [ry, rstate] = rms(eqx::take(rxs, eqx::array(0), 0), eqx::array(1.f));
-  CHECK(rstate.item<float>() == 1.f);
+  auto [ry, rstate] = rms(eqx::take(rxs, eqx::array(0), 0), std::vector<int>{1, 2});
+  CHECK(rstate == std::vector<int>{1, 2});
   check_close(ry, rrows[0], 0, "RMSNorm(x, state)");
+  // An Array second argument is a key (what nn::Sequential passes), never a state.
+  static_assert(!std::is_invocable_v<const nn::LayerNorm&, const eqx::Array&, const eqx::Array&>);
+  static_assert(!std::is_invocable_v<const nn::GroupNorm&, const eqx::Array&, const eqx::Array&>);
+  static_assert(!std::is_invocable_v<const nn::RMSNorm&, const eqx::Array&, const eqx::Array&>);
 }
 
 TEST_CASE("nn::LayerNorm/GroupNorm/RMSNorm misuse messages", "[nn]") {
