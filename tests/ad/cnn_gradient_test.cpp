@@ -284,6 +284,74 @@ TEST_CASE("reduce_window_max sends each window's gradient to its first maximum",
   }
 }
 
+TEST_CASE("select_and_gather_add and select_and_scatter_add: values, one equation each, misuse", "[ad]") {
+  using eqx_test::check;
+  // Operand [1, 7, 2] padded (2, 1), window 2, stride 2: the padded row [-inf, -inf, 1, 7, 2, -inf] has windows
+  // [-inf, -inf] (wholly padding), [1, 7] and [2, -inf].
+  const eqx::Params p = eqx::detail::window_params({2}, {2}, {2, 1}, {1});
+  const Array x = eqx::array({1.0, 7.0, 2.0});
+  check(eqx::bind1(eqx::prim::select_and_gather_add, {eqx::array({10.0, 20.0, 30.0}), x}, p), {3},
+        std::vector<double>{0, 20, 30});  // a window wholly in the padding gathers 0
+  check(eqx::bind1(eqx::prim::select_and_scatter_add, {eqx::array({100.0, 200.0, 300.0}), x}, p), {3},
+        std::vector<double>{0, 200, 300});  // and scatters nowhere
+  // Overlapping windows add into one element: [5, 1, 5, 0] windows of 2, stride 1 pick x0, x2, x2.
+  const eqx::Params overlap = eqx::detail::window_params({2}, {1}, {0, 0}, {1});
+  check(eqx::bind1(eqx::prim::select_and_scatter_add, {eqx::array({1.0, 10.0, 100.0}), eqx::array({5.0, 1.0, 5.0, 0.0})},
+                   overlap),
+        {4}, std::vector<double>{1, 0, 110, 0});
+
+  // The gradient of a max pool is one select_and_scatter_add (and its JVP one select_and_gather_add), not a
+  // chain of slices, compares and selects per window tap.
+  const Array images = eqx::random::normal(eqx::random::key(2), {2, 3, 6, 6});
+  auto pool_loss = [](const Array& a) { return eqx::sum(eqx::max_pool(a, {2, 2}, {1, 1})); };
+  int scatters = 0, window_prims = 0;
+  for (const eqx::Equation& eq : eqx::filter_make_jaxpr(eqx::filter_grad(pool_loss))(images).graph.equations) {
+    scatters += eq.prim->name() == "select_and_scatter_add";
+    window_prims += eq.prim->name() == "reduce_window_max" || eq.prim->name() == "select_and_scatter_add";
+  }
+  CHECK(scatters == 1);
+  CHECK(window_prims == 2);
+
+  // A batch large enough to be split across threads, against a plain loop over the windows (2x2, stride 1).
+  {
+    const int threads = eqx::num_threads();
+    eqx::set_num_threads(2);
+    const std::int64_t n = 16, c = 3, h = 20, w = 20;
+    const Array xs = eqx::random::normal(eqx::random::key(5), {n, c, h, w}, eqx::float64);
+    const Array src = eqx::random::normal(eqx::random::key(6), {n, c, h - 1, w - 1}, eqx::float64);
+    const eqx::Params pool = eqx::detail::window_params({1, 1, 2, 2}, {1, 1, 1, 1}, {0, 0, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 1});
+    const std::vector<double> xv = xs.to_vector<double>(), sv = src.to_vector<double>();
+    std::vector<double> scattered(xv.size(), 0.0), gathered(sv.size(), 0.0);
+    for (std::int64_t plane = 0; plane < n * c; ++plane)
+      for (std::int64_t i = 0; i + 1 < h; ++i)
+        for (std::int64_t j = 0; j + 1 < w; ++j) {
+          std::int64_t best = plane * h * w + i * w + j;
+          for (std::int64_t di = 0; di < 2; ++di)
+            for (std::int64_t dj = 0; dj < 2; ++dj) {
+              const std::int64_t at = plane * h * w + (i + di) * w + (j + dj);
+              if (xv[at] > xv[best]) best = at;
+            }
+          const std::int64_t out = plane * (h - 1) * (w - 1) + i * (w - 1) + j;
+          scattered[best] += sv[out];
+          gathered[out] = xv[best] * 2;  // gathering 2 * x at the maximum
+        }
+    check(eqx::bind1(eqx::prim::select_and_scatter_add, {src, xs}, pool), {n, c, h, w}, scattered);
+    check(eqx::bind1(eqx::prim::select_and_gather_add, {xs * 2.0, xs}, pool), {n, c, h - 1, w - 1}, gathered);
+    eqx::set_num_threads(threads);
+  }
+
+  const Array f32 = eqx::zeros({3}, eqx::float32);
+  CHECK(eqx_test::message_of<eqx::DTypeError>([&] { eqx::bind1(eqx::prim::select_and_gather_add, {f32, x}, p); }) ==
+        "eqx::select_and_gather_add: values f32[3] and operand f64[3] must have one floating-point dtype; it routes "
+        "gradients of reduce_window_max");
+  CHECK(eqx_test::message_of<eqx::ShapeError>(
+            [&] { eqx::bind1(eqx::prim::select_and_gather_add, {eqx::zeros({4}, eqx::float64), x}, p); }) ==
+        "eqx::select_and_gather_add: tangents f64[4] must have the operand's shape f64[3]");
+  CHECK(eqx_test::message_of<eqx::ShapeError>(
+            [&] { eqx::bind1(eqx::prim::select_and_scatter_add, {eqx::zeros({2}, eqx::float64), x}, p); }) ==
+        "eqx::select_and_scatter_add: source f64[2] must have one value per window, shape [3] for operand f64[3]");
+}
+
 TEST_CASE("conv and pooling rules differentiate again (second order)", "[ad]") {
   using eqx_test::check_grads;
   using eqx_test::random_f64;

@@ -96,6 +96,18 @@ inline std::vector<Row> conv_window_rows() {
                  return y * y;
                },
                {random_f64(seed++, {2, 2, 5, 5})}});
+  // reduce_window_max's JVP and VJP primitives themselves (linear in their first operand; the operand only
+  // chooses, so its derivative is zero away from ties).
+  t.push_back({"select_and_gather_add/padded-overlap",
+               [](const std::vector<Array>& v) {
+                 return eqx::bind1(eqx::prim::select_and_gather_add, {v[0], v[1]}, eqx::detail::window_params({1, 2, 3}, {1, 1, 2}, {0, 0, 1, 1, 0, 1}, {1, 1, 1}));
+               },
+               {random_f64(seed++, {2, 5, 6}), random_f64(seed++, {2, 5, 6})}});
+  t.push_back({"select_and_scatter_add/padded-overlap",
+               [](const std::vector<Array>& v) {
+                 return eqx::bind1(eqx::prim::select_and_scatter_add, {v[0], v[1]}, eqx::detail::window_params({1, 2, 3}, {1, 1, 2}, {0, 0, 1, 1, 0, 1}, {1, 1, 1}));
+               },
+               {random_f64(seed++, {2, 6, 3}), random_f64(seed++, {2, 5, 6})}});
   t.push_back({"reduce_window_sum/avg_pool",
                [](const std::vector<Array>& v) { return eqx::avg_pool(v[0], {3, 3}, {2, 2}, "SAME"); },
                {random_f64(seed++, {2, 2, 6, 7})}});

@@ -221,6 +221,11 @@ void compute_rows(std::vector<Row>& rows) {
   ROW("reduce_window_max/f32-same", Arrays{rnd(float32, {2, 3, 8, 9}, 60)},
       eqx::reduce_window(x[0], "max", {1, 1, 3, 2}, {1, 1, 2, 2}, "SAME"));
   ROW("reduce_window_max/u32-max_pool", Arrays{rnd(uint32, {1, 2, 6, 6}, 61)}, eqx::max_pool(x[0], {2, 2}, {2, 2}));
+  // reduce_window_max's JVP and VJP primitives, on a padded, overlapping, strided window ([2,5,6] -> [2,6,3]).
+  ROW("select_and_gather_add/f32-padded-overlap", (Arrays{rnd(float32, {2, 5, 6}, 64), rnd(float32, {2, 5, 6}, 65)}),
+      eqx::bind1(eqx::prim::select_and_gather_add, {x[0], x[1]}, eqx::detail::window_params({1, 2, 3}, {1, 1, 2}, {0, 0, 1, 1, 0, 1}, {1, 1, 1})));
+  ROW("select_and_scatter_add/f64-padded-overlap", (Arrays{rnd(float64, {2, 6, 3}, 66), rnd(float64, {2, 5, 6}, 67)}),
+      eqx::bind1(eqx::prim::select_and_scatter_add, {x[0], x[1]}, eqx::detail::window_params({1, 2, 3}, {1, 1, 2}, {0, 0, 1, 1, 0, 1}, {1, 1, 1})));
   ROW("reduce_window_sum/i32-dilated-padded", Arrays{rnd(int32, {5, 7}, 62)},
       eqx::reduce_window(x[0], "sum", {2, 2}, {1, 2}, eqx::Padding{{1, 0}, {2, 1}}, {1, 2}));
   ROW("reduce_window_sum/avg_pool-f64", Arrays{rnd(float64, {1, 2, 5, 5}, 63)},

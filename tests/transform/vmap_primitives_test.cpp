@@ -294,6 +294,11 @@ void conv_window_rows(std::vector<Row>& rows) {
   ROW("reduce_window_max/f32-same", Ops{R(float32, {2, 3, 6, 5})},
       eqx::reduce_window(x[0], "max", {1, 1, 3, 2}, {1, 1, 2, 2}, "SAME"));
   ROW("reduce_window_max/u32-max_pool", Ops{R(uint32, {1, 2, 6, 6})}, eqx::max_pool(x[0], {2, 2}, {2, 2}));
+  // reduce_window_max's JVP and VJP primitives, on a padded, overlapping, strided window ([2,5,6] -> [2,6,3]).
+  ROW("select_and_gather_add/f32-padded-overlap", (Ops{R(float32, {2, 5, 6}), R(float32, {2, 5, 6})}),
+      eqx::bind1(eqx::prim::select_and_gather_add, {x[0], x[1]}, eqx::detail::window_params({1, 2, 3}, {1, 1, 2}, {0, 0, 1, 1, 0, 1}, {1, 1, 1})));
+  ROW("select_and_scatter_add/f64-padded-overlap", (Ops{R(float64, {2, 6, 3}), R(float64, {2, 5, 6})}),
+      eqx::bind1(eqx::prim::select_and_scatter_add, {x[0], x[1]}, eqx::detail::window_params({1, 2, 3}, {1, 1, 2}, {0, 0, 1, 1, 0, 1}, {1, 1, 1})));
   ROW("reduce_window_sum/i32-dilated-padded", Ops{R(int32, {5, 7})},
       eqx::reduce_window(x[0], "sum", {2, 2}, {1, 2}, eqx::Padding{{1, 0}, {2, 1}}, {1, 2}));
   ROW("reduce_window_sum/avg_pool-f64", Ops{R(float64, {1, 2, 5, 5})}, eqx::avg_pool(x[0], {3, 3}, {1, 1}, "SAME"));

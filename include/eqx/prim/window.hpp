@@ -9,9 +9,16 @@
 // (the lowest value for integers) for max, 0 for sum. Output size per axis:
 // floor((in + lo + hi - ((window - 1) * dilation + 1)) / stride) + 1.
 //
-// Differentiation (rules above the primitive struct): sum is linear and its
+// Differentiation (rules above the primitive structs): sum is linear and its
 // transpose is a pad + reduce_window_sum; max routes each window's tangent
-// to the first maximum, composed from slice/compare/select/pad.
+// to the window's first maximum with two primitives of its own, as XLA and
+// JAX do: select_and_gather_add (the JVP: each window's tangent at its
+// maximum) and select_and_scatter_add (the VJP: each window's cotangent
+// added at its maximum), each the other's transpose.
+//
+// Kernels walk each window through per-axis tables of its taps
+// (WindowGeometry), computed once per call: no division per element, and
+// a window wholly inside the operand is a list of fixed offsets.
 
 #include <algorithm>
 #include <cmath>
@@ -100,6 +107,119 @@ inline Shape window_output_shape(std::string_view op, const AbstractArray& x, co
   return out;
 }
 
+/// Where each window of a reduce_window lies in the operand, per axis and
+/// per output index: the range of taps inside the operand (padding taps are
+/// skipped) and the operand offset of the first of them. Computed once per
+/// kernel call, so walking a window costs table lookups, not divisions.
+struct WindowGeometry {
+  std::size_t rank = 0;
+  std::int64_t window_size = 1;          // taps in a full window
+  Ints tap_step;                         // operand distance between taps, per axis
+  std::vector<Ints> first, stop, offset;  // per axis, per output index: taps [first, stop); offset of tap `first`
+  std::vector<std::vector<char>> full;   // per axis, per output index: every tap inside the operand
+  Ints full_taps;                        // operand offsets of a full window's taps, relative to its first
+
+  WindowGeometry(const Shape& xs, const Shape& os, const WindowDims& d) : rank(xs.size()) {
+    const Shape st = contiguous_strides(xs);
+    tap_step.resize(rank);
+    first.resize(rank), stop.resize(rank), offset.resize(rank), full.resize(rank);
+    for (std::size_t i = 0; i < rank; ++i) {
+      const std::int64_t dil = d.dilation[i], w = d.window[i];
+      window_size *= w;
+      tap_step[i] = dil * st[i];
+      for (std::int64_t o = 0; o < os[i]; ++o) {
+        // Tap k reads operand index start + k * dil, which must lie in [0, size).
+        const std::int64_t start = o * d.strides[i] - d.padding[2 * i];
+        const std::int64_t lo = start >= 0 ? 0 : (-start + dil - 1) / dil;
+        const std::int64_t hi = xs[i] - 1 - start < 0 ? 0 : std::min(w, (xs[i] - 1 - start) / dil + 1);
+        first[i].push_back(lo);
+        stop[i].push_back(std::max(lo, hi));
+        offset[i].push_back((start + lo * dil) * st[i]);
+        full[i].push_back(lo == 0 && hi == w);
+      }
+    }
+    Ints k(rank, 0);  // a full window's taps in window order (row-major over the taps)
+    for (std::int64_t t = 0; t < window_size; ++t) {
+      std::int64_t rel = 0;
+      for (std::size_t i = 0; i < rank; ++i) rel += k[i] * tap_step[i];
+      full_taps.push_back(rel);
+      for (std::size_t i = rank; i-- > 0;) {
+        if (++k[i] < d.window[i]) break;
+        k[i] = 0;
+      }
+    }
+  }
+};
+
+/// Calls visit(out_flat, base, taps, n) for the output elements [begin,
+/// end) in order: base + taps[0..n) are the operand offsets of the window's
+/// elements in window order, without the taps that fall in the padding
+/// (n = 0 for a window wholly in the padding). The walk goes row by row
+/// along the last axis, so the other axes' tables are read once per row.
+template <class Visit>
+void for_each_window(const WindowGeometry& g, const Shape& os, std::int64_t begin, std::int64_t end, Visit&& visit) {
+  const std::size_t r = g.rank;
+  if (r == 0) {  // a scalar: its one window is itself
+    const std::int64_t zero = 0;
+    for (std::int64_t flat = begin; flat < end; ++flat) visit(flat, std::int64_t{0}, &zero, std::int64_t{1});
+    return;
+  }
+  Ints oidx(r, 0), k(r, 0);
+  std::int64_t rem = begin;
+  for (std::size_t i = r; i-- > 0;) {
+    oidx[i] = rem % os[i];
+    rem /= os[i];
+  }
+  const std::size_t last = r - 1;
+  const std::int64_t* first_l = g.first[last].data();
+  const std::int64_t* stop_l = g.stop[last].data();
+  const std::int64_t* offset_l = g.offset[last].data();
+  const char* full_l = g.full[last].data();
+  std::vector<std::int64_t> taps(static_cast<std::size_t>(g.window_size));
+  std::int64_t flat = begin;
+  while (flat < end) {
+    // One row: the other axes' part of every window in it.
+    bool row_full = true, row_empty = false;
+    std::int64_t row_base = 0;
+    for (std::size_t i = 0; i < last; ++i) {
+      row_full = row_full && g.full[i][oidx[i]];
+      row_empty = row_empty || g.first[i][oidx[i]] == g.stop[i][oidx[i]];
+      row_base += g.offset[i][oidx[i]];
+    }
+    const std::int64_t row_end = std::min(end, flat + (os[last] - oidx[last]));
+    for (std::int64_t j = oidx[last]; flat < row_end; ++flat, ++j) {
+      const std::int64_t base = row_base + offset_l[j];
+      if (row_full && full_l[j]) {
+        visit(flat, base, g.full_taps.data(), g.window_size);
+      } else if (row_empty || first_l[j] == stop_l[j]) {
+        visit(flat, base, taps.data(), std::int64_t{0});
+      } else {  // a border window: list the taps inside the operand
+        oidx[last] = j;
+        for (std::size_t i = 0; i < r; ++i) k[i] = g.first[i][oidx[i]];
+        std::int64_t n = 0;
+        for (std::int64_t at = 0;;) {
+          taps[n++] = at;
+          std::size_t i = r;
+          for (; i-- > 0;) {
+            at += g.tap_step[i];
+            if (++k[i] < g.stop[i][oidx[i]]) break;
+            at -= (g.stop[i][oidx[i]] - g.first[i][oidx[i]]) * g.tap_step[i];
+            k[i] = g.first[i][oidx[i]];
+          }
+          if (i == static_cast<std::size_t>(-1)) break;
+        }
+        visit(flat, base, taps.data(), n);
+      }
+    }
+    // Next row.
+    oidx[last] = 0;
+    for (std::size_t i = last; i-- > 0;) {
+      if (++oidx[i] < os[i]) break;
+      oidx[i] = 0;
+    }
+  }
+}
+
 /// max: NaN wins, padding is -inf (or the lowest integer).
 struct WindowMax {
   static constexpr std::string_view name = "reduce_window_max";
@@ -110,10 +230,28 @@ struct WindowMax {
     if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
     else return std::numeric_limits<T>::lowest();
   }
+  /// The max of x[taps[0..n)], n > 0; a NaN wins (the first one). The
+  /// dependency chain is short: `v > m ? v : m` is one max instruction, and
+  /// NaNs are tracked apart from it.
   template <class T>
-  static T combine(T acc, T v) {
-    if constexpr (std::is_floating_point_v<T>) return (v > acc || std::isnan(v)) && !std::isnan(acc) ? v : acc;
-    else return v > acc ? v : acc;
+  static T fold(const T* x, const std::int64_t* taps, std::int64_t n) {
+    if constexpr (std::is_floating_point_v<T>) {
+      T m = x[taps[0]];
+      bool nan = std::isnan(m);
+      for (std::int64_t t = 1; t < n; ++t) {
+        const T v = x[taps[t]];
+        m = v > m ? v : m;
+        nan |= std::isnan(v);
+      }
+      if (nan)
+        for (std::int64_t t = 0; t < n; ++t)
+          if (std::isnan(x[taps[t]])) return x[taps[t]];
+      return m;
+    } else {
+      T m = x[taps[0]];
+      for (std::int64_t t = 1; t < n; ++t) m = x[taps[t]] > m ? x[taps[t]] : m;
+      return m;
+    }
   }
 };
 
@@ -177,111 +315,82 @@ inline Array window_sum_transpose(const RuleOps& o, const Primitive& sum, const 
 }
 
 // reduce_window_max routes each window's (co)tangent to ONE element: the
-// first maximum in window order (row-major over the window offsets), as
+// first maximum in window order (row-major over the window's taps), as
 // XLA's select_and_scatter / select_and_gather do for JAX; if the window
 // holds a NaN the kernel returns it (the first NaN wins), so that NaN gets
-// it. Without a select_and_scatter primitive this is composed per window
-// tap k (an offset in the window): the strided slice of the padded operand
-// at offset k is tap k of every window at once; it is chosen where it equals
-// the output (or is NaN) and no earlier tap was chosen (a running mask).
-//
-// Cost, for T = prod(window_dimensions) taps and an output of size n_out:
-// JVP ~8 T elementwise ops on n_out elements (slices of the operand and the
-// tangent, compare, three selects); VJP ~7 T ops on n_out elements plus T
-// pads and T adds on the operand's size (each tap's cotangent is put back
-// with one pad: low = k * dilation - lo, interior = stride - 1). Under jit
-// the elementwise chains fuse. 2x2 pooling is 4 taps, 3x3 is 9.
+// it. Taps in the padding are never chosen. Two primitives (below) do the
+// routing, one pass over the windows each.
 
-/// A pad of x by the window's padding with `value` (x itself if none).
-inline Array window_pad_operand(const RuleOps& o, const Array& x, double value, const WindowDims& d) {
-  if (std::all_of(d.padding.begin(), d.padding.end(), [](std::int64_t v) { return v == 0; })) return x;
-  const std::size_t r = x.ndim();
-  Ints lo(r), hi(r);
-  for (std::size_t i = 0; i < r; ++i) {
-    lo[i] = d.padding[2 * i];
-    hi[i] = d.padding[2 * i + 1];
-  }
-  return bind1(prim::pad, {x, o.scalar(value, x.dtype())},
-               Params{}.set("low", std::move(lo)).set("high", std::move(hi)).set("interior", Ints(r, 0)));
+/// The tap of `taps` (offsets into x) reduce_window_max picks: the first
+/// maximum, or the first NaN.
+template <class T>
+std::int64_t window_argmax(const T* x, const std::int64_t* taps, std::int64_t n) {
+  // The maximum first (a short dependency chain), then its first position:
+  // no branch per tap on which element is larger, which is unpredictable.
+  const T m = WindowMax::fold(x, taps, n);
+  std::int64_t first = n - 1;
+  if (std::isnan(m))
+    for (std::int64_t t = n - 1; t >= 0; --t) first = std::isnan(x[taps[t]]) ? t : first;
+  else
+    for (std::int64_t t = n - 1; t >= 0; --t) first = x[taps[t]] == m ? t : first;  // a select, not a branch
+  return first;
 }
 
-/// Window offsets in window order: row-major over window_dimensions.
-inline std::vector<Ints> window_taps(const Ints& window) {
-  std::vector<Ints> taps;
-  Ints k(window.size(), 0);
-  for (;;) {
-    taps.push_back(k);
-    std::size_t i = window.size();
-    for (; i-- > 0;) {
-      if (++k[i] < window[i]) break;
-      k[i] = 0;
-    }
-    if (i == static_cast<std::size_t>(-1)) return taps;
-  }
+/// The batching rule of the window primitives: each example is its own
+/// window row, a window of 1 along a batch axis put first.
+inline Batched window_batch(const Primitive& prim, const RuleOps& o, std::span<const Array> x, BatchDims d,
+                            const Params& p) {
+  Params q = with_leading_entry(p, {"window_dimensions", "window_strides", "window_dilation"}, 1);
+  Ints padding = p.get<Ints>("padding");
+  padding.insert(padding.begin(), {0, 0});
+  return batch_leading(prim, o, x, d, q.set("padding", std::move(padding)));
 }
 
-/// Tap k of every window: a strided slice of the padded operand, output-shaped.
-inline Array window_tap(const Array& padded, const Shape& out, const Ints& k, const WindowDims& d) {
-  const std::size_t r = out.size();
-  Ints start(r), limit(r);
-  for (std::size_t i = 0; i < r; ++i) {
-    start[i] = k[i] * d.dilation[i];
-    limit[i] = start[i] + (out[i] - 1) * d.strides[i] + 1;
-  }
-  return bind1(prim::slice, {padded},
-               Params{}.set("start_indices", std::move(start)).set("limit_indices", std::move(limit)).set("strides", d.strides));
+/// Checks the (values, operand) pair of select_and_gather_add and
+/// select_and_scatter_add: floating point, of one dtype.
+inline void window_select_check(std::string_view op, const AbstractArray& values, const AbstractArray& operand) {
+  if (!is_floating(operand.dtype) || values.dtype != operand.dtype)
+    throw DTypeError("eqx::" + std::string(op) + ": values " + values.str() + " and operand " + operand.str() +
+                     " must have one floating-point dtype; it routes gradients of reduce_window_max");
 }
 
-/// For every tap (in window_taps order), a bool mask over the output: true
-/// where that tap is the element reduce_window_max picked.
-inline std::vector<Array> window_max_choices(const RuleOps& o, const Array& x, const Array& y, const WindowDims& d) {
-  const Array padded = window_pad_operand(o, x, -std::numeric_limits<double>::infinity(), d);
-  const Array yes = o.scalar(1, DType::bool_), no = o.scalar(0, DType::bool_);
-  const std::vector<Ints> taps = window_taps(d.window);
-  std::vector<Array> chosen;
-  chosen.reserve(taps.size());
-  Array free;  // windows with no tap chosen yet; empty means all
-  for (std::size_t t = 0; t < taps.size(); ++t) {
-    const Array xk = window_tap(padded, y.shape(), taps[t], d);
-    // x == max, or x is NaN (then the max is NaN too: NaN wins in the kernel).
-    const Array match = o.select(o.bin(o.ne_p, xk, xk), yes, o.bin(o.eq_p, xk, y));
-    chosen.push_back(free.has_value() ? o.select(free, match, no) : match);
-    if (t + 1 < taps.size()) free = free.has_value() ? o.select(match, no, free) : o.select(match, no, yes);
-  }
-  return chosen;
-}
+/// select_and_gather_add(t, x)[window params]: for each window of x, the
+/// element of t (shaped as x) at the window's first maximum (0 for a window
+/// wholly in the padding). reduce_window_max's JVP; linear in t.
+struct SelectAndGatherAddPrim final : Primitive {
+  std::string_view name() const override { return "select_and_gather_add"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override;
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override;
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
+};
 
-inline Array window_max_jvp(const RuleOps& o, const Array& x, const Array& tx, const Array& y, const WindowDims& d) {
-  if (!tx.has_value()) return Array{};
-  const std::vector<Array> chosen = window_max_choices(o, x, y, d);
-  const Array padded = window_pad_operand(o, tx, 0, d);
-  const std::vector<Ints> taps = window_taps(d.window);
-  Array ty = o.scalar(0, y.dtype());
-  for (std::size_t t = 0; t < taps.size(); ++t) ty = o.select(chosen[t], window_tap(padded, y.shape(), taps[t], d), ty);
-  return o.broadcast_to(ty, y.shape());
-}
+/// select_and_scatter_add(s, x)[window params]: zeros shaped as x, with
+/// each window's s (one value per window) added at its first maximum in x.
+/// reduce_window_max's VJP; linear in s; the transpose of
+/// select_and_gather_add.
+struct SelectAndScatterAddPrim final : Primitive {
+  std::string_view name() const override { return "select_and_scatter_add"; }
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override;
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override;
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+  std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
+                         std::span<const Array> y, const Params& p) const override;
+  std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
+                         std::span<const Array> ct, const Params& p) const override;
+};
 
-inline Array window_max_vjp(const RuleOps& o, const Array& x, const Array& y, const Array& ct, const WindowDims& d) {
-  if (!ct.has_value()) return Array{};
-  const std::vector<Array> chosen = window_max_choices(o, x, y, d);
-  const std::vector<Ints> taps = window_taps(d.window);
-  const Shape& in = x.shape();
-  const std::size_t r = in.size();
-  const Array zero = o.scalar(0, ct.dtype());
-  Array ct_x;
-  for (std::size_t t = 0; t < taps.size(); ++t) {
-    // Output o of tap k read input cell k * dilation - lo + o * stride.
-    Ints lo(r), hi(r), interior(r);
-    for (std::size_t i = 0; i < r; ++i) {
-      lo[i] = taps[t][i] * d.dilation[i] - d.padding[2 * i];
-      hi[i] = in[i] - lo[i] - ((y.shape()[i] - 1) * d.strides[i] + 1);
-      interior[i] = d.strides[i] - 1;
-    }
-    ct_x = o.add(ct_x, bind1(prim::pad, {o.select(chosen[t], ct, zero), zero},
-                             Params{}.set("low", std::move(lo)).set("high", std::move(hi)).set("interior", std::move(interior))));
-  }
-  return ct_x;
-}
+}  // namespace eqx::detail
+
+namespace eqx::prim {
+inline const detail::SelectAndGatherAddPrim select_and_gather_add;
+inline const detail::SelectAndScatterAddPrim select_and_scatter_add;
+}  // namespace eqx::prim
+
+namespace eqx::detail {
 
 /// reduce_window_<monoid>[window_dimensions, window_strides, padding,
 /// window_dilation]: one output element per window position.
@@ -289,11 +398,7 @@ template <class Monoid>
 struct ReduceWindowPrim final : Primitive {
   std::string_view name() const override { return Monoid::name; }
   Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
-    // Each example is its own window row: a window of 1 along the batch axis.
-    Params q = with_leading_entry(p, {"window_dimensions", "window_strides", "window_dilation"}, 1);
-    Ints padding = p.get<Ints>("padding");
-    padding.insert(padding.begin(), {0, 0});
-    return batch_leading(*this, o, x, d, q.set("padding", std::move(padding)));
+    return window_batch(*this, o, x, d, p);
   }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
@@ -307,7 +412,7 @@ struct ReduceWindowPrim final : Primitive {
                          std::span<const Array> y, const Params& p) const override {
     if (!t[0].has_value() || !is_floating(y[0].dtype())) return {Array{}};
     if constexpr (std::is_same_v<Monoid, WindowSum>) return {bind1(*this, {t[0]}, p)};  // linear
-    else return {window_max_jvp(o, x[0], t[0], y[0], WindowDims::from(p))};
+    else return {bind1(prim::select_and_gather_add, {t[0], x[0]}, p)};
   }
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
                          std::span<const Array> ct, const Params& p) const override {
@@ -316,64 +421,133 @@ struct ReduceWindowPrim final : Primitive {
     if (x[0].size() == 0) return {o.zeros_like(x[0])};
     if constexpr (std::is_same_v<Monoid, WindowSum>)
       return {window_sum_transpose(o, *this, ct[0], x[0].shape(), WindowDims::from(p))};
-    else return {window_max_vjp(o, x[0], y[0], ct[0], WindowDims::from(p))};
+    else return {bind1(prim::select_and_scatter_add, {ct[0], x[0]}, p)};
   }
 
  private:
   template <class T>
   static void run(const View& xv, const View& ov, const WindowDims& d) {
-    const Shape &xs = *xv.shape, &os = *ov.shape;
-    const std::size_t r = xs.size();
-    const Shape st = contiguous_strides(xs);
+    const WindowGeometry g(*xv.shape, *ov.shape, d);
     const T* x = xv.as<const T>();
     T* o = ov.as<T>();
-    std::int64_t wsize = 1;
-    for (auto w : d.window) wsize *= w;
-    parallel_for(ov.numel(), wsize, [&](std::int64_t s, std::int64_t e) {
-      Shape oidx = Shape::filled(r, 0), k = Shape::filled(r, 0), klo = k, khi = k, step = k;
-      std::int64_t rem = s;
-      for (std::size_t i = r; i-- > 0;) {
-        oidx[i] = rem % os[i];
-        rem /= os[i];
-      }
-      for (std::int64_t flat = s; flat < e; ++flat) {
-        // Window taps on axis i: input index q = o*stride - lo + k*dil must be
-        // in [0, in), which holds for a contiguous range k in [klo, khi).
-        T acc = Monoid::template identity<T>();
-        bool empty = false;
-        std::int64_t offset = 0;
-        for (std::size_t i = 0; i < r; ++i) {
-          const std::int64_t start = oidx[i] * d.strides[i] - d.padding[2 * i], dil = d.dilation[i];
-          const std::int64_t lo = start >= 0 ? 0 : (-start + dil - 1) / dil;
-          const std::int64_t hi = xs[i] - 1 - start < 0 ? 0 : std::min(d.window[i], (xs[i] - 1 - start) / dil + 1);
-          klo[i] = k[i] = lo;
-          khi[i] = hi;
-          if (lo >= hi) empty = true;
-          step[i] = dil * st[i];
-          offset += (start + lo * dil) * st[i];
-        }
-        if (!empty) {
-          for (;;) {
-            acc = Monoid::combine(acc, x[offset]);
-            std::size_t i = r;
-            for (; i-- > 0;) {
-              offset += step[i];
-              if (++k[i] < khi[i]) break;
-              offset -= (khi[i] - klo[i]) * step[i];
-              k[i] = klo[i];
-            }
-            if (i == static_cast<std::size_t>(-1)) break;
-          }
-        }
-        o[flat] = acc;
-        for (std::size_t i = r; i-- > 0;) {
-          if (++oidx[i] < os[i]) break;
-          oidx[i] = 0;
-        }
-      }
+    parallel_for(ov.numel(), g.window_size, [&](std::int64_t s, std::int64_t e) {
+      for_each_window(g, *ov.shape, s, e,
+                      [&](std::int64_t flat, std::int64_t base, const std::int64_t* taps, std::int64_t n) {
+                        if (n == 0) {
+                          o[flat] = Monoid::template identity<T>();
+                        } else if constexpr (std::is_same_v<Monoid, WindowMax>) {
+                          o[flat] = WindowMax::fold(x + base, taps, n);
+                        } else {
+                          const T* w = x + base;
+                          T acc = w[taps[0]];
+                          for (std::int64_t t = 1; t < n; ++t) acc = Monoid::combine(acc, w[taps[t]]);
+                          o[flat] = acc;
+                        }
+                      });
     });
   }
 };
+#if EQX_WINDOW_KERNELS
+EQX_KERNEL_INLINE Batched SelectAndGatherAddPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
+                                                        const Params& p) const {
+  return window_batch(*this, o, x, d, p);
+}
+EQX_KERNEL_INLINE std::vector<AbstractArray> SelectAndGatherAddPrim::shape_rule(std::span<const AbstractArray> in,
+                                                                                 const Params& p) const {
+  window_select_check(name(), in[0], in[1]);
+  if (in[0].shape != in[1].shape)
+    throw ShapeError("eqx::select_and_gather_add: tangents " + in[0].str() + " must have the operand's shape " +
+                     in[1].str());
+  return {{window_output_shape(name(), in[1], WindowDims::from(p)), in[0].dtype}};
+}
+EQX_KERNEL_INLINE void SelectAndGatherAddPrim::kernel(std::span<const View> in, std::span<const View> out,
+                                                      const Params& p) const {
+  const WindowGeometry g(*in[1].shape, *out[0].shape, WindowDims::from(p));
+  visit_dtype(in[1].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) {
+      const T *t = in[0].as<const T>(), *x = in[1].as<const T>();
+      T* o = out[0].as<T>();
+      parallel_for(out[0].numel(), g.window_size, [&](std::int64_t s, std::int64_t e) {
+        for_each_window(g, *out[0].shape, s, e,
+                        [&](std::int64_t flat, std::int64_t base, const std::int64_t* taps, std::int64_t n) {
+                          o[flat] = n == 0 ? T(0) : t[base + taps[window_argmax(x + base, taps, n)]];
+                        });
+      });
+    }
+  });
+}
+EQX_KERNEL_INLINE std::vector<Array> SelectAndGatherAddPrim::jvp(const RuleOps&, std::span<const Array> x,
+                                                                 std::span<const Array> t, std::span<const Array>,
+                                                                 const Params& p) const {
+  // Linear in the tangents; the choice of elements is locally constant in the operand.
+  if (!t[0].has_value()) return {Array{}};
+  return {bind1(*this, {t[0], x[1]}, p)};
+}
+EQX_KERNEL_INLINE std::vector<Array> SelectAndGatherAddPrim::vjp(const RuleOps&, std::span<const Array> x,
+                                                                 std::span<const Array>, std::span<const Array> ct,
+                                                                 const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}, Array{}};
+  return {bind1(prim::select_and_scatter_add, {ct[0], x[1]}, p), Array{}};
+}
+
+EQX_KERNEL_INLINE Batched SelectAndScatterAddPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
+                                                         const Params& p) const {
+  return window_batch(*this, o, x, d, p);
+}
+EQX_KERNEL_INLINE std::vector<AbstractArray> SelectAndScatterAddPrim::shape_rule(std::span<const AbstractArray> in,
+                                                                                  const Params& p) const {
+  window_select_check(name(), in[0], in[1]);
+  const Shape windows = window_output_shape(name(), in[1], WindowDims::from(p));
+  if (in[0].shape != windows)
+    throw ShapeError("eqx::select_and_scatter_add: source " + in[0].str() + " must have one value per window, shape " +
+                     windows.str() + " for operand " + in[1].str());
+  return {{in[1].shape, in[0].dtype}};
+}
+EQX_KERNEL_INLINE void SelectAndScatterAddPrim::kernel(std::span<const View> in, std::span<const View> out,
+                                                       const Params& p) const {
+  const WindowDims d = WindowDims::from(p);
+  const Shape& os = *in[0].shape;
+  const WindowGeometry g(*in[1].shape, os, d);
+  visit_dtype(in[1].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_floating_point_v<T>) {
+      const T *src = in[0].as<const T>(), *x = in[1].as<const T>();
+      T* o = out[0].as<T>();
+      std::fill(o, o + out[0].numel(), T(0));
+      // Windows overlap, so two threads may add into one element; but windows
+      // of 1 along leading axes (batch, channels) touch disjoint slices, so
+      // those axes are split across threads and the rest runs in order.
+      std::int64_t independent = 1, per_slice = os.numel();
+      for (std::size_t i = 0; i < os.size() && d.window[i] == 1 && d.strides[i] == 1 && d.padding[2 * i] == 0 &&
+                              d.padding[2 * i + 1] == 0;
+           ++i) {
+        independent *= os[i];
+        per_slice = os[i] == 0 ? 0 : per_slice / os[i];
+      }
+      parallel_for(independent, per_slice * g.window_size, [&](std::int64_t s, std::int64_t e) {
+        for_each_window(g, os, s * per_slice, e * per_slice,
+                        [&](std::int64_t flat, std::int64_t base, const std::int64_t* taps, std::int64_t n) {
+                          if (n != 0) o[base + taps[window_argmax(x + base, taps, n)]] += src[flat];
+                        });
+      });
+    }
+  });
+}
+EQX_KERNEL_INLINE std::vector<Array> SelectAndScatterAddPrim::jvp(const RuleOps&, std::span<const Array> x,
+                                                                  std::span<const Array> t, std::span<const Array>,
+                                                                  const Params& p) const {
+  if (!t[0].has_value()) return {Array{}};
+  return {bind1(*this, {t[0], x[1]}, p)};
+}
+EQX_KERNEL_INLINE std::vector<Array> SelectAndScatterAddPrim::vjp(const RuleOps&, std::span<const Array> x,
+                                                                  std::span<const Array>, std::span<const Array> ct,
+                                                                  const Params& p) const {
+  if (!ct[0].has_value()) return {Array{}, Array{}};
+  return {bind1(prim::select_and_gather_add, {ct[0], x[1]}, p), Array{}};
+}
+#endif
+
 #if EQX_WINDOW_KERNELS
 template <class Monoid>
 void ReduceWindowPrim<Monoid>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
