@@ -194,7 +194,9 @@ int main(int argc, char** argv) {
   }
   // These convolutions are small (16 images, at most 64 channels): on the
   // busy 2-core machine this example was measured on, 2 threads made a step
-  // twice as slow as 1. --threads 0 keeps eqx's default (every core).
+  // twice as slow as 1 (each image's small GEMM starts OpenBLAS's threads
+  // inside eqx's parallel convolution). --threads 0 keeps eqx's default
+  // (every core).
   if (threads > 0) eqx::set_num_threads(threads);
 
   // ---------------------------------------------------------------- 1. data

@@ -190,6 +190,15 @@ struct ConvGeneralDilatedPrim final : Primitive {
     }
     const Shape in_strides = contiguous_strides(Shape(ls.begin() + 2, ls.end()));
     const std::int64_t out_last = os[ls.size() - 1];
+    // contiguous[k]: kernel tap k of the last axis reads consecutive input
+    // cells across the whole output row (stride 1, no padding or dilation
+    // hole on the way), so a run of it is one copy.
+    std::vector<char> contiguous(nsp == 0 ? 0 : static_cast<std::size_t>(rs[ls.size() - 1]), 1);
+    for (std::int64_t kk = 0; kk < static_cast<std::int64_t>(contiguous.size()); ++kk)
+      for (std::int64_t oo = 0; oo < out_last; ++oo) {
+        const std::int64_t t = tab[nsp - 1][kk * out_last + oo];
+        if (t < 0 || t != tab[nsp - 1][kk * out_last] + oo) contiguous[kk] = 0;
+      }
 
     // Split output columns into blocks: to bound scratch, and so that a few
     // large images still occupy every thread.
@@ -234,6 +243,9 @@ struct ConvGeneralDilatedPrim final : Primitive {
           T* dp = dst + (p - p0);
           if (!valid) {
             std::fill(dp, dp + (end - p), T(0));
+          } else if (contiguous[kidx[nsp - 1]]) {
+            const T* sp = src + base + last[o_last];
+            std::copy(sp, sp + (end - p), dp);
           } else {
             const T* sp = src + base;
             for (std::int64_t oo = o_last, e = o_last + (end - p); oo < e; ++oo) {
