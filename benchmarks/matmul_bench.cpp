@@ -1,19 +1,19 @@
-// Square SGEMM C = A * B at n = 512 and 1024 (WORKLOADS.md "gemm_peak"):
-// eqx::matmul against OpenBLAS's cblas_sgemm and Eigen's own GEMM in the same
-// run, reported as GFLOP/s (2 n^3 per product).
+// Square SGEMM C = A * B at n = 512 and 1024 (WORKLOADS.md "gemm_peak") and
+// the W2 MLP's own GEMM shapes: eqx::matmul on each GEMM policy (auto, which
+// times both backends per shape and keeps the faster; Eigen's kernel as
+// compiled into eqx::kernels; OpenBLAS) against OpenBLAS's cblas_sgemm
+// called directly, in one run, as GFLOP/s (2 m n k per product).
 //
-// CMake builds this file twice: `matmul_bench` with the eqx target's flags
-// (EIGEN_USE_BLAS when OpenBLAS was found, so eqx::matmul runs on BLAS) and
-// `matmul_bench_eigen` without them (eqx::matmul on Eigen's own kernels).
-// Threads: the first argument; use 1 and 2 (OPENBLAS_NUM_THREADS is set to
-// the same by eqx::set_num_threads).
+// Arguments: m, n, k, threads (eqx::set_num_threads, which also sets
+// OpenBLAS's pool). The auto rows should match the faster of the other two;
+// `eqx::build_info()` is printed first so the ISA of the run is on record.
 
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <vector>
 
-#include <Eigen/Core>
 #include <eqx/eqx.hpp>
 
 extern "C" void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
@@ -22,50 +22,60 @@ extern "C" void openblas_set_num_threads(int);
 
 namespace {
 
-eqx::Array square_matrix(std::int64_t n, float scale) {
-  return eqx::reshape(eqx::sin(eqx::arange(static_cast<int>(n * n)) * scale), {n, n});
+eqx::Array matrix(std::int64_t rows, std::int64_t cols, float scale) {
+  return eqx::reshape(eqx::sin(eqx::arange(static_cast<int>(rows * cols)) * scale), {rows, cols});
 }
 
-void set_flops(benchmark::State& state, std::int64_t n) {
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * n * n * static_cast<double>(state.iterations()) / 1e9,
-                                                 benchmark::Counter::kIsRate);
+void set_flops(benchmark::State& state) {
+  const double flops = 2.0 * state.range(0) * state.range(1) * state.range(2);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * static_cast<double>(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
+template <eqx::detail::GemmPolicy Policy>
 void BM_EqxMatmul(benchmark::State& state) {
-  const std::int64_t n = state.range(0);
-  eqx::set_num_threads(static_cast<int>(state.range(1)));
-  eqx::Array a = square_matrix(n, 0.01f), b = square_matrix(n, 0.02f);
+  eqx::set_num_threads(static_cast<int>(state.range(3)));
+  const auto saved = eqx::detail::gemm_policy_slot();
+  eqx::detail::gemm_policy_slot() = Policy;
+  eqx::Array a = matrix(state.range(0), state.range(2), 0.01f), b = matrix(state.range(2), state.range(1), 0.02f);
   for (auto _ : state) benchmark::DoNotOptimize(eqx::matmul(a, b));
-  set_flops(state, n);
+  eqx::detail::gemm_policy_slot() = saved;
+  set_flops(state);
 }
 
 void BM_CblasSgemm(benchmark::State& state) {
-  const auto n = static_cast<int>(state.range(0));
-  openblas_set_num_threads(static_cast<int>(state.range(1)));
-  std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+  const auto m = static_cast<int>(state.range(0)), n = static_cast<int>(state.range(1)),
+             k = static_cast<int>(state.range(2));
+  openblas_set_num_threads(static_cast<int>(state.range(3)));
+  std::vector<float> a(m * k, 0.5f), b(k * n, 0.25f), c(m * n);
   for (auto _ : state) {
-    cblas_sgemm(101 /*RowMajor*/, 111 /*NoTrans*/, 111, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    cblas_sgemm(101 /*RowMajor*/, 111 /*NoTrans*/, 111, m, n, k, 1.0f, a.data(), k, b.data(), n, 0.0f, c.data(), n);
     benchmark::DoNotOptimize(c.data());
   }
-  set_flops(state, n);
+  set_flops(state);
 }
 
-#if !defined(EIGEN_USE_BLAS)
-// Eigen's own GEMM (only meaningful where Eigen does not forward to BLAS).
-void BM_EigenGemm(benchmark::State& state) {
-  const std::int64_t n = state.range(0);
-  using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Mat a = Mat::Constant(n, n, 0.5f), b = Mat::Constant(n, n, 0.25f), c(n, n);
-  for (auto _ : state) {
-    c.noalias() = a * b;
-    benchmark::DoNotOptimize(c.data());
+// (m, n, k, threads): the two square sizes, then W2's forward GEMMs at batch 128.
+void shapes(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2}) {
+    for (std::int64_t s : {512, 1024}) b->Args({s, s, s, threads});
+    b->Args({128, 512, 784, threads});
+    b->Args({128, 512, 512, threads});
+    b->Args({128, 10, 512, threads});
   }
-  set_flops(state, n);
+  b->Unit(benchmark::kMicrosecond);
 }
-BENCHMARK(BM_EigenGemm)->ArgsProduct({{512, 1024}, {1}})->Unit(benchmark::kMillisecond);
-#endif
 
-BENCHMARK(BM_EqxMatmul)->ArgsProduct({{512, 1024}, {1, 2}})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_CblasSgemm)->ArgsProduct({{512, 1024}, {1, 2}})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_EqxMatmul, eqx::detail::GemmPolicy::automatic)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_EqxMatmul, eqx::detail::GemmPolicy::eigen)->Apply(shapes);
+BENCHMARK_TEMPLATE(BM_EqxMatmul, eqx::detail::GemmPolicy::blas)->Apply(shapes);
+BENCHMARK(BM_CblasSgemm)->Apply(shapes);
 
 }  // namespace
+
+int main(int argc, char** argv) {
+  std::printf("%s\n", eqx::build_info().summary().c_str());
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

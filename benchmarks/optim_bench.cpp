@@ -28,7 +28,7 @@
 // same batches must give the same losses and parameters (1e-5 relative), or
 // the binary aborts.
 //
-//   g++ -DEIGEN_USE_BLAS -DEQX_COMPILED_KERNELS -DEQX_HAVE_OPENBLAS -Iinclude -isystem /usr/include/eigen3 -O3 \
+//   g++ -DEQX_COMPILED_KERNELS -DEQX_HAVE_OPENBLAS -Iinclude -isystem /usr/include/eigen3 -O3 \
 //     -DNDEBUG -std=c++20 benchmarks/optim_bench.cpp <libeqx_kernels.a> -lbenchmark -lbenchmark_main -lfmt \
 //     -lopenblas -lpthread -o optim_bench
 //   OPENBLAS_NUM_THREADS=1 ./optim_bench --benchmark_repetitions=5

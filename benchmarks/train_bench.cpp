@@ -4,10 +4,12 @@
 // in Eigen (the bar: within 1.25x), and eqx eagerly for reference, in one run.
 //
 //   BM_W2sgd_Eigen     forward + backward + SGD by hand: row-major Eigen
-//                      matrices, preallocated buffers, GEMMs through Eigen
-//                      (OpenBLAS under EIGEN_USE_BLAS, as for every eqx
-//                      target here), fused bias+ReLU, the SGD update folded
-//                      into the weight-gradient GEMM (C -= lr * A^T B)
+//                      matrices, preallocated buffers, Eigen's GEMM compiled
+//                      with this file's flags (so SSE2 unless EQX_NATIVE=ON;
+//                      eqx's kernels are compiled for the machine's ISA, so
+//                      the fair floor is the peers' P4, benchmarks/compare),
+//                      fused bias+ReLU, the SGD update folded into the
+//                      weight-gradient GEMM (C -= lr * A^T B)
 //   BM_W2sgd_EqxJit    eqx::filter_jit of value_and_grad + apply_updates
 //   BM_W2sgd_EqxEager  the same step function without jit
 //

@@ -3,6 +3,7 @@
 // Usage: `#include <eqx/eqx.hpp>`
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/build_info.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/core/format.hpp"

@@ -33,3 +33,14 @@
 #else
 #define EQX_CONTROL_FLOW_KERNELS 0
 #endif
+
+// eqx::kernels is compiled for the build machine's ISA (AVX-512, say) while
+// a program that links it is compiled with its own flags, and the linker
+// keeps one copy of each inline function or template instance the two
+// share. Kernel code whose body depends on the ISA (Eigen's GEMM inside
+// prim/gemm.hpp) therefore sits in this inline namespace, which the
+// kernels' TUs rename (as they rename Eigen's namespace), so the program
+// never swaps in its own copy.
+#if !defined(EQX_KERNELS_ABI)
+#define EQX_KERNELS_ABI program
+#endif

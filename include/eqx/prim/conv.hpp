@@ -13,8 +13,8 @@
 // The kernel is GEMM-shaped: for each batch element and group it gathers the
 // input patches into a row-major [C_in/G * prod(kernel), prod(out spatial)]
 // column matrix (im2col) and multiplies it by the [C_out/G, C_in/G *
-// prod(kernel)] weight view in one Eigen product, which Eigen forwards to BLAS
-// under EIGEN_USE_BLAS. Very large column matrices are built and multiplied
+// prod(kernel)] weight view in one GEMM (on Eigen or BLAS, whichever is
+// faster for the shape: prim/gemm.hpp). Very large column matrices are built and multiplied
 // in blocks of output columns so scratch memory stays bounded.
 //
 // Its JVP and VJP rules (below the kernel) are convolutions again, as in JAX.
@@ -26,12 +26,11 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
+#include "eqx/prim/gemm.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -151,8 +150,6 @@ struct ConvGeneralDilatedPrim final : Primitive {
 
   template <class T>
   static void run(const View& lv, const View& rv, const View& ov, const ConvDims& d) {
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using Stride = Eigen::OuterStride<>;
     const Shape &ls = *lv.shape, &rs = *rv.shape, &os = *ov.shape;
     const std::size_t nsp = ls.size() - 2;
     const std::int64_t N = ls[0], C_in = ls[1], C_out = rs[0], G = d.feature_group_count;
@@ -276,10 +273,9 @@ struct ConvGeneralDilatedPrim final : Primitive {
           colp = col.data();
           ld = p1 - p0;
         }
-        Eigen::Map<const Mat> wm(w + g * Cg_out * K, Cg_out, K);
-        Eigen::Map<const Mat, 0, Stride> cm(colp, K, p1 - p0, Stride(ld));
-        Eigen::Map<Mat, 0, Stride> om(o + (n * C_out + g * Cg_out) * P + p0, Cg_out, p1 - p0, Stride(P));
-        om.noalias() = wm * cm;
+        gemm(GemmArgs<T>{w + g * Cg_out * K, K, false, colp, ld, false, o + (n * C_out + g * Cg_out) * P + p0, P,
+                         Cg_out, p1 - p0, K},
+             /*parallel=*/false);
       }
     });
   }

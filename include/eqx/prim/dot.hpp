@@ -5,19 +5,18 @@
 // Output axes: batch axes, then lhs free axes, then rhs free axes. The kernel
 // lays each operand out as a row-major [batch, rows, cols] matrix stack
 // (transposing only when no matrix view exists) and runs one GEMM per batch
-// entry through Eigen, which forwards to BLAS under EIGEN_USE_BLAS.
+// entry on Eigen or BLAS, whichever is faster for the shape (prim/gemm.hpp).
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
-
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
+#include "eqx/prim/gemm.hpp"
 #include "eqx/prim/primitive.hpp"
 
 // Kernels are defined here unless the kernels are compiled once into the
@@ -259,9 +258,6 @@ struct DotGeneralPrim final : Primitive {
 
   template <class T>
   static void run(const View& lv, const View& rv, const View& ov, const DotDims& d) {
-    using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    using CMap = Eigen::Map<const Mat>;
-    using OMap = Eigen::Map<Mat>;
     AxisList lfree = free_axes(lv.shape->size(), d.lhs_batch, d.lhs_contract);
     AxisList rfree = free_axes(rv.shape->size(), d.rhs_batch, d.rhs_contract);
     MatrixStack<T> L, R;
@@ -272,39 +268,15 @@ struct DotGeneralPrim final : Primitive {
     const std::int64_t M = L.transposed ? L.cols : L.rows, K = L.transposed ? L.rows : L.cols;
     const std::int64_t N = R.transposed ? R.rows : R.cols;
     T* o = ov.as<T>();
-    if (M * N == 0) return;
-    if (K == 0) {
-      std::fill(o, o + batch * M * N, T(0));
-      return;
-    }
-    // One GEMM on rows [r0, r1) of batch entry b.
-    auto gemm = [&](std::int64_t b, std::int64_t r0, std::int64_t r1) {
-      CMap lm(L.data + b * L.rows * L.cols, L.rows, L.cols);
-      CMap rm(R.data + b * R.rows * R.cols, R.rows, R.cols);
-      OMap om(o + b * M * N + r0 * N, r1 - r0, N);
-      if (!L.transposed && !R.transposed) om.noalias() = lm.middleRows(r0, r1 - r0) * rm;
-      else if (!L.transposed) om.noalias() = lm.middleRows(r0, r1 - r0) * rm.transpose();
-      else if (!R.transposed) om.noalias() = lm.transpose().middleRows(r0, r1 - r0) * rm;
-      else om.noalias() = lm.transpose().middleRows(r0, r1 - r0) * rm.transpose();
+    // The GEMM of batch entry b.
+    auto args = [&](std::int64_t b) {
+      return GemmArgs<T>{L.data + b * L.rows * L.cols, L.cols, L.transposed, R.data + b * R.rows * R.cols, R.cols,
+                         R.transposed, o + b * M * N, N, M, N, K};
     };
-#if defined(EIGEN_USE_BLAS)
-    // BLAS threads large float GEMMs itself; split only batches of integer ones.
-    constexpr bool kSplitRows = !std::is_floating_point_v<T>;
-#else
-    constexpr bool kSplitRows = true;
-#endif
-    const std::int64_t flops = M * N * K;
-    if (batch > 1 || !kSplitRows) {
-      parallel_for(batch, kSplitRows || batch > 1 ? flops / 8 : 0, [&](std::int64_t s, std::int64_t e) {
-        for (std::int64_t b = s; b < e; ++b) gemm(b, 0, M);
-      });
-    } else {
-      // Split rows of C into blocks of at least 16 so each thread runs a real GEMM.
-      const std::int64_t blocks = std::max<std::int64_t>(1, M / 16);
-      parallel_for(blocks, flops / blocks / 8, [&](std::int64_t s, std::int64_t e) {
-        gemm(0, M * s / blocks, M * e / blocks);
-      });
-    }
+    if (batch == 1) return gemm(args(0), /*parallel=*/true);
+    parallel_for(batch, M * N * K / 8, [&](std::int64_t s, std::int64_t e) {
+      for (std::int64_t b = s; b < e; ++b) gemm(args(b), /*parallel=*/false);
+    });
   }
 };
 #if EQX_DOT_KERNELS

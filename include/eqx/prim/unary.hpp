@@ -5,6 +5,7 @@
 // Each is a small Op struct (name, accepted dtypes, Eigen expression) plugged
 // into UnaryPrim, which holds the shape rule and the kernel they share.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -101,9 +102,31 @@ struct UnaryPrim final : Primitive {
   }
 };
 
+/// o[i] = op(a[i]) for i < n, one SIMD packet at a time, the last partial
+/// packet too (through a padded copy). Eigen's own loop would compute a
+/// misaligned head and the tail with the scalar function (std::exp, std::sin)
+/// and the rest with the packet one (pexp, psin), which differ in the last
+/// bit; so an element's result would depend on where it sits in the buffer,
+/// and a fused tile, an eager call and a thread's chunk would disagree.
+template <class Op, class T>
+void unary_apply(const T* a, T* o, std::int64_t n) {
+  constexpr int kPacket = std::max(1, int(Eigen::internal::packet_traits<T>::size));
+  using Block = Eigen::Array<T, kPacket, 1>;
+  using In = Eigen::Map<const Block, Eigen::Unaligned>;
+  using Out = Eigen::Map<Block, Eigen::Unaligned>;
+  std::int64_t i = 0;
+  for (; i + kPacket <= n; i += kPacket) Out(o + i) = Op::eval(In(a + i));
+  if (i < n) {
+    Block x = Block::Constant(a[i]);
+    std::copy(a + i, a + n, x.data());
+    const Block y = Op::eval(x);
+    std::copy(y.data(), y.data() + (n - i), o + i);
+  }
+}
+
 template <class Op, class T>
 void unary_tile(const void* const* in, void* out, std::int64_t n) {
-  EMap<T>(static_cast<T*>(out), n) = Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n));
+  unary_apply<Op, T>(static_cast<const T*>(in[0]), static_cast<T*>(out), n);
 }
 #if EQX_UNARY_KERNELS
 template <class Op>
@@ -121,9 +144,8 @@ void UnaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, 
     if constexpr (Op::template supports<T>) {
       const T* a = in[0].as<const T>();
       T* o = out[0].as<T>();
-      parallel_for(in[0].numel(), Op::cost, [&](std::int64_t b, std::int64_t e) {
-        EMap<T>(o + b, e - b) = Op::eval(ECMap<T>(a + b, e - b));
-      });
+      parallel_for(in[0].numel(), Op::cost,
+                   [&](std::int64_t b, std::int64_t e) { unary_apply<Op, T>(a + b, o + b, e - b); });
     }
   });
 }
@@ -150,6 +172,8 @@ struct NegOp {
 /// 2.9e-39, not 3.8e-44), while its scalar path is std::exp; so which elements
 /// a kernel call happens to vectorise changed the result. Lanes below the
 /// clamp are recomputed with std::exp (they are rare: results under 1e-38).
+/// The packet exp is Eigen's generic one (within 1 ulp), not the AVX-512
+/// specialisation Eigen 3.4 picks for 16 floats, which is 4 ulp off.
 template <class T>
 struct ExpFunctor {
   T operator()(const T& x) const { return std::exp(x); }
@@ -157,7 +181,9 @@ struct ExpFunctor {
   Packet packetOp(const Packet& x) const {
     namespace ei = Eigen::internal;
     constexpr T kLowest = std::is_same_v<T, float> ? T(-87.33654) : T(-708.3964185322641);  // log(smallest normal)
-    Packet r = ei::pexp(x);
+    Packet r;
+    if constexpr (std::is_same_v<T, float>) r = ei::pexp_float(x);
+    else r = ei::pexp_double(x);
     if (ei::predux_any(ei::pcmp_lt(x, ei::pset1<Packet>(kLowest)))) {
       constexpr int n = ei::unpacket_traits<Packet>::size;
       alignas(64) T xs[n], rs[n];
@@ -171,12 +197,38 @@ struct ExpFunctor {
   }
 };
 
+/// Correctly rounded sqrt on every packet width. Eigen 3.4's AVX-512 packet
+/// sqrt (under its default EIGEN_FAST_MATH) is a reciprocal-sqrt estimate
+/// with one Newton step, off in the last bits and zero for subnormal inputs;
+/// its SSE and AVX ones are the sqrt instruction, as this is everywhere.
+template <class Packet>
+Packet exact_psqrt(const Packet& x) {
+  return Eigen::internal::psqrt(x);
+}
+#if defined(EIGEN_VECTORIZE_AVX512)
+inline Eigen::internal::Packet16f exact_psqrt(const Eigen::internal::Packet16f& x) { return _mm512_sqrt_ps(x); }
+inline Eigen::internal::Packet8d exact_psqrt(const Eigen::internal::Packet8d& x) { return _mm512_sqrt_pd(x); }
+#endif
+
+template <class T>
+struct SqrtFunctor {
+  T operator()(const T& x) const { return std::sqrt(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    return exact_psqrt(x);
+  }
+};
+
 }  // namespace eqx::detail
 
 namespace Eigen::internal {
 template <class T>
 struct functor_traits<eqx::detail::ExpFunctor<T>> {
   enum { Cost = functor_traits<scalar_exp_op<T>>::Cost, PacketAccess = packet_traits<T>::HasExp };
+};
+template <class T>
+struct functor_traits<eqx::detail::SqrtFunctor<T>> {
+  enum { Cost = functor_traits<scalar_sqrt_op<T>>::Cost, PacketAccess = packet_traits<T>::HasSqrt };
 };
 }  // namespace Eigen::internal
 
@@ -194,7 +246,7 @@ EQX_FLOAT_UNARY_OP(ExpOp, "exp", 8, a.unaryExpr(ExpFunctor<typename A::Scalar>{}
 EQX_FLOAT_UNARY_OP(LogOp, "log", 8, a.log())
 EQX_FLOAT_UNARY_OP(Log1pOp, "log1p", 16, a.log1p())
 EQX_FLOAT_UNARY_OP(Expm1Op, "expm1", 16, a.expm1())
-EQX_FLOAT_UNARY_OP(SqrtOp, "sqrt", 4, a.sqrt())
+EQX_FLOAT_UNARY_OP(SqrtOp, "sqrt", 4, a.unaryExpr(SqrtFunctor<typename A::Scalar>{}))
 EQX_FLOAT_UNARY_OP(RsqrtOp, "rsqrt", 4, a.rsqrt())
 EQX_FLOAT_UNARY_OP(SinOp, "sin", 8, a.sin())
 EQX_FLOAT_UNARY_OP(CosOp, "cos", 8, a.cos())

@@ -1,0 +1,272 @@
+#pragma once
+// GEMM backend: every matrix product of dot_general and conv runs here, on
+// Eigen's own kernel or on OpenBLAS, whichever is faster on this machine for
+// that shape.
+//
+// Why measure: which one wins depends on the CPU, not on the build. On a
+// Zen 4 machine OpenBLAS's kernels reached 95 GFLOP/s on one core and
+// Eigen's AVX-512 GEMM 72; on a Zen 5 machine, where OpenBLAS 0.3.21 runs
+// its Haswell kernels, Eigen reached 173 and OpenBLAS 116. Small and thin
+// products differ again (call overhead, threading). So the first product of
+// each shape (rows, columns, depth, transposes, dtype, threads) times both
+// backends on the real operands, a few runs each, and keeps the faster one
+// for the rest of the process; later products of that shape pay one hash
+// lookup. The output of that first call comes from the chosen backend, so a
+// shape's results do not depend on whether it was the first call.
+//
+// EQX_GEMM=eigen|blas|auto (read once) overrides the choice; without
+// OpenBLAS linked (EQX_HAVE_OPENBLAS) every product runs on Eigen.
+//
+//   eqx::detail::gemm<float>({a, lda, false, b, ldb, true, c, ldc, m, n, k}, /*parallel=*/true);
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "eqx/core/config.hpp"
+#include "eqx/core/error.hpp"
+#include "eqx/core/threads.hpp"
+
+#if defined(EQX_HAVE_OPENBLAS)
+extern "C" {
+void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+                 const float* b, int ldb, float beta, float* c, int ldc);
+void cblas_dgemm(int order, int trans_a, int trans_b, int m, int n, int k, double alpha, const double* a, int lda,
+                 const double* b, int ldb, double beta, double* c, int ldc);
+}
+#endif
+
+namespace eqx::detail {
+
+enum class GemmBackend : std::uint8_t { eigen, blas };
+enum class GemmPolicy : std::uint8_t { automatic, eigen, blas };
+
+inline constexpr bool kHaveBlas =
+#if defined(EQX_HAVE_OPENBLAS)
+    true;
+#else
+    false;
+#endif
+
+inline const char* gemm_backend_name(GemmBackend b) { return b == GemmBackend::blas ? "blas" : "eigen"; }
+
+/// Parses an EQX_GEMM value. Usage: `parse_gemm_policy("auto")`.
+inline GemmPolicy parse_gemm_policy(std::string_view value) {
+  if (value == "auto") return GemmPolicy::automatic;
+  if (value == "eigen") return GemmPolicy::eigen;
+  if (value == "blas") {
+    if (!kHaveBlas)
+      throw ValueError(
+          "EQX_GEMM=blas, but this build of eqx has no BLAS (OpenBLAS was not found when it was configured); "
+          "use EQX_GEMM=eigen or auto, or install libopenblas-dev and reconfigure");
+    return GemmPolicy::blas;
+  }
+  throw ValueError("EQX_GEMM must be 'eigen', 'blas' or 'auto', got '" + std::string(value) +
+                   "'; unset it to choose per shape by timing");
+}
+
+/// The process's policy: EQX_GEMM when set, else automatic.
+inline GemmPolicy& gemm_policy_slot() {
+  static GemmPolicy policy = [] {
+    const char* env = std::getenv("EQX_GEMM");
+    return env != nullptr && *env != '\0' ? parse_gemm_policy(env) : GemmPolicy::automatic;
+  }();
+  return policy;
+}
+
+/// One GEMM shape as the backend choice sees it.
+struct GemmKey {
+  std::int64_t m, n, k;
+  std::uint8_t flags;  // bit 0: A transposed, bit 1: B transposed, bit 2: double
+  std::int32_t threads;
+  bool operator==(const GemmKey&) const = default;
+};
+
+struct GemmKeyHash {
+  std::size_t operator()(const GemmKey& key) const noexcept {
+    std::uint64_t h = 1469598103934665603ull;
+    for (std::uint64_t v : {std::uint64_t(key.m), std::uint64_t(key.n), std::uint64_t(key.k),
+                            std::uint64_t(key.flags), std::uint64_t(key.threads)})
+      h = (h ^ v) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
+
+/// One decision of the automatic policy, with the times it was made from.
+struct GemmDecision {
+  GemmKey key;
+  GemmBackend backend;
+  double eigen_seconds, blas_seconds;
+};
+
+/// The decisions made so far in this process, per shape.
+class GemmChoices {
+ public:
+  static GemmChoices& instance() {
+    static GemmChoices choices;
+    return choices;
+  }
+  bool find(const GemmKey& key, GemmBackend& out) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return false;
+    out = it->second.backend;
+    return true;
+  }
+  void record(const GemmDecision& d) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    map_.emplace(d.key, d);
+  }
+  std::vector<GemmDecision> all() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<GemmDecision> out;
+    for (const auto& [key, d] : map_) out.push_back(d);
+    return out;
+  }
+  void clear() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    map_.clear();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<GemmKey, GemmDecision, GemmKeyHash> map_;
+};
+
+/// C[m, n] (row-major, leading dimension ldc) = op(A) op(B), where op(A) is
+/// [m, k] and op(B) is [k, n]; A and B are row-major with leading dimensions
+/// lda and ldb, and `trans_a` / `trans_b` say they are stored transposed.
+template <class T>
+struct GemmArgs {
+  const T* a;
+  std::int64_t lda;
+  bool trans_a;
+  const T* b;
+  std::int64_t ldb;
+  bool trans_b;
+  T* c;
+  std::int64_t ldc;
+  std::int64_t m, n, k;
+};
+
+// The GEMM code itself: Eigen's kernel is compiled for the ISA of the TU
+// that instantiates it, so eqx::kernels' copy lives in a namespace of its
+// own (core/config.hpp), apart from any copy a program compiles itself.
+inline namespace EQX_KERNELS_ABI {
+
+/// Rows [r0, r1) of C on Eigen's kernel.
+template <class T>
+void gemm_eigen_rows(const GemmArgs<T>& g, std::int64_t r0, std::int64_t r1) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Stride = Eigen::OuterStride<>;
+  using CMap = Eigen::Map<const Mat, 0, Stride>;
+  Eigen::Map<Mat, 0, Stride> c(g.c + r0 * g.ldc, r1 - r0, g.n, Stride(g.ldc));
+  const std::int64_t rows = r1 - r0;
+  if (!g.trans_a) {
+    CMap a(g.a + r0 * g.lda, rows, g.k, Stride(g.lda));
+    if (!g.trans_b) c.noalias() = a * CMap(g.b, g.k, g.n, Stride(g.ldb));
+    else c.noalias() = a * CMap(g.b, g.n, g.k, Stride(g.ldb)).transpose();
+  } else {
+    // A is stored [k, m]: rows of op(A) are its columns.
+    auto a = CMap(g.a, g.k, g.m, Stride(g.lda)).middleCols(r0, rows).transpose();
+    if (!g.trans_b) c.noalias() = a * CMap(g.b, g.k, g.n, Stride(g.ldb));
+    else c.noalias() = a * CMap(g.b, g.n, g.k, Stride(g.ldb)).transpose();
+  }
+}
+
+/// The whole product on Eigen's kernel; with `parallel`, blocks of at least
+/// 16 rows of C go to the thread pool when the product is large enough.
+template <class T>
+void gemm_eigen(const GemmArgs<T>& g, bool parallel) {
+  const std::int64_t blocks = parallel ? std::max<std::int64_t>(1, g.m / 16) : 1;
+  const std::int64_t flops = g.m * g.n * g.k;
+  parallel_for(blocks, flops / blocks / 8, [&](std::int64_t s, std::int64_t e) {
+    gemm_eigen_rows(g, g.m * s / blocks, g.m * e / blocks);
+  });
+}
+
+/// The whole product on BLAS (which threads large products itself).
+template <class T>
+void gemm_blas([[maybe_unused]] const GemmArgs<T>& g) {
+#if defined(EQX_HAVE_OPENBLAS)
+  constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+  const auto i = [](std::int64_t v) { return static_cast<int>(v); };
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(kRowMajor, g.trans_a ? kTrans : kNoTrans, g.trans_b ? kTrans : kNoTrans, i(g.m), i(g.n), i(g.k), 1.0f,
+                g.a, i(g.lda), g.b, i(g.ldb), 0.0f, g.c, i(g.ldc));
+  else if constexpr (std::is_same_v<T, double>)
+    cblas_dgemm(kRowMajor, g.trans_a ? kTrans : kNoTrans, g.trans_b ? kTrans : kNoTrans, i(g.m), i(g.n), i(g.k), 1.0,
+                g.a, i(g.lda), g.b, i(g.ldb), 0.0, g.c, i(g.ldc));
+#endif
+}
+
+/// Times both backends on the real operands (the first run of each is a
+/// warm-up; then the best of up to 20 alternating runs within ~2 ms each)
+/// and returns the faster. Leaves C computed by the returned backend.
+template <class T>
+GemmDecision measure_gemm(const GemmArgs<T>& g, const GemmKey& key, bool parallel) {
+  using Clock = std::chrono::steady_clock;
+  auto time = [&](GemmBackend b) {
+    const auto t0 = Clock::now();
+    if (b == GemmBackend::blas) gemm_blas(g);
+    else gemm_eigen(g, parallel);
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
+  double eigen = time(GemmBackend::eigen), blas = time(GemmBackend::blas);
+  const double one = std::max(eigen, blas);
+  const int runs = static_cast<int>(std::clamp(2e-3 / std::max(one, 1e-9), 2.0, 20.0));
+  eigen = blas = 1e300;
+  for (int r = 0; r < runs; ++r) {
+    eigen = std::min(eigen, time(GemmBackend::eigen));
+    blas = std::min(blas, time(GemmBackend::blas));
+  }
+  GemmDecision d{key, blas < eigen ? GemmBackend::blas : GemmBackend::eigen, eigen, blas};
+  if (d.backend == GemmBackend::eigen) gemm_eigen(g, parallel);  // the last run above was BLAS's
+  return d;
+}
+
+/// C = op(A) op(B) on the backend the policy picks for this shape. With
+/// `parallel`, the product may use the thread pool (or BLAS's threads);
+/// callers already inside a parallel_for pass false.
+template <class T>
+void gemm(const GemmArgs<T>& g, bool parallel) {
+  if (g.m * g.n == 0) return;
+  if (g.k == 0) {
+    for (std::int64_t r = 0; r < g.m; ++r) std::fill(g.c + r * g.ldc, g.c + r * g.ldc + g.n, T(0));
+    return;
+  }
+  constexpr bool kBlasType = std::is_same_v<T, float> || std::is_same_v<T, double>;
+  if constexpr (kHaveBlas && kBlasType) {
+    const GemmPolicy policy = gemm_policy_slot();
+    // BLAS takes int sizes; anything larger stays on Eigen.
+    const bool fits = std::max({g.m, g.n, g.k, g.lda, g.ldb, g.ldc}) < (std::int64_t{1} << 31);
+    if (policy == GemmPolicy::blas && fits) return gemm_blas(g);
+    if (policy == GemmPolicy::automatic && fits) {
+      const GemmKey key{g.m, g.n, g.k,
+                        static_cast<std::uint8_t>((g.trans_a ? 1 : 0) | (g.trans_b ? 2 : 0) |
+                                                  (std::is_same_v<T, double> ? 4 : 0)),
+                        parallel ? num_threads() : 1};
+      auto& choices = GemmChoices::instance();
+      GemmBackend backend;
+      if (!choices.find(key, backend)) {
+        choices.record(measure_gemm(g, key, parallel));
+        return;
+      }
+      if (backend == GemmBackend::blas) return gemm_blas(g);
+    }
+  }
+  gemm_eigen(g, parallel);
+}
+
+}  // inline namespace EQX_KERNELS_ABI
+}  // namespace eqx::detail
