@@ -14,6 +14,9 @@
 //   BM_UpdateMemcpy   for reference: memcpy of the bytes the update must move
 //                     (p, g, m, v read; p, m, v written: 7 x 4 bytes x params),
 //                     as 3.5 x 4 x params bytes copied (read + written)
+//   BM_AdamUpdateOnly the jitted Adam update alone (opt.update + apply_updates
+//                     on fixed gradients), with vs_memcpy: its time over the
+//                     memcpy row's (registered before it)
 //
 // Each step uses batch s % 8 of a pool made before timing; the model and
 // state it returns feed the next step; the loss is not read back. The
@@ -343,6 +346,30 @@ void BM_W2adamw_Optim(benchmark::State& state) {
 }
 BENCHMARK(BM_W2adamw_Optim)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
+/// The update alone (WORKLOADS.md's Adam: eqx::optim::adam, then
+/// apply_updates) on W2's parameters with fixed gradients, jitted: what the
+/// memcpy row below bounds. Counter vs_memcpy: its time over the memcpy's.
+double& memcpy_us() {
+  static double us = 0;
+  return us;
+}
+
+void BM_AdamUpdateOnly(benchmark::State& state) {
+  eqx::set_num_threads(static_cast<int>(state.range(0)));
+  const auto opt = eqx::optim::adam(kLr);
+  Mlp params = initial_mlp();
+  const Mlp grads = eqx::tree_map([](const Array& p) { return eqx::sin(p) * 0.01f; }, params);
+  auto st = opt.init(params);
+  auto update = eqx::filter_jit([opt](const Mlp& p, const Mlp& g, const decltype(st)& s) {
+    auto [u, next] = opt.update(g, s, p);
+    return std::pair{eqx::apply_updates(p, u), next};
+  });
+  for (int i = 0; i < 5; ++i) std::tie(params, st) = update(params, grads, st);
+  const double us = timed_steps(state, [&](int) { std::tie(params, st) = update(params, grads, st); });
+  if (memcpy_us() > 0) state.counters["vs_memcpy"] = us / memcpy_us();
+  plan_counters(state, update.plan(params, grads, st), "adam update");
+}
+
 /// Reference: the update's memory traffic (7 x 4 bytes x params) as one memcpy.
 void BM_UpdateMemcpy(benchmark::State& state) {
   constexpr std::size_t kParams = std::size_t{kIn} * kHidden + kHidden + std::size_t{kHidden} * kHidden + kHidden +
@@ -361,9 +388,11 @@ void BM_UpdateMemcpy(benchmark::State& state) {
   const std::chrono::duration<double, std::micro> dt = std::chrono::steady_clock::now() - t0;
   const double us = dt.count() / static_cast<double>(std::max<std::int64_t>(n, 1));
   state.counters["us_floor"] = us;
+  memcpy_us() = us;
   state.counters["GB/s"] = static_cast<double>(kTraffic) / 1e3 / us;
   state.counters["MB_moved"] = static_cast<double>(kTraffic) / 1e6;
 }
 BENCHMARK(BM_UpdateMemcpy)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AdamUpdateOnly)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """eqx beside the peers: one markdown table and gnuplot charts from one run.
 
-usage: table.py RAW.jsonl [RAW2.jsonl ...] --out DIR
+usage: table.py RAW.jsonl [RAW2.jsonl ...] --out DIR [--readme README.md]
 
 Reads the JSON lines the peers (../shared/peers) and eqx_workloads print,
 takes the median of the per-run medians when given several files, and
 writes DIR/compare.md (printed too), DIR/compare.png (µs per step, log
-scale, 1 thread) and, when the run has sweep rows, DIR/sweep.png.
+scale, 1 thread) and, when the run has sweep rows, DIR/sweep.png. With
+--readme, the tables also replace the part of that file between the lines
+<!-- compare:begin --> and <!-- compare:end -->.
 """
 import json
 import os
@@ -189,6 +191,11 @@ def main(argv):
     if "--out" not in argv:
         print(__doc__, file=sys.stderr)
         return 2
+    readme = None
+    if "--readme" in argv:
+        j = argv.index("--readme")
+        readme = argv[j + 1]
+        argv = argv[:j] + argv[j + 2:]
     i = argv.index("--out")
     out_dir = argv[i + 1]
     paths = argv[:i] + argv[i + 2:]
@@ -197,6 +204,18 @@ def main(argv):
     with open(os.path.join(out_dir, "compare.md"), "w") as f:
         f.write(text)
     print(text)
+    if readme:
+        with open(readme) as f:
+            doc = f.read()
+        begin, end = "<!-- compare:begin -->", "<!-- compare:end -->"
+        if begin not in doc or end not in doc:
+            print(f"table.py: {readme} has no {begin} ... {end} block to replace", file=sys.stderr)
+            return 1
+        head, rest = doc.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        with open(readme, "w") as f:
+            f.write(head + begin + "\n" + text + end + tail)
+        print(f"updated {readme}")
     if not threads:
         return 0
     scripts = [chart(t, threads, out_dir)]

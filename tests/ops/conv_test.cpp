@@ -202,6 +202,15 @@ TEST_CASE("conv 1x1 kernels (the no-im2col path) and strided 1x1", "[conv]") {
   check_against_naive({1, 3, 4, 4}, {2, 3, 1, 1}, {1, 1}, {1, 0, 0, 1}, {1, 1}, {1, 1}, 1);
 }
 
+TEST_CASE("conv with a kernel wider than its output (the weight-gradient shape) matches a naive loop", "[conv]") {
+  // The kernel's last axis is longer than the output's, so the kernel builds
+  // one row of columns per output position: contiguous taps, taps on
+  // padding, and dilated taps that skip cells.
+  check_against_naive({3, 4, 28, 28}, {5, 4, 25, 25}, {1, 1}, {0, 0, 0, 0}, {1, 1}, {1, 1}, 1);
+  check_against_naive({2, 6, 12, 11}, {4, 3, 9, 8}, {1, 2}, {1, 2, 0, 3}, {1, 1}, {1, 1}, 2);
+  check_against_naive({2, 2, 13, 14}, {3, 2, 5, 6}, {1, 1}, {0, 1, 1, 0}, {1, 1}, {2, 2}, 1);
+}
+
 TEST_CASE("conv large 2-D matches a naive loop", "[conv][threads]") {
   SECTION("batch of 3, SAME-sized padding") {
     check_against_naive({3, 8, 24, 24}, {16, 8, 3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, {1, 1}, 1);

@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "eqx/core/buffer_pool.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/core/shape.hpp"
@@ -31,15 +32,16 @@ namespace eqx {
 namespace detail {
 
 /// A 64-byte aligned heap buffer; kernels may use aligned vector loads.
+/// Large ones come from, and go back to, the BufferPool.
 class Storage {
  public:
-  static constexpr std::size_t kAlign = 64;
+  static constexpr std::size_t kAlign = BufferPool::kAlign;
   explicit Storage(std::size_t nbytes)
-      : data_(nbytes ? ::operator new(nbytes, std::align_val_t{kAlign}) : nullptr), nbytes_(nbytes) {}
+      : data_(nbytes ? BufferPool::instance().allocate(nbytes) : nullptr), nbytes_(nbytes) {}
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   ~Storage() {
-    if (data_) ::operator delete(data_, std::align_val_t{kAlign});
+    if (data_) BufferPool::instance().release(data_, nbytes_);
   }
   void* data() const { return data_; }
   std::size_t nbytes() const { return nbytes_; }

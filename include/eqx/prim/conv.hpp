@@ -255,8 +255,67 @@ struct ConvGeneralDilatedPrim final : Primitive {
       }
     };
 
+    // The transposed column matrix colT[p1 - p0, K], one row per output
+    // position, for convolutions whose kernel is wider than their output
+    // (the weight gradient of a small convolution: a 25x25 "kernel" of
+    // output cotangents over a 4x4 output). im2col's runs along the output's
+    // last axis would be a few elements long; here each run is a row of the
+    // kernel's last axis, one copy where the taps read consecutive cells.
+    const std::int64_t k_last = nsp == 0 ? 1 : rs[ls.size() - 1];
+    const bool transposed = !identity && nsp > 0 && k_last > out_last;
+    // kernel_contiguous[o]: at output position o of the last axis, the
+    // kernel's taps read consecutive input cells (no padding or hole).
+    std::vector<char> kernel_contiguous(transposed ? static_cast<std::size_t>(out_last) : 0, 1);
+    for (std::int64_t oo = 0; oo < static_cast<std::int64_t>(kernel_contiguous.size()); ++oo)
+      for (std::int64_t kk = 0; kk < k_last; ++kk) {
+        const std::int64_t t = tab[nsp - 1][kk * out_last + oo];
+        if (t < 0 || t != tab[nsp - 1][oo] + kk) kernel_contiguous[oo] = 0;
+      }
+    auto im2col_transposed = [&](const T* xg, std::int64_t p0, std::int64_t p1, T* colT) {
+      const std::int64_t outer_taps = ksz / k_last;
+      Shape oidx = Shape::filled(nsp, 0), kidx = Shape::filled(nsp, 0);
+      for (std::int64_t p = p0; p < p1; ++p) {
+        std::int64_t rem = p;
+        for (std::size_t i = nsp; i-- > 0;) {
+          oidx[i] = rem % os[i + 2];
+          rem /= os[i + 2];
+        }
+        const std::int64_t o_last = oidx[nsp - 1];
+        const std::int64_t* last = tab[nsp - 1].data() + o_last;  // tap kk reads last[kk * out_last]
+        T* row = colT + (p - p0) * K;
+        for (std::int64_t c = 0; c < Cg_in; ++c) {
+          const T* src = xg + c * in_sp;
+          for (std::int64_t ko = 0; ko < outer_taps; ++ko, row += k_last) {
+            std::int64_t r = ko, base = 0;
+            bool valid = true;
+            for (std::size_t i = nsp - 1; i-- > 0;) {
+              kidx[i] = r % rs[i + 2];
+              r /= rs[i + 2];
+              const std::int64_t t = tab[i][kidx[i] * os[i + 2] + oidx[i]];
+              if (t < 0) valid = false;
+              base += t * in_strides[i];
+            }
+            if (!valid) {
+              std::fill(row, row + k_last, T(0));
+            } else if (kernel_contiguous[o_last]) {
+              const T* sp = src + base + last[0];
+              std::copy(sp, sp + k_last, row);
+            } else {
+              for (std::int64_t kk = 0; kk < k_last; ++kk) {
+                const std::int64_t t = last[kk * out_last];
+                row[kk] = t >= 0 ? src[base + t] : T(0);
+              }
+            }
+          }
+        }
+      }
+    };
+
     parallel_for(tasks, std::max<std::int64_t>(flops_per_unit / blocks / 8, 1), [&](std::int64_t s, std::int64_t e) {
-      std::vector<T> col;
+      // Scratch kept by each thread across calls: a jitted step convolves
+      // the same shapes every call, and a fresh multi-megabyte buffer would
+      // be an mmap, page faults and an munmap each time.
+      thread_local std::vector<T> col;
       for (std::int64_t t = s; t < e; ++t) {
         const std::int64_t unit = t / blocks, b = t % blocks;
         const std::int64_t n = unit / G, g = unit % G;
@@ -267,6 +326,13 @@ struct ConvGeneralDilatedPrim final : Primitive {
         if (identity) {  // the input itself is the [K, P] column matrix
           colp = xg + p0;
           ld = P;
+        } else if (transposed) {
+          col.resize(static_cast<std::size_t>(K * (p1 - p0)));
+          im2col_transposed(xg, p0, p1, col.data());
+          gemm(GemmArgs<T>{w + g * Cg_out * K, K, false, col.data(), K, true, o + (n * C_out + g * Cg_out) * P + p0,
+                           P, Cg_out, p1 - p0, K},
+               /*parallel=*/false);
+          continue;
         } else {
           col.resize(static_cast<std::size_t>(K * (p1 - p0)));
           im2col(xg, p0, p1, col.data());

@@ -61,8 +61,11 @@ void select_tile(const void* const* in, void* out, std::int64_t n) {
   const bool* c = static_cast<const bool*>(in[0]);
   const T* a = static_cast<const T*>(in[1]);
   const T* b = static_cast<const T*>(in[2]);
-  T* o = static_cast<T*>(out);
-  for (std::int64_t i = 0; i < n; ++i) o[i] = c[i] ? a[i] : b[i];
+  T* __restrict o = static_cast<T*>(out);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const T x = a[i], y = b[i];  // both loaded: a blend, not a branch
+    o[i] = c[i] ? x : y;
+  }
 }
 #if EQX_SELECT_KERNELS
 EQX_KERNEL_INLINE TileKernel SelectPrim::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
@@ -79,8 +82,32 @@ EQX_KERNEL_INLINE void SelectPrim::kernel(std::span<const View> in, std::span<co
     const std::int64_t sc = plan.strides[0].back(), sa = plan.strides[1].back(), sb = plan.strides[2].back();
     parallel_for(out[0].numel(), 1, [&](std::int64_t s, std::int64_t e) {
       for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 3>& off, std::int64_t pos, std::int64_t len) {
-        for (std::int64_t i = 0; i < len; ++i)
-          o[pos + i] = c[off[0] + i * sc] ? a[off[1] + i * sa] : b[off[2] + i * sb];
+        // The common segments (contiguous operands, or a broadcast scalar
+        // such as relu's zero) get loops the compiler vectorises.
+        const bool* __restrict cp = c + off[0];
+        const T* __restrict ap = a + off[1];
+        const T* __restrict bp = b + off[2];
+        T* __restrict op = o + pos;
+        if (sc == 1 && sa == 1 && sb == 1) {
+          for (std::int64_t i = 0; i < len; ++i) {
+            const T x = ap[i], y = bp[i];  // both loaded: a blend, not a branch
+            op[i] = cp[i] ? x : y;
+          }
+        } else if (sc == 1 && sa == 1 && sb == 0) {
+          const T bv = *bp;
+          for (std::int64_t i = 0; i < len; ++i) {
+            const T x = ap[i];
+            op[i] = cp[i] ? x : bv;
+          }
+        } else if (sc == 1 && sa == 0 && sb == 1) {
+          const T av = *ap;
+          for (std::int64_t i = 0; i < len; ++i) {
+            const T y = bp[i];
+            op[i] = cp[i] ? av : y;
+          }
+        } else {
+          for (std::int64_t i = 0; i < len; ++i) op[i] = cp[i * sc] ? ap[i * sa] : bp[i * sb];
+        }
       });
     });
   });
