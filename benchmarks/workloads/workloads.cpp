@@ -7,6 +7,7 @@
 //
 //   eqx_workloads --threads 1 [--workloads W1,W3] [--check]
 //   eqx_workloads --threads 1 --sweep        # MLP width and batch sweep (GFLOP/s)
+//   EQX_WORKLOADS_PRINT_PLAN=W1 eqx_workloads --workloads W1   # the jitted step's graph
 //
 // Rows (peer names as the peers' report.py knows them): eqx-jit (the
 // compiled step), eqx-eager (the same step function without filter_jit; W1,
@@ -88,6 +89,7 @@ Timing time_steps(const std::function<void()>& step) {
 }
 
 int g_threads = 1;
+bool g_jit_only = false;  // --jit-only: skip the eager rows (for profiling the compiled step)
 
 void emit_time(const std::string& workload, const std::string& peer, const Timing& t) {
   std::printf(
@@ -232,8 +234,15 @@ template <class Model, class Opt, class Loss>
 void run_both(const std::string& w, const Model& model, const Model& fresh, const Opt& opt, Loss loss,
               int check_steps, bool check, bool eager) {
   auto step = train_step<Model>(opt, loss);
-  run_training(w, "eqx-jit", model, fresh, opt, eqx::filter_jit(step), check_steps, check);
-  if (eager) run_training(w, "eqx-eager", model, fresh, opt, step, check_steps, check);
+  auto jitted = eqx::filter_jit(step);
+  if (const char* which = std::getenv("EQX_WORKLOADS_PRINT_PLAN"); which != nullptr && w == which) {
+    const Batch b = pool(w, 1)[0];
+    const eqx::Plan& plan = jitted.plan(model, opt.init(eqx::filter(model, eqx::is_array)), b.x, b.y);
+    std::fprintf(stderr, "%s jitted step (%zu instructions):\n%s\n", w.c_str(), plan.memory_stats().num_instructions,
+                 eqx::to_string(plan.graph()).c_str());
+  }
+  run_training(w, "eqx-jit", model, fresh, opt, jitted, check_steps, check);
+  if (eager && !g_jit_only) run_training(w, "eqx-eager", model, fresh, opt, step, check_steps, check);
 }
 
 void run_w1(bool check) {
@@ -345,8 +354,9 @@ int main(int argc, char** argv) {
     else if (a == "--workloads" && i + 1 < argc) workloads = split(argv[++i]);
     else if (a == "--check") check = true;
     else if (a == "--sweep") sweep = true;
+    else if (a == "--jit-only") g_jit_only = true;
     else {
-      std::fprintf(stderr, "usage: %s --threads N [--workloads W1,...] [--check] [--sweep]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s --threads N [--workloads W1,...] [--check] [--sweep] [--jit-only]\n", argv[0]);
       return 2;
     }
   }

@@ -178,8 +178,20 @@ class FusedProgram {
   }
 
   static void fill_scalar(const View& v, DType dt, void* dst, std::int64_t count) {
-    const std::size_t w = itemsize(dt);
-    for (std::int64_t i = 0; i < count; ++i) std::memcpy(static_cast<std::byte*>(dst) + static_cast<std::size_t>(i) * w, v.data, w);
+    // Typed fills: a memcpy of a run-time item size per element was a
+    // library call per element (a few µs for one 2048-element tile).
+    auto fill = [&](auto item) {
+      using U = decltype(item);
+      U value;
+      std::memcpy(&value, v.data, sizeof(U));
+      std::fill(static_cast<U*>(dst), static_cast<U*>(dst) + count, value);
+    };
+    switch (itemsize(dt)) {
+      case 1: fill(std::uint8_t{}); break;
+      case 2: fill(std::uint16_t{}); break;
+      case 4: fill(std::uint32_t{}); break;
+      default: fill(std::uint64_t{}); break;
+    }
   }
 
   static void copy_rows(const View& v, const Input& x, void* dst, std::int64_t start, std::int64_t len) {
@@ -197,7 +209,6 @@ class FusedProgram {
   }
 
   void gather(const View& v, const Input& x, void* dst, std::int64_t start, std::int64_t len) const {
-    const std::size_t w = itemsize(x.dtype);
     const Shape& dims = x.plan.dims;
     const Shape& strides = x.plan.strides[0];
     const std::size_t r = dims.size();
@@ -208,16 +219,28 @@ class FusedProgram {
       rem /= dims[d];
       offset += idx[d] * strides[d];
     }
-    auto* out = static_cast<std::byte*>(dst);
-    const auto* src = static_cast<const std::byte*>(v.data);
-    for (std::int64_t i = 0; i < len; ++i) {
-      std::memcpy(out + static_cast<std::size_t>(i) * w, src + static_cast<std::size_t>(offset) * w, w);
-      for (std::size_t d = r; d-- > 0;) {  // odometer step
-        offset += strides[d];
-        if (++idx[d] < dims[d]) break;
-        offset -= idx[d] * strides[d];
-        idx[d] = 0;
+    // The item size is a compile-time constant in each loop, so the copy is
+    // a move, not a library call per element.
+    auto copy = [&](auto item) {
+      using U = decltype(item);
+      auto* out = static_cast<std::byte*>(dst);
+      const auto* src = static_cast<const std::byte*>(v.data);
+      for (std::int64_t i = 0; i < len; ++i) {
+        std::memcpy(out + static_cast<std::size_t>(i) * sizeof(U), src + static_cast<std::size_t>(offset) * sizeof(U),
+                    sizeof(U));
+        for (std::size_t d = r; d-- > 0;) {  // odometer step
+          offset += strides[d];
+          if (++idx[d] < dims[d]) break;
+          offset -= idx[d] * strides[d];
+          idx[d] = 0;
+        }
       }
+    };
+    switch (itemsize(x.dtype)) {
+      case 1: copy(std::uint8_t{}); break;
+      case 2: copy(std::uint16_t{}); break;
+      case 4: copy(std::uint32_t{}); break;
+      default: copy(std::uint64_t{}); break;
     }
   }
 

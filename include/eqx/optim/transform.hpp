@@ -217,7 +217,10 @@ struct ScaleByAdam {
           Array nu = (1 - o.b2) * square(g) + o.b2 * v;
           Array mu_hat = o.nesterov ? o.b1 * (mu / bc1_next.get(d)) + (1 - o.b1) * (g / bc1.get(d)) : mu / bc1.get(d);
           Array nu_hat = nu / bc2.get(d);
-          return std::array{mu_hat / (sqrt(nu_hat + o.eps_root) + o.eps), mu, nu};
+          // nu_hat >= +0, so adding an eps_root of 0 changes no bit: skip
+          // the pass (one of the update's ~15 per element).
+          if (o.eps_root != 0) nu_hat = nu_hat + o.eps_root;
+          return std::array{mu_hat / (sqrt(nu_hat) + o.eps), mu, nu};
         },
         updates, state.mu, state.nu);
     return {u, {count, mu, nu}};
