@@ -81,7 +81,7 @@ class FusedProgram {
         }
       ops_.push_back(op);
     }
-    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 17) / (8 * std::max(num_slots_, 1)), 256, 2048);
+    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (8 * std::max(num_slots_, 1)), 128, 2048);
     tile_ = std::min(tile_, std::max<std::int64_t>(n_, 1));
   }
 

@@ -88,6 +88,21 @@ struct BinaryPrim final : Primitive {
     EMap<O>(static_cast<O*>(out), n) =
         Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n), ECMap<T>(static_cast<const T*>(in[1]), n));
   }
+  // A rank-0 operand of a fused region (a hyperparameter such as Adam's b1)
+  // is one value broadcast over the tile: read it once and keep it in a
+  // register, so the op streams one tile instead of two.
+  template <class T>
+  static void tile_scalar_lhs(const void* const* in, void* out, std::int64_t n) {
+    using O = std::conditional_t<Op::kCompare, bool, T>;
+    EMap<O>(static_cast<O*>(out), n) =
+        Op::eval(EArray<T>::Constant(n, *static_cast<const T*>(in[0])), ECMap<T>(static_cast<const T*>(in[1]), n));
+  }
+  template <class T>
+  static void tile_scalar_rhs(const void* const* in, void* out, std::int64_t n) {
+    using O = std::conditional_t<Op::kCompare, bool, T>;
+    EMap<O>(static_cast<O*>(out), n) =
+        Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n), EArray<T>::Constant(n, *static_cast<const T*>(in[1])));
+  }
 
   template <class T>
   static void run(std::span<const View> in, const View& out) {
@@ -118,10 +133,17 @@ struct BinaryPrim final : Primitive {
 #if EQX_BINARY_KERNELS
 template <class Op>
 TileKernel BinaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
-  return visit_dtype(in[0].dtype, [](auto tag) -> TileKernel {
+  const bool lhs_scalar = in[0].shape.size() == 0 && in[1].shape.size() != 0;
+  const bool rhs_scalar = in[1].shape.size() == 0 && in[0].shape.size() != 0;
+  return visit_dtype(in[0].dtype, [&](auto tag) -> TileKernel {
     using T = decltype(tag);
-    if constexpr (Op::template supports<T>) return &tile<T>;
-    else return nullptr;
+    if constexpr (Op::template supports<T>) {
+      if (lhs_scalar) return &tile_scalar_lhs<T>;
+      if (rhs_scalar) return &tile_scalar_rhs<T>;
+      return &tile<T>;
+    } else {
+      return nullptr;
+    }
   });
 }
 
