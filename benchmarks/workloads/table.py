@@ -158,14 +158,12 @@ def sweep_chart(sweep, gemm, out_dir):
     with open(data, "w") as f:
         for th in sorted({r["threads"] for r in sweep}):
             f.write(f"# threads {th}: width (batch 128)\n")
-            for r in sweep:
-                if r["threads"] == th and r["batch"] == 128:
-                    f.write(f"{r['width']} {r['gflops']:.4g}\n")
+            for r in sorted((r for r in sweep if r["threads"] == th and r["batch"] == 128), key=lambda r: r["width"]):
+                f.write(f"{r['width']} {r['gflops']:.4g}\n")
             f.write("\n\n")
             f.write(f"# threads {th}: batch (width 512)\n")
-            for r in sweep:
-                if r["threads"] == th and r["width"] == 512:
-                    f.write(f"{r['batch']} {r['gflops']:.4g}\n")
+            for r in sorted((r for r in sweep if r["threads"] == th and r["width"] == 512), key=lambda r: r["batch"]):
+                f.write(f"{r['batch']} {r['gflops']:.4g}\n")
             f.write("\n\n")
     peak = max([max(v) for v in gemm.values()] or [0])
     ths = sorted({r["threads"] for r in sweep})
