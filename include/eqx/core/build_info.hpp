@@ -18,6 +18,7 @@
 
 #include <Eigen/Core>
 
+#include "eqx/core/cpu_level.hpp"
 #include "eqx/prim/gemm.hpp"
 
 namespace eqx {
@@ -37,23 +38,6 @@ struct BuildInfo {
 };
 
 namespace detail {
-
-/// The best x86-64 micro-architecture level of the running CPU.
-inline std::string cpu_isa_level() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  const bool v2 = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt") &&
-                  __builtin_cpu_supports("ssse3");
-  const bool v3 = v2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
-  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
-                  __builtin_cpu_supports("avx512vl");
-  return v4 ? "x86-64-v4" : v3 ? "x86-64-v3" : v2 ? "x86-64-v2" : "baseline";
-#else
-  return "not x86-64";
-#endif
-}
 
 /// The level the current translation unit is compiled for, from its macros.
 inline std::string compiled_isa_level() {
