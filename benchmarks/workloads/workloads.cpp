@@ -285,8 +285,11 @@ double w5_error(const Array& got) {
 void run_w5(bool check) {
   const Array x0 = eqx::astype(eqx::arange(16), eqx::float32) / 16.0f;
   auto fused = eqx::filter_jit(chain);
+  if (const char* which = std::getenv("EQX_WORKLOADS_PRINT_PLAN"); which != nullptr && std::string_view(which) == "W5")
+    std::fprintf(stderr, "W5 jitted chain:\n%s\n", eqx::to_string(fused.plan(x0).graph()).c_str());
   for (auto [peer, f] : {std::pair<const char*, std::function<Array(Array)>>{"eqx-eager", chain},
                          {"eqx-jit-fused", fused}}) {
+    if (g_jit_only && std::string_view(peer) == "eqx-eager") continue;
     Array out;
     emit_time("W5", peer, time_steps([&] { out = f(x0); }));
     if (check) {
@@ -305,7 +308,7 @@ void run_w6() {
   auto jitted = eqx::filter_jit([](const nn::MLP& m, const Array& x) { return m(x); });
   Array out;
   emit_time("W6", "eqx-jit", time_steps([&] { out = jitted(model, x); }));
-  emit_time("W6", "eqx-eager", time_steps([&] { out = model(x); }));
+  if (!g_jit_only) emit_time("W6", "eqx-eager", time_steps([&] { out = model(x); }));
 }
 
 // ------------------------------------------------------------------ sweep

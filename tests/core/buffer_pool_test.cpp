@@ -81,3 +81,39 @@ TEST_CASE("an Array's large buffer goes back to the pool and serves the next Arr
   CHECK(pool.cached_bytes() == 0);
   CHECK(b.to_vector<float>()[12345] == 1.0f);  // a reused buffer is written, not assumed zero
 }
+
+TEST_CASE("small blocks are kept per thread, a few per 64-byte size class", "[buffer_pool]") {
+  PoolScope scope(std::size_t{64} << 20);
+  BufferPool& pool = scope.pool;
+  void* a = pool.allocate(100);  // class 65..128 bytes
+  REQUIRE(reinterpret_cast<std::uintptr_t>(a) % BufferPool::kAlign == 0);
+  pool.release(a, 100);
+  CHECK(pool.allocate(128) == a);  // any size of the class gets it back
+  void* other_class = pool.allocate(64);
+  CHECK(other_class != a);
+  pool.release(other_class, 64);
+  pool.release(a, 128);
+  // At most 8 per class are kept: of 10 released blocks, the first 8 come
+  // back, last released first; the other two went to the allocator.
+  void* blocks[10];
+  for (void*& p : blocks) p = pool.allocate(4096);
+  for (void* p : blocks) pool.release(p, 4096);
+  for (int i = 7; i >= 0; --i) CHECK(pool.allocate(4096) == blocks[i]);
+  for (int i = 0; i < 8; ++i) pool.release(blocks[i], 4096);
+  CHECK(pool.cached_bytes() == 0);  // cached_bytes counts the shared large blocks only
+}
+
+TEST_CASE("with the pool off, small blocks go straight back to the allocator", "[buffer_pool]") {
+  PoolScope scope(0);
+  BufferPool& pool = scope.pool;
+  void* a = pool.allocate(64);
+  void* b = pool.allocate(64);
+  CHECK(a != b);
+  pool.release(a, 64);
+  pool.release(b, 64);
+  pool.set_limit(std::size_t{64} << 20);
+  void* c = pool.allocate(64);  // a block allocated with the pool off can be cached later
+  pool.release(c, 64);
+  CHECK(pool.allocate(64) == c);
+  pool.release(c, 64);
+}

@@ -296,15 +296,17 @@ TEST_CASE("an identity returns the input's buffer; constant outputs return the c
 }
 
 TEST_CASE("a cache hit allocates only its outputs", "[jit]") {
-  // Each output Array costs two allocations: its buffer and its shared
-  // control block; the flat list that carries outputs to the pytree is one more.
+  // Each output Array costs its shared control block, and its buffer unless
+  // the buffer pool serves it (small blocks freed by the warm-up calls); the
+  // flat list that carries outputs to the pytree is one more.
   const Mlp model = make_mlp(Activation::relu);
   const Array x = eqx::array({0.5f, -1.0f, 2.0f});
   auto f = eqx::filter_jit([](const Mlp& m, const Array& x) { return std::tuple{m(x), eqx::sum(x) * 2.0f}; });
   f(model, x);  // trace and compile
   f(model, x);  // warm the per-thread buffers
   std::tuple<Array, Array> out;
-  CHECK(allocations_in([&] { out = f(model, x); }) == 2 * 2 + 1);
+  const bool pooled = eqx::detail::BufferPool::instance().limit() > 0;  // off under AddressSanitizer
+  CHECK(allocations_in([&] { out = f(model, x); }) == (pooled ? 2 * 1 + 1 : 2 * 2 + 1));
   check(std::get<0>(out), {2}, model(x).to_vector<float>());
 
   auto id = eqx::filter_jit([](const Array& a) { return a; });

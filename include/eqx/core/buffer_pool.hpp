@@ -13,10 +13,16 @@
 // 1 GiB, EQX_BUFFER_POOL_MB overrides, 0 turns it off) and frees the rest.
 // Under AddressSanitizer it is off, so use-after-free stays detectable.
 //
+// Small blocks (up to kSmallMax bytes: an eager op's output, a jitted
+// call's small results) are kept too, per thread, a few per 64-byte size
+// class: glibc serves 64-byte aligned requests through its slow memalign
+// path, which cost about as much as the 16-float op it allocated for.
+//
 //   eqx::detail::BufferPool::instance().cached_bytes();  // what it holds now
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -49,8 +55,17 @@ class BufferPool {
     return *pool;
   }
 
-  /// A block of exactly `nbytes` (64-byte aligned), reused when one is cached.
+  static constexpr std::size_t kSmallMax = 4096;
+
+  /// A block of at least `nbytes` (64-byte aligned), reused when one is cached.
   void* allocate(std::size_t nbytes) {
+    if (nbytes <= kSmallMax) {
+      // Always the class size, so a block can be cached whatever the limit
+      // was when it was allocated.
+      if (limit_ > 0)
+        if (SmallCache* c = small_cache()) return c->allocate(nbytes);
+      return ::operator new((nbytes + kAlign - 1) / kAlign * kAlign, std::align_val_t{kAlign});
+    }
     if (nbytes >= kMinBytes && limit_ > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = free_.find(nbytes);
@@ -67,7 +82,9 @@ class BufferPool {
 
   /// Gives back a block from allocate(): cached if there is room, else freed.
   void release(void* p, std::size_t nbytes) {
-    if (nbytes >= kMinBytes && limit_ > 0) {
+    if (nbytes <= kSmallMax && limit_ > 0) {
+      if (SmallCache* c = small_cache()) return c->release(p, nbytes);
+    } else if (nbytes >= kMinBytes && limit_ > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       if (cached_ + nbytes <= limit_) {
         free_[nbytes].push_back(p);
@@ -78,8 +95,10 @@ class BufferPool {
     ::operator delete(p, std::align_val_t{kAlign});
   }
 
-  /// Frees every cached block (eqx's caches can be dropped the same way).
+  /// Frees every cached block (the calling thread's small ones, every
+  /// thread's large ones).
   void clear() {
+    if (SmallCache* c = small_cache()) c->clear();
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [nbytes, blocks] : free_)
       for (void* p : blocks) ::operator delete(p, std::align_val_t{kAlign});
@@ -109,6 +128,46 @@ class BufferPool {
     if (kUnderAddressSanitizer) return 0;
     if (const char* env = std::getenv("EQX_BUFFER_POOL_MB")) return std::size_t(std::strtoull(env, nullptr, 10)) << 20;
     return std::size_t{1} << 30;
+  }
+
+  /// One thread's small blocks: a short stack per 64-byte size class.
+  /// A block freed on another thread than the one that allocated it joins
+  /// the freeing thread's cache (any block of its class can serve).
+  struct SmallCache {
+    static constexpr std::size_t kClasses = kSmallMax / kAlign, kPerClass = 8;
+    void* blocks[kClasses][kPerClass];
+    std::uint8_t count[kClasses] = {};
+
+    static std::size_t class_of(std::size_t nbytes) { return (nbytes + kAlign - 1) / kAlign - 1; }
+    void* allocate(std::size_t nbytes) {
+      const std::size_t c = class_of(nbytes);
+      if (count[c] > 0) return blocks[c][--count[c]];
+      return ::operator new((c + 1) * kAlign, std::align_val_t{kAlign});  // the class size, so it can serve any
+    }
+    void release(void* p, std::size_t nbytes) {
+      const std::size_t c = class_of(nbytes);
+      if (count[c] < kPerClass) blocks[c][count[c]++] = p;
+      else ::operator delete(p, std::align_val_t{kAlign});
+    }
+    void clear() {
+      for (std::size_t c = 0; c < kClasses; ++c)
+        while (count[c] > 0) ::operator delete(blocks[c][--count[c]], std::align_val_t{kAlign});
+    }
+    ~SmallCache() {
+      clear();
+      small_cache_gone() = true;
+    }
+  };
+  /// Set when this thread's cache is destroyed (trivially destructible, so
+  /// still readable): Arrays freed later in thread exit go to the allocator.
+  static bool& small_cache_gone() {
+    thread_local bool gone = false;
+    return gone;
+  }
+  static SmallCache* small_cache() {
+    if (small_cache_gone()) return nullptr;
+    thread_local SmallCache cache;
+    return &cache;
   }
 
   mutable std::mutex mutex_;

@@ -11,6 +11,7 @@
 // any other numpy broadcast is gathered per tile.
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -57,21 +58,25 @@ class FusedProgram {
                                                      : Loc{Loc::slot, in.slot, t.dtype};
       inputs_.push_back(std::move(in));
     }
+    std::vector<std::array<Loc, kMaxInputs + 1>> locs;  // per op, until the tile size is known
     std::vector<int> output_index(nvars, -1);
     for (std::size_t i = 0; i < body.outputs.size(); ++i) output_index[body.outputs[i]] = static_cast<int>(i);
     for (std::size_t k = 0; k < body.equations.size(); ++k) {
       const Equation& eq = body.equations[k];
-      Op op{eq.prim, &eq.params, nullptr, {}, {}, static_cast<int>(eq.inputs.size())};
+      Op op{eq.prim, &eq.params, nullptr, {}, {}, {}, {}, static_cast<int>(eq.inputs.size())};
+      std::array<Loc, kMaxInputs + 1> op_locs{};  // inputs, then the output
       std::vector<AbstractArray> in_types;
       for (std::size_t j = 0; j < eq.inputs.size(); ++j) {
-        op.in[j] = loc[eq.inputs[j]];
+        op_locs[j] = loc[eq.inputs[j]];
+        op.in_dtype[j] = op_locs[j].dtype;
         in_types.push_back(body.types[eq.inputs[j]]);
       }
       op.tile = eq.prim->tile_kernel(in_types, eq.params);
       Var out = eq.outputs[0];
       DType dt = body.types[out].dtype;
-      op.out = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
-      loc[out] = op.out;
+      op_locs[kMaxInputs] = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
+      op.out_dtype = dt;
+      loc[out] = op_locs[kMaxInputs];
       // Free slots of values read for the last time (after choosing the
       // output slot: a convert to a wider dtype must not write over its input).
       for (Var v : eq.inputs)
@@ -79,10 +84,26 @@ class FusedProgram {
           free_slots.push_back(loc[v].index);
           last_use[v] = -1;  // once: `mul a a` reads a twice but frees its slot once
         }
+      locs.push_back(op_locs);
       ops_.push_back(op);
     }
-    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (8 * std::max(num_slots_, 1)), 128, 2048);
-    tile_ = std::min(tile_, std::max<std::int64_t>(n_, 1));
+    // A multiple of 16 elements, so every tile of a 64-byte aligned buffer
+    // starts aligned for 16-float packets.
+    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (8 * std::max(num_slots_, 1)), 128, 2048) / 16 * 16;
+    tile_ = std::min(tile_, (std::max<std::int64_t>(n_, 1) + 15) / 16 * 16);
+    const std::size_t nin = body.inputs.size();
+    auto operand = [&](const Loc& l) -> Operand {
+      const auto i = static_cast<std::uint32_t>(l.index);
+      switch (l.kind) {
+        case Loc::input: return {1 + i, static_cast<std::uint32_t>(itemsize(l.dtype)), 0};
+        case Loc::output: return {static_cast<std::uint32_t>(1 + nin) + i, static_cast<std::uint32_t>(itemsize(l.dtype)), 0};
+        default: return {0, 0, static_cast<std::size_t>(tile_) * sizeof(double) * i};
+      }
+    };
+    for (std::size_t k = 0; k < ops_.size(); ++k) {
+      for (int j = 0; j < ops_[k].nin; ++j) ops_[k].in[j] = operand(locs[k][static_cast<std::size_t>(j)]);
+      ops_[k].out = operand(locs[k][kMaxInputs]);
+    }
   }
 
   /// Runs the region on full-size input and output buffers.
@@ -90,13 +111,24 @@ class FusedProgram {
     if (n_ == 0) return;
     const std::int64_t tiles = (n_ + tile_ - 1) / tile_;
     parallel_for(tiles, tile_ * static_cast<std::int64_t>(ops_.size()), [&](std::int64_t t0, std::int64_t t1) {
-      thread_local std::vector<double> scratch;  // grows once per thread, then reused
+      // Slots start on 64-byte boundaries (tile_ is a multiple of 8 words):
+      // Eigen peels a misaligned head element by element, which on a 16-float
+      // tile is the whole tile.
+      thread_local std::vector<CacheLine> scratch;  // grows once per thread, then reused
       const std::size_t slot_words = static_cast<std::size_t>(tile_);
-      if (scratch.size() < slot_words * static_cast<std::size_t>(num_slots_))
-        scratch.resize(slot_words * static_cast<std::size_t>(num_slots_));
-      auto slot_ptr = [&](int s) { return static_cast<void*>(scratch.data() + slot_words * static_cast<std::size_t>(s)); };
+      const std::size_t lines = (slot_words * static_cast<std::size_t>(num_slots_) + 7) / 8;
+      if (scratch.size() < lines) scratch.resize(lines);
+      auto* words = reinterpret_cast<double*>(scratch.data());
+      auto slot_ptr = [&](int s) { return static_cast<void*>(words + slot_words * static_cast<std::size_t>(s)); };
       for (std::size_t i = 0; i < inputs_.size(); ++i)
         if (inputs_[i].access == Access::scalar) fill_scalar(in[i], inputs_[i].dtype, slot_ptr(inputs_[i].slot), tile_);
+      // Operand pointers: base (scratch, an input or an output buffer) +
+      // fixed offset + tile start x item size, without branching on the kind.
+      thread_local std::vector<std::byte*> bases;
+      bases.resize(1 + in.size() + out.size());
+      bases[0] = reinterpret_cast<std::byte*>(words);
+      for (std::size_t i = 0; i < in.size(); ++i) bases[1 + i] = static_cast<std::byte*>(in[i].data);
+      for (std::size_t i = 0; i < out.size(); ++i) bases[1 + in.size() + i] = static_cast<std::byte*>(out[i].data);
       View in_views[kMaxInputs];
       View out_view;
       for (std::int64_t t = t0; t < t1; ++t) {
@@ -107,14 +139,8 @@ class FusedProgram {
           if (x.access == Access::rows) copy_rows(in[i], x, slot_ptr(x.slot), start, len);
           else if (x.access == Access::general) gather(in[i], x, slot_ptr(x.slot), start, len);
         }
-        auto locate = [&](const Loc& l) -> void* {
-          const std::size_t offset = static_cast<std::size_t>(start) * itemsize(l.dtype);
-          switch (l.kind) {
-            case Loc::input: return static_cast<std::byte*>(in[static_cast<std::size_t>(l.index)].data) + offset;
-            case Loc::output: return static_cast<std::byte*>(out[static_cast<std::size_t>(l.index)].data) + offset;
-            default: return slot_ptr(l.index);
-          }
-        };
+        const auto ustart = static_cast<std::size_t>(start);
+        auto locate = [&](const Operand& o) -> void* { return bases[o.base] + o.offset + ustart * o.step; };
         for (const Op& op : ops_) {
           if (op.tile) {  // the fast path: a plain function on contiguous tiles
             const void* ptrs[kMaxInputs];
@@ -122,8 +148,8 @@ class FusedProgram {
             op.tile(ptrs, locate(op.out), len);
             continue;
           }
-          for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in[j].dtype};
-          out_view = View{locate(op.out), &tile_shape, op.out.dtype};
+          for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in_dtype[j]};
+          out_view = View{locate(op.out), &tile_shape, op.out_dtype};
           op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
                           std::span<const View>(&out_view, 1), *op.params);
         }
@@ -138,6 +164,9 @@ class FusedProgram {
   int num_tile_buffers() const { return num_slots_; }
 
  private:
+  struct alignas(64) CacheLine {
+    double words[8];
+  };
   enum class Access : std::uint8_t { full, scalar, rows, general };
   struct Loc {
     enum Kind : std::uint8_t { input, slot, output } kind = slot;
@@ -151,12 +180,22 @@ class FusedProgram {
     int slot;
     BroadcastPlan<1> plan;
   };
+  /// Where an operand is in a tile: bases[base] + offset + tile start x step
+  /// (base 0 is the scratch, whose slots sit at fixed offsets; inputs and
+  /// outputs step by their item size).
+  struct Operand {
+    std::uint32_t base;
+    std::uint32_t step;
+    std::size_t offset;
+  };
   struct Op {
     const Primitive* prim;
     const Params* params;
     TileKernel tile;
-    Loc in[kMaxInputs];
-    Loc out;
+    Operand in[kMaxInputs];
+    Operand out;
+    DType in_dtype[kMaxInputs];
+    DType out_dtype;
     int nin;
   };
 

@@ -9,6 +9,7 @@
 // makes a Plan safe to run from several threads at once.
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -85,9 +86,12 @@ class Plan {
     }
     max_operands_ = max_operands;
     assign_arena(first, last);
+    for (Var v = 0; v < slots_.size(); ++v)
+      if (slots_[v].kind != Slot::unassigned) assigned_.push_back(v);
     stats_.num_instructions = instrs_.size();
   }
 
+  ~Plan() { delete spare_.load(); }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
@@ -179,7 +183,7 @@ class Plan {
   void point_slots(ExecState& st, Input input, Output output) const {
     void** ptr = st.ptrs.data();
     auto* base = static_cast<std::byte*>(st.arena ? st.arena->data() : nullptr);
-    for (std::size_t v = 0; v < slots_.size(); ++v) {
+    for (Var v : assigned_) {
       const Slot& s = slots_[v];
       switch (s.kind) {
         case Slot::input: ptr[v] = const_cast<void*>(input(s.index)); break;
@@ -241,6 +245,7 @@ class Plan {
   }
 
   std::unique_ptr<ExecState> acquire() const {
+    if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
     {
       std::lock_guard<std::mutex> lock(pool_mutex_);
       if (!pool_.empty()) {
@@ -256,18 +261,27 @@ class Plan {
     return st;
   }
   void release(std::unique_ptr<ExecState> st) const {
+    ExecState* empty = nullptr;
+    if (spare_.compare_exchange_strong(empty, st.get(), std::memory_order_release, std::memory_order_relaxed)) {
+      st.release();  // now owned by spare_
+      return;
+    }
     std::lock_guard<std::mutex> lock(pool_mutex_);
     pool_.push_back(std::move(st));  // capacity kept from earlier pops: no allocation
   }
 
   Graph graph_;
   std::vector<Slot> slots_;
+  std::vector<Var> assigned_;  // the values with a buffer (fused regions' inner values have none)
   std::vector<Instr> instrs_;
   std::vector<Var> operands_;
   std::vector<OutputSource> output_sources_;
   std::vector<std::unique_ptr<detail::FusedProgram>> fused_;
   std::size_t max_operands_ = 0;
   MemoryStats stats_;
+  // One state is kept outside the mutex-guarded pool and taken with one
+  // atomic exchange: the common case of one caller at a time takes no lock.
+  mutable std::atomic<ExecState*> spare_{nullptr};
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;
 };

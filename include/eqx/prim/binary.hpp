@@ -122,6 +122,19 @@ struct BinaryPrim final : Primitive {
       });
       return;
     }
+    // An array and a rank-0 operand (x + 1): no broadcast plan to build.
+    if (in[1].shape->size() == 0 && *in[0].shape == *out.shape) {
+      parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
+        EMap<O>(o + s, e - s) = Op::eval(ECMap<T>(a + s, e - s), EArray<T>::Constant(e - s, *b));
+      });
+      return;
+    }
+    if (in[0].shape->size() == 0 && *in[1].shape == *out.shape) {
+      parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
+        EMap<O>(o + s, e - s) = Op::eval(EArray<T>::Constant(e - s, *a), ECMap<T>(b + s, e - s));
+      });
+      return;
+    }
     auto plan = plan_broadcast<2>(*out.shape, {in[0].shape, in[1].shape});
     const bool a_moves = plan.strides[0].back() != 0, b_moves = plan.strides[1].back() != 0;
     parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {

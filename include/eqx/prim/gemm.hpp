@@ -20,6 +20,8 @@
 //   eqx::detail::gemm<float>({a, lda, false, b, ldb, true, c, ldc, m, n, k}, /*parallel=*/true);
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -117,10 +119,25 @@ class GemmChoices {
     return choices;
   }
   bool find(const GemmKey& key, GemmBackend& out) const {
+    // Each thread remembers recent answers (a training step asks about the
+    // same few shapes every time) and checks them before the lock and map.
+    struct Memo {
+      GemmKey key;
+      GemmBackend backend;
+      std::uint64_t generation;  // 0: empty
+    };
+    thread_local std::array<Memo, 32> memo{};
+    Memo& m = memo[GemmKeyHash{}(key) % memo.size()];
+    const std::uint64_t generation = generation_.load(std::memory_order_acquire);
+    if (m.generation == generation && m.key == key) {
+      out = m.backend;
+      return true;
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = map_.find(key);
     if (it == map_.end()) return false;
     out = it->second.backend;
+    m = {key, out, generation};
     return true;
   }
   void record(const GemmDecision& d) {
@@ -136,9 +153,11 @@ class GemmChoices {
   void clear() {
     std::lock_guard<std::mutex> lock(mutex_);
     map_.clear();
+    generation_.fetch_add(1, std::memory_order_release);  // forgets every thread's memo
   }
 
  private:
+  std::atomic<std::uint64_t> generation_{1};
   mutable std::mutex mutex_;
   std::unordered_map<GemmKey, GemmDecision, GemmKeyHash> map_;
 };

@@ -210,29 +210,37 @@ inline std::vector<Interpreter*>& interpreter_stack() {
 
 inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
 
-/// Eager interpreter: shape rule, allocate, kernel.
+/// Eager interpreter: shape rule, allocate, kernel. Operand lists of up to
+/// kInlineOperands live on the stack: an eager op on small arrays costs
+/// about as much as its bookkeeping, so each heap allocation shows.
 inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
-  std::vector<AbstractArray> in_avals;
-  in_avals.reserve(inputs.size());
+  constexpr std::size_t kInlineOperands = 4;
+  const bool inline_in = inputs.size() <= kInlineOperands;
+  AbstractArray in_inline[kInlineOperands];
+  std::vector<AbstractArray> in_heap(inline_in ? 0 : inputs.size());
+  AbstractArray* in_avals = inline_in ? in_inline : in_heap.data();
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].has_value())
       throw ValueError(input_error_prefix(prim) + "input " + std::to_string(i) +
                        " is an empty Array (None); a filtered-out leaf cannot be used in an operation");
     if (inputs[i].is_abstract()) throw_leaked_tracer(prim, i);
-    in_avals.push_back({inputs[i].shape(), inputs[i].dtype()});
+    in_avals[i] = {inputs[i].shape(), inputs[i].dtype()};
   }
-  std::vector<AbstractArray> out_avals = prim.shape_rule(in_avals, params);
+  std::vector<AbstractArray> out_avals = prim.shape_rule(std::span<const AbstractArray>(in_avals, inputs.size()), params);
   std::vector<Array> outputs;
   outputs.reserve(out_avals.size());
   for (auto& aval : out_avals) outputs.push_back(ArrayAccess::allocate(std::move(aval.shape), aval.dtype));
 
-  std::vector<View> in_views, out_views;
-  in_views.reserve(inputs.size());
-  out_views.reserve(outputs.size());
-  for (const Array& a : inputs)
-    in_views.push_back({const_cast<void*>(a.raw_data()), &a.shape(), a.dtype()});
-  for (const Array& a : outputs) out_views.push_back({ArrayAccess::mutable_data(a), &a.shape(), a.dtype()});
-  prim.kernel(in_views, out_views, params);
+  const std::size_t nviews = inputs.size() + outputs.size();
+  View views_inline[2 * kInlineOperands];
+  std::vector<View> views_heap(nviews <= 2 * kInlineOperands ? 0 : nviews);
+  View* views = nviews <= 2 * kInlineOperands ? views_inline : views_heap.data();
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    views[i] = {const_cast<void*>(inputs[i].raw_data()), &inputs[i].shape(), inputs[i].dtype()};
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    views[inputs.size() + i] = {ArrayAccess::mutable_data(outputs[i]), &outputs[i].shape(), outputs[i].dtype()};
+  prim.kernel(std::span<const View>(views, inputs.size()), std::span<const View>(views + inputs.size(), outputs.size()),
+              params);
   return outputs;
 }
 

@@ -51,7 +51,7 @@ struct SelectPrim final : Primitive {
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
                          std::span<const Array> ct, const Params&) const override {
     if (!ct[0].has_value()) return {Array{}, Array{}, Array{}};
-    Array zero = o.zeros_like(y[0]);
+    Array zero = o.scalar(0, y[0].dtype());  // broadcast by select: no full-size zeros constant
     return {Array{}, o.unbroadcast(o.select(x[0], ct[0], zero), x[1].shape()),
             o.unbroadcast(o.select(x[0], zero, ct[0]), x[2].shape())};
   }

@@ -82,15 +82,21 @@ inline constexpr bool is_view_leaf =
 /// Hashes the cache key of one call while collecting its Array leaves.
 struct KeyHasher : StructureHasher {
   LeafRefs* leaves;
+  bool leaked = false;  // an abstract leaf was met on an untracked path
   bool array(const TreePath& path, const Array& a) {
     if (!a.has_value()) {
       h = hash_combine(h, 0xB0B);
       return true;
     }
-    if (a.is_abstract())  // no trace is active here: jit inside a trace is inlined
+    if (a.is_abstract()) {  // no trace is active here: jit inside a trace is inlined
+      if (!path.tracking()) {  // the fast walk stops; the caller walks again to name the leaf
+        leaked = true;
+        return false;
+      }
       throw TraceError("eqx::filter_jit: argument leaf " + path.display() +
                        " is an abstract Array from a trace that has already finished (a leaked tracer); pass "
                        "concrete Arrays, or return the value from the transformed function instead");
+    }
     leaves->push(a);
     h = hash_combine(h, static_cast<std::size_t>(a.dtype()) + 0xA11);
     for (std::int64_t d : a.shape()) h = hash_combine(h, static_cast<std::size_t>(d));
@@ -147,6 +153,10 @@ struct JitCache {
   std::mutex mutex;
   std::vector<std::unique_ptr<JitEntryBase>> entries;
   std::atomic<std::size_t> traces{0};
+  // The entry the last call used, checked first without the lock: a
+  // training loop calls one specialisation over and over (entries are never
+  // removed while the cache lives, so the pointer stays valid).
+  std::atomic<const JitEntryBase*> last{nullptr};
 };
 
 }  // namespace detail
@@ -205,23 +215,38 @@ class Jitted {
 
   template <class... Args>
   std::size_t key_hash(detail::LeafRefs& leaves, const Args&... args) const {
-    detail::ScratchPath scratch;  // no allocation once warm
-    TreePath& path = scratch.get();
-    detail::KeyHasher hasher;
-    hasher.h = reinterpret_cast<std::size_t>(&detail::type_tag<std::tuple<F, Args...>>);
-    hasher.leaves = &leaves;
-    if constexpr (detail::tree_callable<F>) detail::visit_tree(hasher, path, f_);
-    (detail::visit_tree(hasher, path, args), ...);
-    return hasher.h;
+    auto walk = [&](TreePath path, detail::LeafRefs& into) {
+      detail::KeyHasher hasher;
+      hasher.h = reinterpret_cast<std::size_t>(&detail::type_tag<std::tuple<F, Args...>>);
+      hasher.leaves = &into;
+      bool ok = true;
+      if constexpr (detail::tree_callable<F>) ok = detail::visit_tree(hasher, path, f_);
+      ok = ok && (detail::visit_tree(hasher, path, args) && ...);
+      return std::pair{hasher.h, hasher.leaked};
+    };
+    // Paths only name a bad leaf: walk without them, and again with them
+    // (which throws) when there is one.
+    const auto [hash, leaked] = walk(TreePath::untracked(), leaves);
+    if (leaked) {
+      detail::LeafRefs again;
+      walk(TreePath{}, again);
+    }
+    return hash;
   }
 
   template <class... Args>
   const detail::JitEntryBase* find(detail::LeafRefs& leaves, std::size_t hash, const Args&... args) const {
     const void* tag = &detail::type_tag<std::tuple<F, Args...>>;
+    auto hit = [&](const detail::JitEntryBase& e) {
+      return e.tag == tag && e.hash == hash && matches(static_cast<const Entry<Args...>&>(e), leaves, args...);
+    };
+    if (const detail::JitEntryBase* last = cache_->last.load(std::memory_order_acquire); last && hit(*last)) return last;
     std::lock_guard<std::mutex> lock(cache_->mutex);
     for (const auto& e : cache_->entries)
-      if (e->tag == tag && e->hash == hash && matches(static_cast<const Entry<Args...>&>(*e), leaves, args...))
+      if (hit(*e)) {
+        cache_->last.store(e.get(), std::memory_order_release);
         return e.get();
+      }
     return nullptr;
   }
 
@@ -231,8 +256,7 @@ class Jitted {
     if (refs.size() != e.leaf_types.size()) return false;
     for (std::size_t i = 0; i < refs.size(); ++i)
       if (refs[i]->dtype() != e.leaf_types[i].dtype || refs[i]->shape() != e.leaf_types[i].shape) return false;
-    detail::ScratchPath scratch;
-    TreePath& path = scratch.get();
+    TreePath path = TreePath::untracked();  // a mismatch is a miss, never reported
     detail::KeyComparer cmp{&e.present};
     if constexpr (detail::tree_callable<F>)
       if (!detail::visit_tree(cmp, path, f_, e.self_skeleton)) return false;

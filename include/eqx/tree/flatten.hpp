@@ -124,8 +124,8 @@ class TreeDef {
                        " Array leaves but " + std::to_string(leaves.size()) +
                        " were given; pass exactly the leaves tree_flatten returned (or as many)");
     detail::LeafFiller filler{present_, leaves};
-    detail::ScratchPath path;
-    return detail::rebuild_tree(filler, path.get(), skeleton_);
+    TreePath path = TreePath::untracked();  // one tree: no mismatch to report
+    return detail::rebuild_tree(filler, path, skeleton_);
   }
 
   /// The tree with every Array leaf empty (None).
