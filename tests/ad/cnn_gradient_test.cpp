@@ -352,6 +352,70 @@ TEST_CASE("select_and_gather_add and select_and_scatter_add: values, one equatio
         "eqx::select_and_scatter_add: source f64[2] must have one value per window, shape [3] for operand f64[3]");
 }
 
+TEST_CASE("max pooling over the last two axes: ties, NaNs and strides against a loop over the windows", "[ad]") {
+  // Pools without padding or dilation run row kernels of their own (the
+  // layers' case); this checks them where they could differ from the window
+  // walk: ties (the first maximum in window order wins), NaNs (the first NaN
+  // wins, in the value and the gradient), row and column strides, integers.
+  using eqx_test::check;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::int64_t planes = 6, h = 7, w = 9;
+  std::vector<double> xv(static_cast<std::size_t>(planes * h * w));
+  for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<double>((i * 7919) % 5);  // many ties
+  xv[2 * h * w + 3 * w + 4] = nan;  // plane 2: two NaNs in overlapping windows
+  xv[2 * h * w + 4 * w + 3] = nan;
+  struct Case {
+    std::int64_t kh, kw, sh, sw;
+  };
+  for (const Case& c : {Case{2, 2, 1, 1}, Case{3, 2, 2, 1}, Case{2, 3, 1, 2}, Case{1, 1, 1, 1}, Case{7, 9, 1, 1}}) {
+    CAPTURE(c.kh, c.kw, c.sh, c.sw);
+    const std::int64_t oh = (h - c.kh) / c.sh + 1, ow = (w - c.kw) / c.sw + 1;
+    std::vector<double> want(static_cast<std::size_t>(planes * oh * ow)), src(want.size()), grad(xv.size(), 0.0);
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = 1.0 + static_cast<double>(i % 13);
+    for (std::int64_t p = 0; p < planes; ++p)
+      for (std::int64_t i = 0; i < oh; ++i)
+        for (std::int64_t j = 0; j < ow; ++j) {
+          std::int64_t best = -1;
+          for (std::int64_t di = 0; di < c.kh; ++di)
+            for (std::int64_t dj = 0; dj < c.kw; ++dj) {
+              const std::int64_t at = p * h * w + (i * c.sh + di) * w + (j * c.sw + dj);
+              const bool best_nan = best >= 0 && std::isnan(xv[best]);
+              if (best < 0 || (!best_nan && (std::isnan(xv[at]) || xv[at] > xv[best]))) best = at;
+            }
+          const std::int64_t out = (p * oh + i) * ow + j;
+          want[out] = xv[best];
+          grad[best] += src[out];
+        }
+    const eqx::Shape xs{2, 3, h, w}, os{2, 3, oh, ow};
+    const Array x = eqx::array(xv, xs);
+    const Array y = eqx::max_pool(x, {c.kh, c.kw}, {c.sh, c.sw});
+    check(y, os, want);  // NaN == NaN in check
+    check(eqx::astype(eqx::max_pool(eqx::astype(eqx::where(eqx::isnan(x), 0.0, x), eqx::int32), {c.kh, c.kw},
+                                    {c.sh, c.sw}),
+                      eqx::float64),
+          os, [&] {  // integers: the same windows without the NaNs
+            std::vector<double> v = want;
+            for (std::int64_t p = 0; p < planes; ++p)
+              for (std::int64_t i = 0; i < oh; ++i)
+                for (std::int64_t j = 0; j < ow; ++j) {
+                  double m = -1;
+                  for (std::int64_t di = 0; di < c.kh; ++di)
+                    for (std::int64_t dj = 0; dj < c.kw; ++dj) {
+                      const double e = xv[p * h * w + (i * c.sh + di) * w + (j * c.sw + dj)];
+                      m = std::max(m, std::isnan(e) ? 0.0 : e);
+                    }
+                  v[(p * oh + i) * ow + j] = m;
+                }
+            return v;
+          }());
+    const Array weights = eqx::array(src, os);
+    auto loss = [&](const Array& a) { return eqx::sum(eqx::max_pool(a, {c.kh, c.kw}, {c.sh, c.sw}) * weights); };
+    check(eqx::filter_grad(loss)(x), xs, grad);
+    check(eqx::filter_jit(eqx::filter_grad(loss))(eqx::astype(x, eqx::float32)), xs,
+          std::vector<float>(grad.begin(), grad.end()));
+  }
+}
+
 TEST_CASE("conv and pooling rules differentiate again (second order)", "[ad]") {
   using eqx_test::check_grads;
   using eqx_test::random_f64;

@@ -18,7 +18,9 @@
 //
 // Kernels walk each window through per-axis tables of its taps
 // (WindowGeometry), computed once per call: no division per element, and
-// a window wholly inside the operand is a list of fixed offsets.
+// a window wholly inside the operand is a list of fixed offsets. Max pools
+// over the last two axes without padding or dilation, the layers' case,
+// have row kernels of their own (PlanePool) that the compiler vectorises.
 
 #include <algorithm>
 #include <cmath>
@@ -336,6 +338,137 @@ std::int64_t window_argmax(const T* x, const std::int64_t* taps, std::int64_t n)
   return first;
 }
 
+/// Pooling over the last two axes without padding or dilation (what the
+/// pooling layers do unless asked otherwise). Its kernels walk an output row
+/// with the window's taps as an inner loop over fixed offsets, unrolled for
+/// the common 2x2 and 3x3 windows, so the compiler vectorises across the
+/// row; no per-window tap lists.
+struct PlanePool {
+  std::int64_t planes = 1, h = 0, w = 0, oh = 0, ow = 0, kh = 1, kw = 1, sh = 1, sw = 1;
+
+  /// Sets `p` and returns true if the window has this layout.
+  static bool match(const Shape& xs, const Shape& os, const WindowDims& d, PlanePool& p) {
+    const std::size_t r = xs.size();
+    if (r < 2) return false;
+    for (std::size_t i = 0; i < r; ++i) {
+      if (d.dilation[i] != 1 || d.padding[2 * i] != 0 || d.padding[2 * i + 1] != 0) return false;
+      if (i + 2 < r && (d.window[i] != 1 || d.strides[i] != 1)) return false;
+    }
+    p = {};
+    for (std::size_t i = 0; i + 2 < r; ++i) p.planes *= xs[i];
+    p.h = xs[r - 2], p.w = xs[r - 1], p.oh = os[r - 2], p.ow = os[r - 1];
+    p.kh = d.window[r - 2], p.kw = d.window[r - 1], p.sh = d.strides[r - 2], p.sw = d.strides[r - 1];
+    return p.kh * p.kw <= (std::int64_t{1} << 24);  // tap numbers are exact in a float
+  }
+
+  /// Calls f(KH, KW, SW) as std::integral_constants: the window's size when
+  /// it is 2x2 or 3x3 (else zeros: sizes at run time), and the column stride
+  /// when it is 1 (else 0), so the common loops have fixed offsets.
+  template <class F>
+  void dispatch(F&& f) const {
+    auto with_stride = [&](auto kh_, auto kw_) {
+      if (sw == 1) return f(kh_, kw_, std::integral_constant<std::int64_t, 1>{});
+      f(kh_, kw_, std::integral_constant<std::int64_t, 0>{});
+    };
+    using two = std::integral_constant<std::int64_t, 2>;
+    using three = std::integral_constant<std::int64_t, 3>;
+    using any = std::integral_constant<std::int64_t, 0>;
+    if (kh == 2 && kw == 2) return with_stride(two{}, two{});
+    if (kh == 3 && kw == 3) return with_stride(three{}, three{});
+    with_stride(any{}, any{});
+  }
+
+  /// Output rows [r0, r1) (plane-major) of the max pool, with
+  /// WindowMax::fold's result: the first maximum in window order, or the
+  /// first NaN.
+  template <std::int64_t KH, std::int64_t KW, std::int64_t SW, class T>
+  void max_rows(const T* x, T* o, std::int64_t r0, std::int64_t r1) const {
+    const std::int64_t wh = KH ? KH : kh, ww = KW ? KW : kw, sw = SW ? SW : this->sw;
+    for (std::int64_t row = r0; row < r1; ++row) {
+      const T* top = x + ((row / oh) * h + (row % oh) * sh) * w;
+      T* __restrict out = o + row * ow;
+      bool nan = false;
+      if constexpr (std::is_floating_point_v<T>) {
+        using Lane = std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t>;  // T-wide, so it vectorises
+        Lane any = 0;
+        for (std::int64_t j = 0; j < ow; ++j) {
+          const T* in = top + j * sw;
+          T m = in[0];
+          for (std::int64_t di = 0; di < wh; ++di)
+            for (std::int64_t dj = 0; dj < ww; ++dj) {
+              const T v = in[di * w + dj];
+              m = v > m ? v : m;
+              any |= static_cast<Lane>(v != v);
+            }
+          out[j] = m;
+        }
+        nan = any != 0;
+      } else {
+        for (std::int64_t j = 0; j < ow; ++j) {
+          const T* in = top + j * sw;
+          T m = in[0];
+          for (std::int64_t di = 0; di < wh; ++di)
+            for (std::int64_t dj = 0; dj < ww; ++dj) m = in[di * w + dj] > m ? in[di * w + dj] : m;
+          out[j] = m;
+        }
+      }
+      if (nan)  // rare: each window with a NaN gets its first NaN, as the fold does
+        for (std::int64_t j = 0; j < ow; ++j)
+          for (std::int64_t t = wh * ww - 1; t >= 0; --t) {
+            const T v = top[j * sw + (t / ww) * w + t % ww];
+            if (v != v) out[j] = v;
+          }
+    }
+  }
+
+  /// For output rows [r0, r1): adds each window's cotangent `src` at the
+  /// window's first maximum (first NaN) in `g`, the operand's cotangent.
+  /// Each element receives its windows' additions in the window walk's
+  /// order, so both paths give the same bits. `pick` is a scratch row.
+  template <std::int64_t KH, std::int64_t KW, std::int64_t SW, class T>
+  void scatter_rows(const T* x, const T* src, T* g, std::int64_t r0, std::int64_t r1, std::vector<T>& pick) const {
+    const std::int64_t wh = KH ? KH : kh, ww = KW ? KW : kw, sw = SW ? SW : this->sw;
+    pick.resize(static_cast<std::size_t>(ow));
+    T* __restrict chosen = pick.data();  // each window's tap in window order, as a T so the loops stay T-wide
+    for (std::int64_t row = r0; row < r1; ++row) {
+      const std::int64_t top = ((row / oh) * h + (row % oh) * sh) * w;
+      const T* __restrict s = src + row * ow;
+      using Lane = std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t>;  // T-wide, so it vectorises
+      Lane any_nan = 0;
+      for (std::int64_t j = 0; j < ow; ++j) {
+        const T* in = x + top + j * sw;
+        T m = in[0];
+        for (std::int64_t di = 0; di < wh; ++di)
+          for (std::int64_t dj = 0; dj < ww; ++dj) {
+            m = in[di * w + dj] > m ? in[di * w + dj] : m;
+            any_nan |= static_cast<Lane>(in[di * w + dj] != in[di * w + dj]);
+          }
+        T c = T(0);
+        for (std::int64_t t = wh * ww - 1; t >= 0; --t) {  // backwards: the first match is written last
+          const T v = in[(t / ww) * w + t % ww];
+          c = v == m ? T(t) : c;
+        }
+        chosen[j] = c;
+      }
+      if (any_nan != 0) {  // a NaN wins: its window's first NaN (rare, so plain code)
+        for (std::int64_t j = 0; j < ow; ++j) {
+          const T* in = x + top + j * sw;
+          for (std::int64_t t = wh * ww - 1; t >= 0; --t)
+            if (std::isnan(in[(t / ww) * w + t % ww])) chosen[j] = T(t);
+        }
+      }
+      // An element of operand row di hears from windows j = (c - dj) / sw
+      // of this output row: later taps are earlier windows.
+      for (std::int64_t di = 0; di < wh; ++di)
+        for (std::int64_t dj = ww - 1; dj >= 0; --dj) {
+          const T tap = T(di * ww + dj);
+          T* __restrict out = g + top + di * w + dj;
+          for (std::int64_t j = 0; j < ow; ++j) out[j * sw] += chosen[j] == tap ? s[j] : T(0);
+        }
+    }
+  }
+};
+
 /// The batching rule of the window primitives: each example is its own
 /// window row, a window of 1 along a batch axis put first.
 inline Batched window_batch(const Primitive& prim, const RuleOps& o, std::span<const Array> x, BatchDims d,
@@ -427,9 +560,20 @@ struct ReduceWindowPrim final : Primitive {
  private:
   template <class T>
   static void run(const View& xv, const View& ov, const WindowDims& d) {
-    const WindowGeometry g(*xv.shape, *ov.shape, d);
     const T* x = xv.as<const T>();
     T* o = ov.as<T>();
+    if constexpr (std::is_same_v<Monoid, WindowMax>) {
+      PlanePool pool;
+      if (PlanePool::match(*xv.shape, *ov.shape, d, pool)) {
+        pool.dispatch([&](auto kh, auto kw, auto sw) {
+          parallel_for(pool.planes * pool.oh, pool.ow * pool.kh * pool.kw, [&](std::int64_t s, std::int64_t e) {
+            pool.max_rows<decltype(kh)::value, decltype(kw)::value, decltype(sw)::value>(x, o, s, e);
+          });
+        });
+        return;
+      }
+    }
+    const WindowGeometry g(*xv.shape, *ov.shape, d);
     parallel_for(ov.numel(), g.window_size, [&](std::int64_t s, std::int64_t e) {
       for_each_window(g, *ov.shape, s, e,
                       [&](std::int64_t flat, std::int64_t base, const std::int64_t* taps, std::int64_t n) {
@@ -508,13 +652,23 @@ EQX_KERNEL_INLINE void SelectAndScatterAddPrim::kernel(std::span<const View> in,
                                                        const Params& p) const {
   const WindowDims d = WindowDims::from(p);
   const Shape& os = *in[0].shape;
-  const WindowGeometry g(*in[1].shape, os, d);
   visit_dtype(in[1].dtype, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_floating_point_v<T>) {
       const T *src = in[0].as<const T>(), *x = in[1].as<const T>();
       T* o = out[0].as<T>();
       std::fill(o, o + out[0].numel(), T(0));
+      PlanePool pool;
+      if (PlanePool::match(*in[1].shape, os, d, pool)) {  // planes are disjoint: split them across threads
+        pool.dispatch([&](auto kh, auto kw, auto sw) {
+          parallel_for(pool.planes, pool.oh * pool.ow * pool.kh * pool.kw * 2, [&](std::int64_t s, std::int64_t e) {
+            std::vector<T> pick;
+            pool.scatter_rows<decltype(kh)::value, decltype(kw)::value, decltype(sw)::value>(x, src, o, s * pool.oh,
+                                                                                           e * pool.oh, pick);
+          });
+        });
+        return;
+      }
       // Windows overlap, so two threads may add into one element; but windows
       // of 1 along leading axes (batch, channels) touch disjoint slices, so
       // those axes are split across threads and the rest runs in order.
@@ -525,6 +679,7 @@ EQX_KERNEL_INLINE void SelectAndScatterAddPrim::kernel(std::span<const View> in,
         independent *= os[i];
         per_slice = os[i] == 0 ? 0 : per_slice / os[i];
       }
+      const WindowGeometry g(*in[1].shape, os, d);
       parallel_for(independent, per_slice * g.window_size, [&](std::int64_t s, std::int64_t e) {
         for_each_window(g, os, s * per_slice, e * per_slice,
                         [&](std::int64_t flat, std::int64_t base, const std::int64_t* taps, std::int64_t n) {
