@@ -81,6 +81,7 @@ void check_all_shapes() {
       check_shape<T>(1, 1, 1, ta, tb);
       check_shape<T>(3, 5, 7, ta, tb);
       check_shape<T>(1, 64, 33, ta, tb);   // one row: a matrix-vector product
+      check_shape<T>(65, 1, 33, ta, tb);   // one column: a layer applied to one example
       check_shape<T>(37, 65, 129, ta, tb);
       check_shape<T>(130, 70, 300, ta, tb);  // enough rows to split across threads
       check_shape<T>(4, 6, 0, ta, tb);       // empty contraction: zeros

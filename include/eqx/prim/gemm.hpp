@@ -45,6 +45,10 @@ void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float
                  const float* b, int ldb, float beta, float* c, int ldc);
 void cblas_dgemm(int order, int trans_a, int trans_b, int m, int n, int k, double alpha, const double* a, int lda,
                  const double* b, int ldb, double beta, double* c, int ldc);
+void cblas_sgemv(int order, int trans, int m, int n, float alpha, const float* a, int lda, const float* x, int incx,
+                 float beta, float* y, int incy);
+void cblas_dgemv(int order, int trans, int m, int n, double alpha, const double* a, int lda, const double* x,
+                 int incx, double beta, double* y, int incy);
 }
 #endif
 
@@ -214,12 +218,32 @@ void gemm_eigen(const GemmArgs<T>& g, bool parallel) {
   });
 }
 
-/// The whole product on BLAS (which threads large products itself).
+/// The whole product on BLAS (which threads large products itself). A
+/// product with one row or one column of C is a matrix-vector product:
+/// OpenBLAS 0.3.21's sgemm packs it like any GEMM, its sgemv does not.
 template <class T>
 void gemm_blas([[maybe_unused]] const GemmArgs<T>& g) {
 #if defined(EQX_HAVE_OPENBLAS)
   constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
   const auto i = [](std::int64_t v) { return static_cast<int>(v); };
+  auto gemv = [&](bool trans, std::int64_t rows, std::int64_t cols, const T* mat, std::int64_t ld, const T* x,
+                  std::int64_t incx, T* y, std::int64_t incy) {
+    // y is zeroed first: OpenBLAS 0.3.21 scales y by beta = 0 with a
+    // multiply, which keeps a NaN left in a reused buffer.
+    for (std::int64_t r = 0, len = trans ? cols : rows; r < len; ++r) y[r * incy] = T(0);
+    if constexpr (std::is_same_v<T, float>)
+      cblas_sgemv(kRowMajor, trans ? kTrans : kNoTrans, i(rows), i(cols), 1.0f, mat, i(ld), x, i(incx), 0.0f, y, i(incy));
+    else
+      cblas_dgemv(kRowMajor, trans ? kTrans : kNoTrans, i(rows), i(cols), 1.0, mat, i(ld), x, i(incx), 0.0, y, i(incy));
+  };
+  if (g.n == 1) {  // C[:, 0] = op(A) op(B)[:, 0]; A is stored [m, k], or [k, m] when transposed
+    gemv(g.trans_a, g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g.a, g.lda, g.b, g.trans_b ? 1 : g.ldb, g.c, g.ldc);
+    return;
+  }
+  if (g.m == 1) {  // C[0, :] = op(B)^T op(A)[0, :]; B is stored [k, n], or [n, k] when transposed
+    gemv(!g.trans_b, g.trans_b ? g.n : g.k, g.trans_b ? g.k : g.n, g.b, g.ldb, g.a, g.trans_a ? g.lda : 1, g.c, 1);
+    return;
+  }
   if constexpr (std::is_same_v<T, float>)
     cblas_sgemm(kRowMajor, g.trans_a ? kTrans : kNoTrans, g.trans_b ? kTrans : kNoTrans, i(g.m), i(g.n), i(g.k), 1.0f,
                 g.a, i(g.lda), g.b, i(g.ldb), 0.0f, g.c, i(g.ldc));
