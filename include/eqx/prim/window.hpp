@@ -378,6 +378,32 @@ struct PlanePool {
     with_stride(any{}, any{});
   }
 
+  /// Lanes as wide as T, so OR-ing NaN flags vectorises with the loop over T.
+  template <class T>
+  using NanLane = std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t>;
+
+  /// One window's maximum by `v > m ? v : m` in window order; whether it saw
+  /// a NaN is OR-ed into `nan` (integers have none).
+  template <class T>
+  static T window_max(const T* in, std::int64_t wh, std::int64_t ww, std::int64_t w, NanLane<T>& nan) {
+    T m = in[0];
+    for (std::int64_t di = 0; di < wh; ++di)
+      for (std::int64_t dj = 0; dj < ww; ++dj) {
+        const T v = in[di * w + dj];
+        m = v > m ? v : m;
+        if constexpr (std::is_floating_point_v<T>) nan |= static_cast<NanLane<T>>(v != v);
+      }
+    return m;
+  }
+
+  /// The window's first NaN tap in window order, or -1 (the rare path).
+  template <class T>
+  static std::int64_t first_nan_tap(const T* in, std::int64_t wh, std::int64_t ww, std::int64_t w) {
+    for (std::int64_t t = 0; t < wh * ww; ++t)
+      if (std::isnan(in[(t / ww) * w + t % ww])) return t;
+    return -1;
+  }
+
   /// Output rows [r0, r1) (plane-major) of the max pool, with
   /// WindowMax::fold's result: the first maximum in window order, or the
   /// first NaN.
@@ -387,37 +413,13 @@ struct PlanePool {
     for (std::int64_t row = r0; row < r1; ++row) {
       const T* top = x + ((row / oh) * h + (row % oh) * sh) * w;
       T* __restrict out = o + row * ow;
-      bool nan = false;
-      if constexpr (std::is_floating_point_v<T>) {
-        using Lane = std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t>;  // T-wide, so it vectorises
-        Lane any = 0;
-        for (std::int64_t j = 0; j < ow; ++j) {
-          const T* in = top + j * sw;
-          T m = in[0];
-          for (std::int64_t di = 0; di < wh; ++di)
-            for (std::int64_t dj = 0; dj < ww; ++dj) {
-              const T v = in[di * w + dj];
-              m = v > m ? v : m;
-              any |= static_cast<Lane>(v != v);
-            }
-          out[j] = m;
-        }
-        nan = any != 0;
-      } else {
-        for (std::int64_t j = 0; j < ow; ++j) {
-          const T* in = top + j * sw;
-          T m = in[0];
-          for (std::int64_t di = 0; di < wh; ++di)
-            for (std::int64_t dj = 0; dj < ww; ++dj) m = in[di * w + dj] > m ? in[di * w + dj] : m;
-          out[j] = m;
-        }
-      }
-      if (nan)  // rare: each window with a NaN gets its first NaN, as the fold does
-        for (std::int64_t j = 0; j < ow; ++j)
-          for (std::int64_t t = wh * ww - 1; t >= 0; --t) {
-            const T v = top[j * sw + (t / ww) * w + t % ww];
-            if (v != v) out[j] = v;
-          }
+      NanLane<T> nan = 0;
+      for (std::int64_t j = 0; j < ow; ++j) out[j] = window_max(top + j * sw, wh, ww, w, nan);
+      if constexpr (std::is_floating_point_v<T>)
+        if (nan != 0)  // each window with a NaN gets its first NaN, as the fold does
+          for (std::int64_t j = 0; j < ow; ++j)
+            if (const std::int64_t t = first_nan_tap(top + j * sw, wh, ww, w); t >= 0)
+              out[j] = top[j * sw + (t / ww) * w + t % ww];
     }
   }
 
@@ -433,16 +435,10 @@ struct PlanePool {
     for (std::int64_t row = r0; row < r1; ++row) {
       const std::int64_t top = ((row / oh) * h + (row % oh) * sh) * w;
       const T* __restrict s = src + row * ow;
-      using Lane = std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t>;  // T-wide, so it vectorises
-      Lane any_nan = 0;
+      NanLane<T> any_nan = 0;
       for (std::int64_t j = 0; j < ow; ++j) {
         const T* in = x + top + j * sw;
-        T m = in[0];
-        for (std::int64_t di = 0; di < wh; ++di)
-          for (std::int64_t dj = 0; dj < ww; ++dj) {
-            m = in[di * w + dj] > m ? in[di * w + dj] : m;
-            any_nan |= static_cast<Lane>(in[di * w + dj] != in[di * w + dj]);
-          }
+        const T m = window_max(in, wh, ww, w, any_nan);
         T c = T(0);
         for (std::int64_t t = wh * ww - 1; t >= 0; --t) {  // backwards: the first match is written last
           const T v = in[(t / ww) * w + t % ww];
@@ -450,13 +446,9 @@ struct PlanePool {
         }
         chosen[j] = c;
       }
-      if (any_nan != 0) {  // a NaN wins: its window's first NaN (rare, so plain code)
-        for (std::int64_t j = 0; j < ow; ++j) {
-          const T* in = x + top + j * sw;
-          for (std::int64_t t = wh * ww - 1; t >= 0; --t)
-            if (std::isnan(in[(t / ww) * w + t % ww])) chosen[j] = T(t);
-        }
-      }
+      if (any_nan != 0)  // a NaN wins: its window's first NaN
+        for (std::int64_t j = 0; j < ow; ++j)
+          if (const std::int64_t t = first_nan_tap(x + top + j * sw, wh, ww, w); t >= 0) chosen[j] = T(t);
       // An element of operand row di hears from windows j = (c - dj) / sw
       // of this output row: later taps are earlier windows.
       for (std::int64_t di = 0; di < wh; ++di)
