@@ -20,6 +20,7 @@
 #include "eqx/random.hpp"
 #include "eqx/transform/checkpoint.hpp"
 #include "eqx/transform/collectives.hpp"
+#include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/transform/cond.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"

@@ -58,27 +58,35 @@ class FusedProgram {
                                                      : Loc{Loc::slot, in.slot, t.dtype};
       inputs_.push_back(std::move(in));
     }
-    std::vector<std::array<Loc, kMaxInputs + 1>> locs;  // per op, until the tile size is known
+    struct OpLocs {
+      std::array<Loc, kMaxInputs> in{};
+      std::array<Loc, kMaxOutputs> out{};
+    };
+    std::vector<OpLocs> locs;  // per op, until the tile size is known
     std::vector<int> output_index(nvars, -1);
     for (std::size_t i = 0; i < body.outputs.size(); ++i) output_index[body.outputs[i]] = static_cast<int>(i);
     for (std::size_t k = 0; k < body.equations.size(); ++k) {
       const Equation& eq = body.equations[k];
-      Op op{eq.prim, &eq.params, nullptr, {}, {}, {}, {}, static_cast<int>(eq.inputs.size())};
-      std::array<Loc, kMaxInputs + 1> op_locs{};  // inputs, then the output
+      Op op{eq.prim, &eq.params, nullptr, nullptr, {}, {}, {}, {}, static_cast<int>(eq.inputs.size()),
+            static_cast<int>(eq.outputs.size())};
+      OpLocs op_locs;
       std::vector<AbstractArray> in_types;
       for (std::size_t j = 0; j < eq.inputs.size(); ++j) {
-        op_locs[j] = loc[eq.inputs[j]];
-        op.in_dtype[j] = op_locs[j].dtype;
+        op_locs.in[j] = loc[eq.inputs[j]];
+        op.in_dtype[j] = op_locs.in[j].dtype;
         in_types.push_back(body.types[eq.inputs[j]]);
       }
-      op.tile = eq.prim->tile_kernel(in_types, eq.params);
-      Var out = eq.outputs[0];
-      DType dt = body.types[out].dtype;
-      op_locs[kMaxInputs] = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
-      op.out_dtype = dt;
-      loc[out] = op_locs[kMaxInputs];
+      if (eq.outputs.size() == 1) op.tile = eq.prim->tile_kernel(in_types, eq.params);
+      else op.multi = eq.prim->multi_tile_kernel(in_types, eq.params);
+      for (std::size_t j = 0; j < eq.outputs.size(); ++j) {
+        const Var out = eq.outputs[j];
+        const DType dt = body.types[out].dtype;
+        op_locs.out[j] = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
+        loc[out] = op_locs.out[j];
+      }
+      op.out_dtype = body.types[eq.outputs[0]].dtype;
       // Free slots of values read for the last time (after choosing the
-      // output slot: a convert to a wider dtype must not write over its input).
+      // output slots: a convert to a wider dtype must not write over its input).
       for (Var v : eq.inputs)
         if (last_use[v] == static_cast<std::int64_t>(k) && loc[v].kind == Loc::slot && !is_input(body, v)) {
           free_slots.push_back(loc[v].index);
@@ -101,8 +109,8 @@ class FusedProgram {
       }
     };
     for (std::size_t k = 0; k < ops_.size(); ++k) {
-      for (int j = 0; j < ops_[k].nin; ++j) ops_[k].in[j] = operand(locs[k][static_cast<std::size_t>(j)]);
-      ops_[k].out = operand(locs[k][kMaxInputs]);
+      for (int j = 0; j < ops_[k].nin; ++j) ops_[k].in[j] = operand(locs[k].in[static_cast<std::size_t>(j)]);
+      for (int j = 0; j < ops_[k].nout; ++j) ops_[k].out[j] = operand(locs[k].out[static_cast<std::size_t>(j)]);
     }
   }
 
@@ -142,14 +150,20 @@ class FusedProgram {
         const auto ustart = static_cast<std::size_t>(start);
         auto locate = [&](const Operand& o) -> void* { return bases[o.base] + o.offset + ustart * o.step; };
         for (const Op& op : ops_) {
-          if (op.tile) {  // the fast path: a plain function on contiguous tiles
+          if (op.tile || op.multi) {  // the fast path: a plain function on contiguous tiles
             const void* ptrs[kMaxInputs];
             for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
-            op.tile(ptrs, locate(op.out), len);
+            if (op.tile) {
+              op.tile(ptrs, locate(op.out[0]), len);
+            } else {
+              void* outs[kMaxOutputs];
+              for (int j = 0; j < op.nout; ++j) outs[j] = locate(op.out[j]);
+              op.multi(ptrs, outs, len);
+            }
             continue;
           }
           for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in_dtype[j]};
-          out_view = View{locate(op.out), &tile_shape, op.out_dtype};
+          out_view = View{locate(op.out[0]), &tile_shape, op.out_dtype};
           op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
                           std::span<const View>(&out_view, 1), *op.params);
         }
@@ -157,8 +171,10 @@ class FusedProgram {
     });
   }
 
-  /// Operands of one fused operation (select has the most: 3).
-  static constexpr std::size_t kMaxInputs = 3;
+  /// Operands and results of one fused operation (select has 3 operands;
+  /// an eqx::elementwise_kernel may have more, and several results).
+  static constexpr std::size_t kMaxInputs = 12;
+  static constexpr std::size_t kMaxOutputs = 4;
 
   std::int64_t tile_size() const { return tile_; }
   int num_tile_buffers() const { return num_slots_; }
@@ -191,12 +207,13 @@ class FusedProgram {
   struct Op {
     const Primitive* prim;
     const Params* params;
-    TileKernel tile;
+    TileKernel tile;        // one result
+    MultiTileKernel multi;  // several results
     Operand in[kMaxInputs];
-    Operand out;
+    Operand out[kMaxOutputs];
     DType in_dtype[kMaxInputs];
-    DType out_dtype;
-    int nin;
+    DType out_dtype;  // of a single result, for `kernel`
+    int nin, nout;
   };
 
   static bool is_input(const Graph& body, Var v) {
@@ -323,7 +340,12 @@ inline Graph fuse_elementwise(Graph g) {
   std::vector<int> region_of(neq, -1);
   using detail::FusedProgram;
   auto fusable = [&](const Equation& eq) {
-    return eq.prim->elementwise() && eq.outputs.size() == 1 && eq.inputs.size() <= FusedProgram::kMaxInputs;
+    if (!eq.prim->elementwise() || eq.inputs.size() > FusedProgram::kMaxInputs) return false;
+    if (eq.outputs.size() == 1) return true;
+    if (eq.outputs.size() > FusedProgram::kMaxOutputs) return false;
+    std::vector<AbstractArray> in_types;
+    for (Var v : eq.inputs) in_types.push_back(g.types[v]);
+    return eq.prim->multi_tile_kernel(in_types, eq.params) != nullptr;
   };
   for (std::size_t e = 0; e < neq; ++e) {
     const Equation& eq = g.equations[e];
@@ -394,15 +416,16 @@ inline Graph fuse_elementwise(Graph g) {
         }
         copy.inputs.push_back(it->second);
       }
-      Var o = eq.outputs[0];
-      Var b = body->new_var(g.types[o]);
-      inner.emplace(o, b);
-      copy.outputs.push_back(b);
-      body->equations.push_back(std::move(copy));
-      if (used_outside[o]) {
-        body->outputs.push_back(b);
-        fused.outputs.push_back(o);
+      for (Var o : eq.outputs) {
+        Var b = body->new_var(g.types[o]);
+        inner.emplace(o, b);
+        copy.outputs.push_back(b);
+        if (used_outside[o]) {
+          body->outputs.push_back(b);
+          fused.outputs.push_back(o);
+        }
       }
+      body->equations.push_back(std::move(copy));
     }
     fused.params.set("graph", GraphRef(std::move(body)));
     out.push_back(std::move(fused));

@@ -27,14 +27,24 @@
 #include <utility>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/ops/creation.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/reductions.hpp"
 #include "eqx/ops/shape.hpp"
 #include "eqx/optim/base.hpp"
 #include "eqx/random.hpp"
+#include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/tree/map.hpp"
 #include "eqx/tree/walk.hpp"
+
+// Adam's tile kernel is defined here unless it is compiled once into the
+// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_OPTIM)
+#define EQX_OPTIM_KERNELS 1
+#else
+#define EQX_OPTIM_KERNELS 0
+#endif
 
 namespace eqx::optim {
 
@@ -190,6 +200,35 @@ struct ScaleByAdamState {
   P nu;         ///< second moment (Adamax: infinity norm)
 };
 
+namespace detail {
+
+/// One leaf of Adam as one kernel: both moments and the update in
+/// registers. Optax's formulas, except that the bias corrections multiply
+/// by their reciprocals (computed once per step) instead of dividing each
+/// element: within an ulp of Optax, and one division per element, not three.
+/// Its tile kernel is compiled in eqx::kernels when that is linked, so it
+/// runs with the kernels' ISA whatever the program's flags.
+struct AdamLeaf {
+  static constexpr std::size_t operands = 11, arrays = 5;
+  auto operator()(auto g, auto m, auto v, auto inv_bc1, auto inv_bc2, auto b1, auto one_minus_b1, auto b2,
+                  auto one_minus_b2, auto eps, auto eps_root) const {
+    auto mu = one_minus_b1 * g + b1 * m;
+    auto nu = one_minus_b2 * (g * g) + b2 * v;
+    return std::tuple{(mu * inv_bc1) / (sqrt(nu * inv_bc2 + eps_root) + eps), mu, nu};
+  }
+  static MultiTileKernel compiled_tile(DType dtype);
+};
+inline const auto adam_leaf_kernel = eqx::elementwise_kernel(AdamLeaf{});
+
+#if EQX_OPTIM_KERNELS
+EQX_KERNEL_INLINE MultiTileKernel AdamLeaf::compiled_tile(DType dtype) {
+  return dtype == float64 ? &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, double>
+                          : &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, float>;
+}
+#endif
+
+}  // namespace detail
+
 /// Rescales by Adam's bias-corrected moments: mu_hat / (sqrt(nu_hat +
 /// eps_root) + eps); with nesterov, Dozat's NAdam (optax.scale_by_adam).
 struct ScaleByAdam {
@@ -206,13 +245,23 @@ struct ScaleByAdam {
     detail::PerDType bc1_next(
         [&](DType d) { return detail::bias_denominator(o.b1, detail::safe_increment(count), d); });
     detail::PerDType bc2([&](DType d) { return detail::bias_denominator(o.b2, count, d); });
+    detail::PerDType inv_bc1([&](DType d) { return 1.0 / bc1.get(d); });
+    detail::PerDType inv_bc2([&](DType d) { return 1.0 / bc2.get(d); });
     bc1.prime(updates);  // before the leaves: keeps each leaf's update one fused region when jitted
     bc2.prime(updates);
+    inv_bc1.prime(updates);
+    inv_bc2.prime(updates);
     if (o.nesterov) bc1_next.prime(updates);
     auto [u, mu, nu] = detail::map_leaves<3>(
         "eqx::optim::scale_by_adam",
         [&](const TreePath&, const Array& g, const Array& m, const Array& v) {
           const DType d = g.dtype();
+          if (!o.nesterov && (d == float32 || d == float64) && m.dtype() == d && v.dtype() == d &&
+              m.shape() == g.shape() && v.shape() == g.shape()) {
+            auto [u, mu, nu] = detail::adam_leaf_kernel(g, m, v, inv_bc1.get(d), inv_bc2.get(d), o.b1, 1 - o.b1, o.b2,
+                                                        1 - o.b2, o.eps, o.eps_root);
+            return std::array{u, mu, nu};
+          }
           Array mu = (1 - o.b1) * g + o.b1 * m;
           Array nu = (1 - o.b2) * square(g) + o.b2 * v;
           Array mu_hat = o.nesterov ? o.b1 * (mu / bc1_next.get(d)) + (1 - o.b1) * (g / bc1.get(d)) : mu / bc1.get(d);

@@ -114,6 +114,8 @@ inline void copy_bytes(void* to, const void* from, std::size_t n) {
 /// An elementwise kernel on `n` contiguous elements of every operand (no
 /// broadcasting, no threads): what fused regions call on each tile.
 using TileKernel = void (*)(const void* const* in, void* out, std::int64_t n);
+/// The same for an elementwise primitive with several outputs.
+using MultiTileKernel = void (*)(const void* const* in, void* const* out, std::int64_t n);
 
 /// Base of every primitive. Each primitive is one struct deriving from this
 /// that holds all of its rules; it is stateless and used through a single
@@ -129,13 +131,21 @@ class Primitive {
   /// whose shapes are what shape_rule returned.
   virtual void kernel(std::span<const detail::View> in, std::span<const detail::View> out,
                       const Params& params) const = 0;
-  /// True for elementwise primitives (one output; each output element
-  /// depends only on the input elements at the same, broadcast, position).
-  /// The fusion pass merges chains of them into one tiled loop.
+  /// True for elementwise primitives (each output element depends only on
+  /// the input elements at the same, broadcast, position). The fusion pass
+  /// merges chains of them into one tiled loop; one with several outputs
+  /// joins only if it has a multi_tile_kernel.
   virtual bool elementwise() const { return false; }
   /// For elementwise primitives: the tile kernel for these input types, or
   /// nullptr (then fused regions call `kernel` on each tile instead).
   virtual TileKernel tile_kernel(std::span<const AbstractArray> in, const Params& params) const {
+    (void)in;
+    (void)params;
+    return nullptr;
+  }
+  /// For elementwise primitives with several outputs (eqx::elementwise_kernel):
+  /// their tile kernel, or nullptr if they cannot run in a fused region.
+  virtual MultiTileKernel multi_tile_kernel(std::span<const AbstractArray> in, const Params& params) const {
     (void)in;
     (void)params;
     return nullptr;
