@@ -137,6 +137,22 @@ struct eqx::tree_traits<Scaled> {
   static Scaled unflatten(std::tuple<Array, float> c) { return Scaled(std::get<0>(c), std::get<1>(c)); }
 };
 
+/// A node that counts how often a live value (one with a value, not a cached
+/// skeleton's empty slot) is flattened: the walks a jitted call makes.
+struct Counted {
+  Array value;
+};
+int g_live_flattens = 0;
+
+template <>
+struct eqx::tree_traits<Counted> {
+  static std::tuple<Array> flatten(const Counted& c) {
+    if (c.value.has_value()) ++g_live_flattens;
+    return {c.value};
+  }
+  static Counted unflatten(std::tuple<Array> t) { return {std::get<0>(t)}; }
+};
+
 namespace {
 
 float scale_by(float x) { return 2 * x; }
@@ -258,6 +274,23 @@ TEST_CASE("custom pytree nodes as arguments and results", "[jit]") {
   CHECK(f.num_traces() == 1);
   f(Scaled(eqx::array({1.0f, 2.0f}), 2.0f));  // the float is a static leaf
   CHECK(f.num_traces() == 2);
+}
+
+TEST_CASE("a cached call like the last one walks its arguments once", "[jit]") {
+  auto f = eqx::filter_jit([](const Counted& c, int k) { return c.value * static_cast<float>(k); });
+  const Counted c{eqx::array({1.0f, 2.0f})};
+  f(c, 2);  // traced
+  f(c, 2);  // found by its hash: now the last used
+  g_live_flattens = 0;
+  check(f(c, 2), {2}, std::vector<float>{2, 4});
+  CHECK(g_live_flattens == 1);
+  // Alternating between two specialisations: each call misses the last
+  // entry, is found by its hash, and runs its own plan.
+  check(f(c, 3), {2}, std::vector<float>{3, 6});
+  check(f(c, 2), {2}, std::vector<float>{2, 4});
+  check(f(Counted{eqx::array({1.0f, 2.0f, 4.0f})}, 2), {3}, std::vector<float>{2, 4, 8});
+  check(f(c, 3), {2}, std::vector<float>{3, 6});
+  CHECK(f.num_traces() == 3);
 }
 
 TEST_CASE("a leaked tracer passed to a jitted function is a TraceError", "[jit]") {

@@ -8,9 +8,10 @@
 //   - on a miss the call is traced into a Graph, optimised (eqx::optimize)
 //     and compiled to a Plan;
 //   - on a hit the Plan runs on the Array leaves. Nothing is traced and
-//     nothing is allocated except the outputs: the key is hashed while the
-//     leaves are collected into an on-stack buffer, and compared in place
-//     against the cached entry.
+//     nothing is allocated except the outputs. A call like the last one (a
+//     training loop) is matched against that entry in one walk that also
+//     collects the leaves into an on-stack buffer; any other call hashes
+//     its key while collecting them, then compares in place.
 // Outputs are rebuilt into the function's return type; non-Array outputs
 // come from the trace, as in Equinox. Called inside another trace, a jitted
 // function is inlined into it.
@@ -56,6 +57,12 @@ class LeafRefs {
     if (n_ < kInline) ptrs_[n_] = new (slot(n_)) Array(a);  // constructed only when used
     else heap_.push_back(a);
     ++n_;
+  }
+  void clear() {
+    for (std::size_t i = 0; i < std::min(n_, kInline); ++i) slot(i)->~Array();
+    heap_.clear();
+    heap_ptrs_.clear();
+    n_ = 0;
   }
   std::size_t size() const { return n_; }
   std::span<const Array* const> span() {
@@ -119,6 +126,32 @@ struct KeyComparer {
   const std::vector<bool>* present;
   std::size_t slot = 0;
   bool array(const TreePath&, const Array& live, const Array&) { return live.has_value() == (*present)[slot++]; }
+  template <class X>
+  bool static_leaf(const TreePath&, const X& a, const X& b) {
+    return StructureComparer{}.static_leaf(TreePath{}, a, b);
+  }
+  bool mismatch(const TreePath&, const std::string&) { return false; }
+};
+
+/// Matches a call against one cached entry in a single walk, collecting its
+/// Array leaves on the way: the entry's structure, empty slots and static
+/// leaves, and the leaf types its plan was compiled for. Any difference (a
+/// leaked tracer too) is a miss, after which the caller hashes the key.
+struct KeyMatcher {
+  LeafRefs* leaves;
+  const std::vector<bool>* present;
+  const std::vector<AbstractArray>* types;
+  std::size_t slot = 0;
+  bool array(const TreePath&, const Array& live, const Array&) {
+    if (slot >= present->size() || live.has_value() != (*present)[slot++]) return false;
+    if (!live.has_value()) return true;
+    const std::size_t i = leaves->size();
+    if (live.is_abstract() || i >= types->size() || live.dtype() != (*types)[i].dtype ||
+        live.shape() != (*types)[i].shape)
+      return false;
+    leaves->push(live);
+    return true;
+  }
   template <class X>
   bool static_leaf(const TreePath&, const X& a, const X& b) {
     return StructureComparer{}.static_leaf(TreePath{}, a, b);
@@ -194,9 +227,13 @@ class Jitted {
   detail::call_result_t<F, Args...> call(const std::type_identity_t<Args>&... args) const {
     if (!detail::interpreter_stack().empty()) return std::invoke(f_, args...);  // inside a trace: inline
     detail::LeafRefs leaves;
-    const std::size_t hash = key_hash(leaves, args...);
-    auto* entry = static_cast<const Entry<Args...>*>(find(leaves, hash, args...));
-    if (!entry) entry = compile(hash, args...);
+    const Entry<Args...>* entry = match_last(leaves, args...);
+    if (!entry) {
+      leaves.clear();
+      const std::size_t hash = key_hash(leaves, args...);
+      entry = static_cast<const Entry<Args...>*>(find(leaves, hash, args...));
+      if (!entry) entry = compile(hash, args...);
+    }
     std::vector<Array> outs = entry->plan->run(leaves.span());
     return entry->out_def.unflatten(outs);
   }
@@ -232,6 +269,21 @@ class Jitted {
       walk(TreePath{}, again);
     }
     return hash;
+  }
+
+  // The entry the last call used, if this call matches it (one walk).
+  template <class... Args>
+  const Entry<Args...>* match_last(detail::LeafRefs& leaves, const Args&... args) const {
+    const detail::JitEntryBase* last = cache_->last.load(std::memory_order_acquire);
+    if (!last || last->tag != &detail::type_tag<std::tuple<F, Args...>>) return nullptr;
+    const auto& e = static_cast<const Entry<Args...>&>(*last);
+    TreePath path = TreePath::untracked();
+    detail::KeyMatcher matcher{&leaves, &e.present, &e.leaf_types};
+    if constexpr (detail::tree_callable<F>)
+      if (!detail::visit_tree(matcher, path, f_, e.self_skeleton)) return nullptr;
+    const bool same = std::apply(
+        [&](const auto&... skel) { return (detail::visit_tree(matcher, path, args, skel) && ...); }, e.arg_skeletons);
+    return same && leaves.size() == e.leaf_types.size() ? &e : nullptr;
   }
 
   template <class... Args>
