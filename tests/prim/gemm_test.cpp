@@ -85,6 +85,7 @@ void check_all_shapes() {
       check_shape<T>(37, 65, 129, ta, tb);
       check_shape<T>(130, 70, 300, ta, tb);  // enough rows to split across threads
       check_shape<T>(4, 6, 0, ta, tb);       // empty contraction: zeros
+      check_shape<T>(1, 6, 0, ta, tb);
     }
 }
 
