@@ -18,7 +18,9 @@
 // emitted in eqx::kernels only. Class templates (unary, binary, reduce,
 // window) are explicitly instantiated there and declared `extern template`
 // elsewhere. StopGradientPrim and FusedPrim keep everything inline: a copy,
-// and a call into the fusion code that compiled plans use anyway.
+// and a call into the fusion code that compiled plans use anyway; so does
+// ElementwiseKernelPrim, a template on the program's own function (Adam's
+// tile alone is compiled in eqx::kernels, family OPTIM).
 
 #if defined(EQX_COMPILED_KERNELS)
 #define EQX_KERNEL_INLINE

@@ -249,9 +249,12 @@ struct ScaleByAdam {
     detail::PerDType inv_bc2([&](DType d) { return 1.0 / bc2.get(d); });
     bc1.prime(updates);  // before the leaves: keeps each leaf's update one fused region when jitted
     bc2.prime(updates);
-    inv_bc1.prime(updates);
-    inv_bc2.prime(updates);
-    if (o.nesterov) bc1_next.prime(updates);
+    if (o.nesterov) {
+      bc1_next.prime(updates);
+    } else {  // the kernel's operands (nesterov keeps the op-by-op formula)
+      inv_bc1.prime(updates);
+      inv_bc2.prime(updates);
+    }
     auto [u, mu, nu] = detail::map_leaves<3>(
         "eqx::optim::scale_by_adam",
         [&](const TreePath&, const Array& g, const Array& m, const Array& v) {

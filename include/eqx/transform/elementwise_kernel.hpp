@@ -122,15 +122,13 @@ struct repeat {
   using type = X;
 };
 template <class F, class X, std::size_t... I>
-auto kernel_result(std::index_sequence<I...>) -> decltype(result_tuple(std::declval<std::invoke_result_t<F, typename repeat<X, I>::type...>>()));
-/// F's results, as a tuple, when called with N values of type X.
-template <class F, std::size_t N, class X>
-using kernel_result_t = decltype(kernel_result<F, X>(std::make_index_sequence<N>{}));
-template <class F, class X, std::size_t... I>
 auto kernel_call(std::index_sequence<I...>) -> std::invoke_result_t<F, typename repeat<X, I>::type...>;
 /// What F returns when called with N values of type X.
 template <class F, std::size_t N, class X>
 using kernel_call_t = std::remove_cvref_t<decltype(kernel_call<F, X>(std::make_index_sequence<N>{}))>;
+/// The same, as a tuple.
+template <class F, std::size_t N, class X>
+using kernel_result_t = decltype(result_tuple(std::declval<kernel_call_t<F, N, X>>()));
 
 /// The number of arguments up to the last Array: the ones after it are numbers.
 template <class... A>
@@ -253,11 +251,13 @@ struct ElementwiseKernelPrim final : Primitive {
       copies.resize(N * kBlock);
       const void* src[N];
       void* dst[kMaxOutputs];
+      bool scalar[N];
       for (std::size_t k = 0; k < N; ++k)
-        if (in[k].numel() == 1 && n != 1) std::fill_n(copies.data() + k * kBlock, kBlock, *in[k].as<const T>());
+        if ((scalar[k] = in[k].numel() == 1 && n != 1))
+          std::fill_n(copies.data() + k * kBlock, kBlock, *in[k].as<const T>());
       for (std::int64_t s = b; s < e; s += kBlock) {
         for (std::size_t k = 0; k < N; ++k)
-          src[k] = in[k].numel() == 1 && n != 1 ? copies.data() + k * kBlock : in[k].as<const T>() + s;
+          src[k] = scalar[k] ? copies.data() + k * kBlock : in[k].as<const T>() + s;
         for (std::size_t k = 0; k < out.size(); ++k) dst[k] = out[k].as<T>() + s;
         tile(src, dst, std::min(kBlock, e - s));
       }
@@ -285,11 +285,10 @@ auto call_elementwise_kernel(std::span<const Array> args) -> std::vector<Array> 
                 "eqx::elementwise_kernel: at most 16 outputs");
   std::vector<Array> leaves = std::apply([](const auto&... o) { return std::vector<Array>{o...}; }, outs);
   auto body = std::make_shared<Graph>(scope.finish(leaves));
-  if (!body->consts.empty())
-    for (const Array& c : body->consts)
-      if (c.is_abstract())
-        throw ValueError("eqx::elementwise_kernel: the function reads a traced value it did not get as an argument; "
-                         "pass every Array it uses as an argument");
+  for (const Array& c : body->consts)
+    if (c.is_abstract())
+      throw ValueError("eqx::elementwise_kernel: the function reads a traced value it did not get as an argument; "
+                       "pass every Array it uses as an argument");
   Shape shape;
   for (const Array& a : args) shape = broadcast_shapes(shape, a.shape(), "elementwise_kernel");
   const AbstractArray want{shape, args[0].dtype()};

@@ -133,17 +133,15 @@ struct KeyComparer {
   bool mismatch(const TreePath&, const std::string&) { return false; }
 };
 
-/// Matches a call against one cached entry in a single walk, collecting its
-/// Array leaves on the way: the entry's structure, empty slots and static
-/// leaves, and the leaf types its plan was compiled for. Any difference (a
-/// leaked tracer too) is a miss, after which the caller hashes the key.
-struct KeyMatcher {
+/// KeyComparer that also collects the call's Array leaves and checks them
+/// against the leaf types the entry's plan was compiled for: a whole match
+/// in one walk. Any difference (a leaked tracer too) is a miss, after which
+/// the caller hashes the key.
+struct KeyMatcher : KeyComparer {
   LeafRefs* leaves;
-  const std::vector<bool>* present;
   const std::vector<AbstractArray>* types;
-  std::size_t slot = 0;
-  bool array(const TreePath&, const Array& live, const Array&) {
-    if (slot >= present->size() || live.has_value() != (*present)[slot++]) return false;
+  bool array(const TreePath& path, const Array& live, const Array& skeleton) {
+    if (slot >= present->size() || !KeyComparer::array(path, live, skeleton)) return false;
     if (!live.has_value()) return true;
     const std::size_t i = leaves->size();
     if (live.is_abstract() || i >= types->size() || live.dtype() != (*types)[i].dtype ||
@@ -152,11 +150,6 @@ struct KeyMatcher {
     leaves->push(live);
     return true;
   }
-  template <class X>
-  bool static_leaf(const TreePath&, const X& a, const X& b) {
-    return StructureComparer{}.static_leaf(TreePath{}, a, b);
-  }
-  bool mismatch(const TreePath&, const std::string&) { return false; }
 };
 
 /// One distinct address per type (not const: identical constants may be merged).
@@ -278,7 +271,7 @@ class Jitted {
     if (!last || last->tag != &detail::type_tag<std::tuple<F, Args...>>) return nullptr;
     const auto& e = static_cast<const Entry<Args...>&>(*last);
     TreePath path = TreePath::untracked();
-    detail::KeyMatcher matcher{&leaves, &e.present, &e.leaf_types};
+    detail::KeyMatcher matcher{{&e.present}, &leaves, &e.leaf_types};
     if constexpr (detail::tree_callable<F>)
       if (!detail::visit_tree(matcher, path, f_, e.self_skeleton)) return nullptr;
     const bool same = std::apply(
