@@ -193,7 +193,7 @@ struct DebugPrintPrim final : Primitive {
 
 inline const DebugPrintPrim debug_print;
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 EQX_KERNEL_INLINE void DebugPrintPrim::kernel(std::span<const eqx::detail::View> in, std::span<const eqx::detail::View>,
                                               const Params& p) const {
   fmt::dynamic_format_arg_store<fmt::format_context> args;

@@ -1,6 +1,13 @@
 #pragma once
 // eqx: Equinox-style models in C++. The umbrella header.
 // Usage: `#include <eqx/eqx.hpp>`
+//
+// Included in layer order, each layer using only the ones above it: core
+// (Array, dtypes, errors, threads), the array operations (ops, random),
+// pytrees, the transformations (jit, grad, vmap, control flow), runtime
+// checks and debugging, then the layers and optimisers written on them.
+// Reading and writing files is <eqx/io.hpp>, included on its own: it brings
+// <fstream> and <filesystem>, which a program that only trains does not need.
 
 #include "eqx/core/array.hpp"
 #include "eqx/core/build_info.hpp"
@@ -9,6 +16,7 @@
 #include "eqx/core/format.hpp"
 #include "eqx/core/shape.hpp"
 #include "eqx/core/threads.hpp"
+
 #include "eqx/ops/conv.hpp"
 #include "eqx/ops/creation.hpp"
 #include "eqx/ops/elementwise.hpp"
@@ -18,10 +26,13 @@
 #include "eqx/ops/shape.hpp"
 #include "eqx/ops/sort.hpp"
 #include "eqx/random.hpp"
+
+#include "eqx/tree.hpp"
+
 #include "eqx/transform/checkpoint.hpp"
 #include "eqx/transform/collectives.hpp"
-#include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/transform/cond.hpp"
+#include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"
 #include "eqx/transform/jit.hpp"
@@ -31,8 +42,9 @@
 #include "eqx/transform/vjp.hpp"
 #include "eqx/transform/vmap.hpp"
 #include "eqx/transform/while_loop.hpp"
+
+#include "eqx/errors.hpp"
 #include "eqx/debug.hpp"
+
 #include "eqx/nn.hpp"
 #include "eqx/optim.hpp"
-#include "eqx/errors.hpp"
-#include "eqx/tree.hpp"

@@ -78,7 +78,7 @@ namespace prim {
 inline const detail::ErrorIfPrim error_if;
 }  // namespace prim
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 namespace detail {
 EQX_KERNEL_INLINE void ErrorIfPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const bool* pred = in[0].as<const bool>();

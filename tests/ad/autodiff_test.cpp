@@ -50,7 +50,7 @@ std::vector<Row> rows() {
   unary("tanh", eqx::tanh, a);
   unary("logistic", eqx::sigmoid, a);
   unary("erf", eqx::erf, a);
-  auto binary = [&](std::string n, Array (*op)(const eqx::detail::Operand&, const eqx::detail::Operand&)) {
+  auto binary = [&](std::string n, Array (*op)(const eqx::Operand&, const eqx::Operand&)) {
     const std::vector<std::pair<std::string, std::vector<Array>>> operands{
         {"same", {pos, b}}, {"row", {pos, r}}, {"scalar", {s, pos}}, {"outer", {c, r}}};
     for (const auto& [shape_case, xs] : operands)
@@ -113,6 +113,11 @@ std::vector<Row> rows() {
   t.push_back({"rem", [](V v) { return eqx::bind1(eqx::prim::rem, {v[0], v[1]}); },
                {random_f64(37, {3, 4}, 0.3, 2.0), random_f64(38, {3, 4}, 0.35, 0.45)}});
   t.push_back({"erf_inv", [](V v) { return eqx::bind1(eqx::prim::erf_inv, {v[0]}); }, {random_f64(39, {3, 4}, -0.9, 0.9)}});
+  t.push_back({"optimization_barrier",
+               [](V v) { return eqx::bind(eqx::prim::optimization_barrier, std::vector<Array>{v[0] * v[0]})[0] * v[0]; }, {a}});
+  t.push_back({"checkpoint",
+               [](V v) { return eqx::filter_checkpoint([](const Array& x) { return eqx::sin(x) * x; })(v[0]) * v[0]; },
+               {a}});
   const Array keys = eqx::array(std::vector<int>{3, 1, 3, 0, 2, 1, 0, 2}, {2, 4});  // ties: the sort is stable
   t.push_back({"sort_key_val",
                [keys](V v) {
@@ -168,9 +173,10 @@ TEST_CASE("the autodiff table covers every primitive", "[ad]") {
   for (const Row& row : rows())
     for (const eqx::Equation& eq : eqx::filter_make_jaxpr(row.f)(row.xs).graph.equations)
       bound.insert(std::string(eq.prim->name()));
-  const auto& prims = eqx_test::kFoundationPrimitives;
-  // (stop_gradient differs from finite differences by design; its own test checks it.)
-  for (const char* p : prims) {
+  const auto prims = eqx_test::primitives_to_cover(
+      {{"stop_gradient", "this file's stop_gradient case (it differs from finite differences by design)"}});
+  CHECK(prims.size() > 60);
+  for (const std::string& p : prims) {
     INFO("no row of the autodiff table binds primitive " << p);
     CHECK(bound.count(p) == 1);
   }

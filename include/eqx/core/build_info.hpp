@@ -25,7 +25,7 @@ namespace eqx {
 
 /// What this build runs; see eqx::build_info().
 struct BuildInfo {
-  std::string kernels;  ///< "eqx::kernels" (precompiled) or "header-only"
+  std::string kernels;  ///< "eqx::kernels", "EQX_KERNELS_IMPLEMENTATION" (one file of the program) or "header-only"
   std::string isa;      ///< the x86-64 level the kernels were compiled for, e.g. "x86-64-v4"
   std::string simd;     ///< Eigen's instruction sets in the kernels, e.g. "AVX512, FMA, AVX2, ..."
   std::string cpu;      ///< the best x86-64 level this CPU has
@@ -72,17 +72,24 @@ inline std::string gemm_policy_name() {
 }
 
 #if defined(EQX_COMPILED_KERNELS)
-// Defined in eqx::kernels (its ISA check and its DOT family, compiled with
-// the kernels' flags).
+// Defined where the kernels are compiled: in eqx::kernels (its ISA check and
+// its DOT family, compiled with the kernels' flags), or in the program's
+// EQX_KERNELS_IMPLEMENTATION file.
+std::string kernels_origin();
 std::string kernels_isa_level();
 std::string kernels_simd();
 #else
+inline std::string kernels_origin() { return "header-only"; }
 inline std::string kernels_isa_level() { return compiled_isa_level(); }
 inline std::string kernels_simd() { return Eigen::SimdInstructionSetsInUse(); }
 #endif
 
-#if defined(EQX_KERNELS_DOT)
+#if defined(EQX_COMPILED_KERNELS) && EQX_KERNELS_HERE(DOT)
 std::string kernels_simd() { return Eigen::SimdInstructionSetsInUse(); }
+#endif
+#if defined(EQX_KERNELS_IMPLEMENTATION)  // compiled with the program's own flags
+std::string kernels_origin() { return "EQX_KERNELS_IMPLEMENTATION"; }
+std::string kernels_isa_level() { return compiled_isa_level(); }
 #endif
 
 }  // namespace detail
@@ -90,12 +97,7 @@ std::string kernels_simd() { return Eigen::SimdInstructionSetsInUse(); }
 /// What this build runs: kernels mode, ISA, SIMD, the CPU's level and the
 /// GEMM policy. Usage: `fmt::print("{}\n", eqx::build_info().summary());`
 inline BuildInfo build_info() {
-#if defined(EQX_COMPILED_KERNELS)
-  const char* kernels = "eqx::kernels";
-#else
-  const char* kernels = "header-only";
-#endif
-  return {kernels, detail::kernels_isa_level(), detail::kernels_simd(), detail::cpu_isa_level(),
+  return {detail::kernels_origin(), detail::kernels_isa_level(), detail::kernels_simd(), detail::cpu_isa_level(),
           detail::gemm_policy_name()};
 }
 
@@ -116,6 +118,7 @@ inline BuildInfo build_info() {
 
 namespace eqx::detail {
 
+std::string kernels_origin() { return "eqx::kernels"; }
 std::string kernels_isa_level() { return EQX_KERNELS_ISA; }
 
 /// The features of the kernels' level this CPU lacks, each after a space.

@@ -5,22 +5,97 @@
 // header, so `#include <eqx/eqx.hpp>` is all a program needs. They are the
 // expensive part to compile (one Eigen loop per operation and dtype, and
 // the JVP, VJP and batching rules of every primitive), so, as fmt does, eqx
-// also offers an opt-in mode: link the CMake target `eqx::kernels` (which
-// defines EQX_COMPILED_KERNELS) and they are compiled once into that small
-// library instead of in every translation unit.
+// also offers two ways to compile them once per program instead of once
+// per file. Every file of the program defines EQX_COMPILED_KERNELS, and
+// the kernels come from either
+//   - the CMake target `eqx::kernels` (which defines EQX_COMPILED_KERNELS
+//     for its users): a small library compiled for the build machine's ISA;
+//   - or, as stb and doctest do, one file of the program's own that
+//     defines EQX_KERNELS_IMPLEMENTATION before its first eqx include:
+//       #define EQX_KERNELS_IMPLEMENTATION
+//       #include <eqx/eqx.hpp>
 //
-// How: each primitive family's header defines EQX_<FAMILY>_KERNELS, true
-// where its out-of-line definitions are compiled (everywhere when header
-// only; in the family's own TU of eqx::kernels, which defines
-// EQX_KERNELS_<FAMILY>). Every primitive class has at least one virtual
-// member defined out of line there; the first is the class's key function,
-// so its vtable, and with it every rule and helper the class reaches, is
-// emitted in eqx::kernels only. Class templates (unary, binary, reduce,
-// window) are explicitly instantiated there and declared `extern template`
-// elsewhere. StopGradientPrim and FusedPrim keep everything inline: a copy,
-// and a call into the fusion code that compiled plans use anyway; so does
-// ElementwiseKernelPrim, a template on the program's own function (Adam's
-// tile alone is compiled in eqx::kernels, family OPTIM).
+// How: kernels come in families (the list below); EQX_KERNELS_HERE(F) is
+// true where family F's out-of-line definitions are compiled: everywhere
+// when header-only, in F's own TU of eqx::kernels (which defines
+// EQX_KERNELS_<F> to 1), or in the implementation file. Every primitive
+// class has at least one virtual member defined out of line there; the
+// first is the class's key function, so its vtable, and with it every rule
+// and helper the class reaches, is emitted there only. Class templates
+// (unary, binary, reduce, window) are explicitly instantiated there and
+// declared `extern template` elsewhere (EQX_INSTANTIATION). Only
+// ElementwiseKernelPrim, a template on the program's own function, keeps
+// everything inline (Adam's kernel is compiled in family OPTIM).
+
+#if defined(EQX_KERNELS_IMPLEMENTATION)
+#if !defined(EQX_COMPILED_KERNELS)
+#define EQX_COMPILED_KERNELS
+#endif
+#define EQX_ALL_KERNELS_HERE_ 1
+#else
+#define EQX_ALL_KERNELS_HERE_ 0
+#endif
+
+// The kernel families, one TU each in eqx::kernels (CMakeLists.txt reads
+// this list).
+#if !defined(EQX_KERNELS_UNARY)
+#define EQX_KERNELS_UNARY 0
+#endif
+#if !defined(EQX_KERNELS_BINARY)
+#define EQX_KERNELS_BINARY 0
+#endif
+#if !defined(EQX_KERNELS_SELECT)
+#define EQX_KERNELS_SELECT 0
+#endif
+#if !defined(EQX_KERNELS_CONVERT)
+#define EQX_KERNELS_CONVERT 0
+#endif
+#if !defined(EQX_KERNELS_LAYOUT)
+#define EQX_KERNELS_LAYOUT 0
+#endif
+#if !defined(EQX_KERNELS_REDUCE)
+#define EQX_KERNELS_REDUCE 0
+#endif
+#if !defined(EQX_KERNELS_DOT)
+#define EQX_KERNELS_DOT 0
+#endif
+#if !defined(EQX_KERNELS_INDEXING)
+#define EQX_KERNELS_INDEXING 0
+#endif
+#if !defined(EQX_KERNELS_CONV)
+#define EQX_KERNELS_CONV 0
+#endif
+#if !defined(EQX_KERNELS_WINDOW)
+#define EQX_KERNELS_WINDOW 0
+#endif
+#if !defined(EQX_KERNELS_RANDOM_BITS)
+#define EQX_KERNELS_RANDOM_BITS 0
+#endif
+#if !defined(EQX_KERNELS_CONTROL_FLOW)
+#define EQX_KERNELS_CONTROL_FLOW 0
+#endif
+#if !defined(EQX_KERNELS_OPTIM)
+#define EQX_KERNELS_OPTIM 0
+#endif
+
+/// True where family F's kernels are defined: `#if EQX_KERNELS_HERE(UNARY)`.
+#if defined(EQX_COMPILED_KERNELS)
+#define EQX_KERNELS_HERE(family) (EQX_ALL_KERNELS_HERE_ || EQX_KERNELS_##family)
+#else
+#define EQX_KERNELS_HERE(family) 1
+#endif
+
+/// Before a class template instance of family F, in code compiled with
+/// EQX_COMPILED_KERNELS: its explicit instantiation where the family's
+/// kernels are compiled, a declaration (`extern template`) elsewhere.
+#define EQX_INSTANTIATION(family) EQX_INSTANTIATION_CAT_(EQX_INSTANTIATION_IF_, EQX_KERNELS_HERE_TOKEN_(family))
+#define EQX_KERNELS_HERE_TOKEN_(family) EQX_INSTANTIATION_CAT_(EQX_INSTANTIATION_ALL_, EQX_ALL_KERNELS_HERE_)(family)
+#define EQX_INSTANTIATION_ALL_1(family) 1
+#define EQX_INSTANTIATION_ALL_0(family) EQX_KERNELS_##family
+#define EQX_INSTANTIATION_CAT_(a, b) EQX_INSTANTIATION_CAT2_(a, b)
+#define EQX_INSTANTIATION_CAT2_(a, b) a##b
+#define EQX_INSTANTIATION_IF_1 template
+#define EQX_INSTANTIATION_IF_0 extern template
 
 #if defined(EQX_COMPILED_KERNELS)
 #define EQX_KERNEL_INLINE
@@ -28,12 +103,15 @@
 #define EQX_KERNEL_INLINE inline
 #endif
 
-// The control-flow family (scan, cond, while_loop, checkpoint, error_if,
-// debug::print) spans several headers, so its switch is defined here.
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_CONTROL_FLOW)
-#define EQX_CONTROL_FLOW_KERNELS 1
+// A kernel loop called from several places (the eager kernel, broadcast
+// segments, fused tiles) is compiled once, not once per caller: the
+// compile cost of the elementwise families is their loop bodies.
+#if defined(__GNUC__) || defined(__clang__)
+#define EQX_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define EQX_NOINLINE __declspec(noinline)
 #else
-#define EQX_CONTROL_FLOW_KERNELS 0
+#define EQX_NOINLINE
 #endif
 
 // eqx::kernels is compiled for the build machine's ISA (AVX-512, say) while

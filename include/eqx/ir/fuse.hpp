@@ -19,6 +19,7 @@
 #include <memory>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/core/threads.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/prim/broadcast.hpp"
@@ -314,10 +315,13 @@ struct FusedPrim final : Primitive {
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params& p) const override {
     return p.get<GraphRef>("graph")->output_types();
   }
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    FusedProgram(*p.get<GraphRef>("graph")).run(in, out);
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
+EQX_KERNEL_INLINE void FusedPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  FusedProgram(*p.get<GraphRef>("graph")).run(in, out);
+}
+#endif
 
 }  // namespace detail
 

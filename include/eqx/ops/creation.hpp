@@ -32,14 +32,14 @@ inline Array iota(DType dtype, const Shape& shape, std::int64_t dimension) {
 template <Scalar S>
 Array full(const Shape& shape, S value, DType dtype) {
   detail::require_non_negative(shape, "full");
-  Array scalar = detail::Operand(value).as(dtype);
+  Array scalar = Operand(value).as(dtype);
   return bind1(prim::broadcast_in_dim, {scalar},
                Params{}.set("shape", detail::to_ints(shape)).set("broadcast_dimensions", detail::Ints{}));
 }
 /// full with the dtype of the C++ value (float -> float32, int -> int32, ...).
 template <Scalar S>
 Array full(const Shape& shape, S value) {
-  detail::Operand op(value);
+  Operand op(value);
   return full(shape, value, detail::result_dtype({&op}, "full"));
 }
 

@@ -26,9 +26,9 @@ inline Array astype(const Array& x, DType dtype) {
   return bind1(prim::convert, {x}, Params{}.set("new_dtype", dtype));
 }
 
-namespace detail {
-
-/// An Array, or a C++ scalar that takes the dtype of the Arrays beside it.
+/// An argument of the elementwise functions: an Array, or a C++ number that
+/// takes the dtype of the Arrays beside it (weakly typed, as in JAX).
+/// Usage: `eqx::add(x, 1)` passes x and 1 as Operands.
 class Operand {
  public:
   Operand(const Array& a) : array_(a) {}  // NOLINT: implicit by design
@@ -47,7 +47,7 @@ class Operand {
     if (!weak_) return astype(array_, dtype);
     return visit_dtype(dtype, [&](auto tag) {
       using T = decltype(tag);
-      T v = kind_ == ScalarKind::floating ? convert_value<T>(fvalue_) : convert_value<T>(ivalue_);
+      T v = kind_ == ScalarKind::floating ? detail::convert_value<T>(fvalue_) : detail::convert_value<T>(ivalue_);
       return eqx::array(v);
     });
   }
@@ -59,6 +59,10 @@ class Operand {
   double fvalue_ = 0;
   std::int64_t ivalue_ = 0;
 };
+
+namespace detail {
+
+using Operand = eqx::Operand;
 
 /// The dtype operands combine to: promotion over the Arrays, then each weak
 /// scalar may lift it (int Array with 0.5 -> float32); scalars alone give

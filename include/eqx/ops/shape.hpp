@@ -151,7 +151,7 @@ inline Array flip(const Array& x, std::vector<std::int64_t> axes = {}) {
 /// Constant padding: `widths[i] = {before, after}` for each axis.
 /// Usage: `eqx::pad(x, {{1, 1}, {2, 0}})`
 inline Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t>>& widths,
-                 const detail::Operand& value = 0) {
+                 const Operand& value = 0) {
   const std::size_t r = detail::require_value(x, "pad").ndim();
   if (widths.size() != r)
     throw ValueError("eqx::pad: got " + std::to_string(widths.size()) + " (before, after) pairs for an array of rank " +

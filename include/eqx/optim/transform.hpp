@@ -14,6 +14,7 @@
 // centered RMS), the state has Optax's fields and the unused ones are None.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -40,11 +41,6 @@
 
 // Adam's tile kernel is defined here unless it is compiled once into the
 // eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_OPTIM)
-#define EQX_OPTIM_KERNELS 1
-#else
-#define EQX_OPTIM_KERNELS 0
-#endif
 
 namespace eqx::optim {
 
@@ -218,12 +214,24 @@ struct AdamLeaf {
   }
   static MultiTileKernel compiled_tile(DType dtype);
 };
-inline const auto adam_leaf_kernel = eqx::elementwise_kernel(AdamLeaf{});
 
-#if EQX_OPTIM_KERNELS
+/// Adam's update and new moments {u, mu, nu} of one float leaf, as one
+/// AdamLeaf kernel. Not a template, so the kernel's tracing and rules are
+/// compiled once (in eqx::kernels when linked), not in every file that
+/// includes the optimisers.
+std::array<Array, 3> adam_leaf(const Array& g, const Array& m, const Array& v, const Array& inv_bc1,
+                               const Array& inv_bc2, const AdamOptions& o);
+
+#if EQX_KERNELS_HERE(OPTIM)
 EQX_KERNEL_INLINE MultiTileKernel AdamLeaf::compiled_tile(DType dtype) {
   return dtype == float64 ? &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, double>
                           : &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, float>;
+}
+EQX_KERNEL_INLINE std::array<Array, 3> adam_leaf(const Array& g, const Array& m, const Array& v,
+                                                 const Array& inv_bc1, const Array& inv_bc2, const AdamOptions& o) {
+  static const auto kernel = eqx::elementwise_kernel(AdamLeaf{});
+  auto [u, mu, nu] = kernel(g, m, v, inv_bc1, inv_bc2, o.b1, 1 - o.b1, o.b2, 1 - o.b2, o.eps, o.eps_root);
+  return {u, mu, nu};
 }
 #endif
 
@@ -261,9 +269,7 @@ struct ScaleByAdam {
           const DType d = g.dtype();
           if (!o.nesterov && (d == float32 || d == float64) && m.dtype() == d && v.dtype() == d &&
               m.shape() == g.shape() && v.shape() == g.shape()) {
-            auto [u, mu, nu] = detail::adam_leaf_kernel(g, m, v, inv_bc1.get(d), inv_bc2.get(d), o.b1, 1 - o.b1, o.b2,
-                                                        1 - o.b2, o.eps, o.eps_root);
-            return std::array{u, mu, nu};
+            return detail::adam_leaf(g, m, v, inv_bc1.get(d), inv_bc2.get(d), o);
           }
           Array mu = (1 - o.b1) * g + o.b1 * m;
           Array nu = (1 - o.b2) * square(g) + o.b2 * v;

@@ -40,8 +40,8 @@ inline std::vector<std::int64_t> shift_axes(std::vector<std::int64_t> axes) {
 
 /// `p` with `value` put first in each of the per-axis parameters `names`:
 /// their entry for a batch axis put first (a pad of 0, a window of 1).
-inline Params with_leading_entry(Params p, std::initializer_list<std::string_view> names, std::int64_t value) {
-  for (std::string_view name : names) {
+inline Params with_leading_entry(Params p, std::initializer_list<ParamName> names, std::int64_t value) {
+  for (ParamName name : names) {
     std::vector<std::int64_t> v = p.get<std::vector<std::int64_t>>(name);
     v.insert(v.begin(), value);
     p.set(name, std::move(v));

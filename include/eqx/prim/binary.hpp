@@ -1,10 +1,19 @@
 #pragma once
 // Binary elementwise primitives with numpy broadcasting: add, sub, mul, div,
-// pow, max, min, and, or, xor, and the comparisons eq, ne, lt, le, gt, ge.
+// pow, max, min, and, or, xor, the comparisons eq, ne, lt, le, gt, ge, and
+// the integer operations behind eqx::random: shift_left,
+// shift_right_logical, rem.
+//
+// Each is a small Op struct (name, accepted dtypes, Eigen expression and
+// partial derivatives) plugged into BinaryPrim, which holds the shape rule,
+// the kernel and the JVP/VJP they share. Adding one: write its struct below
+// and add it to EQX_BINARY_PRIMITIVES at the end of this file.
 //
 // Both operands must have the same dtype (the public operators promote them
 // first, so kernels stay one loop per dtype); shapes broadcast as in numpy.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -19,28 +28,7 @@
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_BINARY)
-#define EQX_BINARY_KERNELS 1
-#else
-#define EQX_BINARY_KERNELS 0
-#endif
-// The class template instances: explicitly instantiated (vtable, rules,
-// kernels) in eqx::kernels, and only declared in code that links it.
-#if defined(EQX_KERNELS_BINARY)
-#define EQX_BINARY_INSTANTIATION template
-#elif defined(EQX_COMPILED_KERNELS)
-#define EQX_BINARY_INSTANTIATION extern template
-#endif
-
 namespace eqx::detail {
-
-struct RemOp;  // eqx/prim/random_bits.hpp
-
-/// d op(a, b) / d(input i), or empty where it is zero (comparisons, logic).
-template <class Op>
-Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i);
 
 /// Shape rule and kernel shared by all binary elementwise primitives.
 template <class Op>
@@ -69,7 +57,7 @@ struct BinaryPrim final : Primitive {
     if (!is_floating(y[0].dtype())) return {Array{}};
     Array out;
     for (std::size_t i = 0; i < 2; ++i)
-      if (t[i].has_value()) out = o.add(out, o.mul(t[i], binary_partial<Op>(o, x[0], x[1], y[0], i)));
+      if (t[i].has_value()) out = o.add(out, o.mul(t[i], Op::partial(o, x[0], x[1], y[0], i)));
     return {out.has_value() ? o.broadcast_to(out, y[0].shape()) : out};
   }
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
@@ -77,58 +65,49 @@ struct BinaryPrim final : Primitive {
     if (!ct[0].has_value() || !is_floating(y[0].dtype())) return {Array{}, Array{}};
     std::vector<Array> out(2);
     for (std::size_t i = 0; i < 2; ++i)
-      out[i] = o.unbroadcast(o.mul(ct[0], binary_partial<Op>(o, x[0], x[1], y[0], i)), x[i].shape());
+      out[i] = o.unbroadcast(o.mul(ct[0], Op::partial(o, x[0], x[1], y[0], i)), x[i].shape());
     return out;
   }
 
  private:
   template <class T>
+  using Out = std::conditional_t<Op::kCompare, bool, T>;
+
+  // Every kernel of the op is this one loop: o[i] = op(a[i], b[i]) for
+  // i < n, where an operand that does not move is one value broadcast over
+  // the segment and kept in a register (x + 1; Adam's b1 in a fused tile,
+  // which then streams one array instead of two). Three Eigen loops per
+  // dtype, shared by the eager kernel, its broadcast segments and the
+  // fused tiles, instead of one per call site: this family is the most
+  // expensive to compile.
+  template <class T>
+  EQX_NOINLINE static void apply(const T* a, bool a_moves, const T* b, bool b_moves, Out<T>* o, std::int64_t n) {
+    if (a_moves && b_moves) EMap<Out<T>>(o, n) = Op::eval(ECMap<T>(a, n), ECMap<T>(b, n));
+    else if (a_moves) EMap<Out<T>>(o, n) = Op::eval(ECMap<T>(a, n), EArray<T>::Constant(n, *b));
+    else if (b_moves || n == 1) EMap<Out<T>>(o, n) = Op::eval(EArray<T>::Constant(n, *a), ECMap<T>(b, n));
+    else if (n > 1) {  // two single values: one result, repeated
+      apply<T>(a, false, b, true, o, 1);
+      std::fill_n(o + 1, n - 1, o[0]);
+    }
+  }
+  template <class T, bool kLhsMoves, bool kRhsMoves>
   static void tile(const void* const* in, void* out, std::int64_t n) {
-    using O = std::conditional_t<Op::kCompare, bool, T>;
-    EMap<O>(static_cast<O*>(out), n) =
-        Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n), ECMap<T>(static_cast<const T*>(in[1]), n));
-  }
-  // A rank-0 operand of a fused region (a hyperparameter such as Adam's b1)
-  // is one value broadcast over the tile: read it once and keep it in a
-  // register, so the op streams one tile instead of two (the Adam update:
-  // 828 -> 658 us). On W5's 16-float tiles this is as fast as the plain
-  // kernel now that tiles are 64-byte aligned (fuse.hpp).
-  template <class T>
-  static void tile_scalar_lhs(const void* const* in, void* out, std::int64_t n) {
-    using O = std::conditional_t<Op::kCompare, bool, T>;
-    EMap<O>(static_cast<O*>(out), n) =
-        Op::eval(EArray<T>::Constant(n, *static_cast<const T*>(in[0])), ECMap<T>(static_cast<const T*>(in[1]), n));
-  }
-  template <class T>
-  static void tile_scalar_rhs(const void* const* in, void* out, std::int64_t n) {
-    using O = std::conditional_t<Op::kCompare, bool, T>;
-    EMap<O>(static_cast<O*>(out), n) =
-        Op::eval(ECMap<T>(static_cast<const T*>(in[0]), n), EArray<T>::Constant(n, *static_cast<const T*>(in[1])));
+    apply<T>(static_cast<const T*>(in[0]), kLhsMoves, static_cast<const T*>(in[1]), kRhsMoves,
+             static_cast<Out<T>*>(out), n);
   }
 
   template <class T>
   static void run(std::span<const View> in, const View& out) {
-    using O = std::conditional_t<Op::kCompare, bool, T>;
     const T* a = in[0].as<const T>();
     const T* b = in[1].as<const T>();
-    O* o = out.as<O>();
+    Out<T>* o = out.as<Out<T>>();
     const std::int64_t n = out.numel();
-    if (*in[0].shape == *in[1].shape) {  // fast path: no broadcasting
+    // No broadcast plan when each operand is the output's shape or one
+    // value (x + y, x + 1).
+    const bool a_full = *in[0].shape == *out.shape, b_full = *in[1].shape == *out.shape;
+    if ((a_full || in[0].shape->size() == 0) && (b_full || in[1].shape->size() == 0)) {
       parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
-        EMap<O>(o + s, e - s) = Op::eval(ECMap<T>(a + s, e - s), ECMap<T>(b + s, e - s));
-      });
-      return;
-    }
-    // An array and a rank-0 operand (x + 1): no broadcast plan to build.
-    if (in[1].shape->size() == 0 && *in[0].shape == *out.shape) {
-      parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
-        EMap<O>(o + s, e - s) = Op::eval(ECMap<T>(a + s, e - s), EArray<T>::Constant(e - s, *b));
-      });
-      return;
-    }
-    if (in[0].shape->size() == 0 && *in[1].shape == *out.shape) {
-      parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
-        EMap<O>(o + s, e - s) = Op::eval(EArray<T>::Constant(e - s, *a), ECMap<T>(b + s, e - s));
+        apply<T>(a_full ? a + s : a, a_full, b_full ? b + s : b, b_full, o + s, e - s);
       });
       return;
     }
@@ -136,16 +115,12 @@ struct BinaryPrim final : Primitive {
     const bool a_moves = plan.strides[0].back() != 0, b_moves = plan.strides[1].back() != 0;
     parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
       for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 2>& off, std::int64_t pos, std::int64_t len) {
-        EMap<O> dst(o + pos, len);
-        if (a_moves && b_moves) dst = Op::eval(ECMap<T>(a + off[0], len), ECMap<T>(b + off[1], len));
-        else if (a_moves) dst = Op::eval(ECMap<T>(a + off[0], len), EArray<T>::Constant(len, b[off[1]]));
-        else if (b_moves) dst = Op::eval(EArray<T>::Constant(len, a[off[0]]), ECMap<T>(b + off[1], len));
-        else dst = Op::eval(EArray<T>::Constant(len, a[off[0]]), EArray<T>::Constant(len, b[off[1]]));
+        apply<T>(a + off[0], a_moves, b + off[1], b_moves, o + pos, len);
       });
     });
   }
 };
-#if EQX_BINARY_KERNELS
+#if EQX_KERNELS_HERE(BINARY)
 template <class Op>
 TileKernel BinaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
   const bool lhs_scalar = in[0].shape.size() == 0 && in[1].shape.size() != 0;
@@ -153,9 +128,9 @@ TileKernel BinaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const 
   return visit_dtype(in[0].dtype, [&](auto tag) -> TileKernel {
     using T = decltype(tag);
     if constexpr (Op::template supports<T>) {
-      if (lhs_scalar) return &tile_scalar_lhs<T>;
-      if (rhs_scalar) return &tile_scalar_rhs<T>;
-      return &tile<T>;
+      if (lhs_scalar) return &tile<T, false, true>;
+      if (rhs_scalar) return &tile<T, true, false>;
+      return &tile<T, true, true>;
     } else {
       return nullptr;
     }
@@ -171,22 +146,32 @@ void BinaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out,
 }
 #endif
 
-
 template <class T>
 inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
 
-#define EQX_BINARY_OP(Struct, op_name, accepts_, supports_, compare_, expr)  \
-  struct Struct {                                                            \
-    static constexpr std::string_view name = op_name;                        \
-    static constexpr const char* accepts = accepts_;                         \
-    static constexpr bool kCompare = compare_;                               \
-    static constexpr int cost = 1;                                           \
-    template <class T> static constexpr bool supports = supports_;           \
-    template <class A, class B> static auto eval(const A& a, const B& b) {   \
-      using T = typename A::Scalar;                                          \
-      (void)sizeof(T);                                                       \
-      return expr;                                                           \
-    }                                                                        \
+// An op: its name, accepted dtypes (text and trait), whether it compares
+// (bool result), Eigen expression of `a` and `b`, and partial derivative
+// d op(a, b)/d(input i) written with the rule ops `o`, the inputs `a`, `b`,
+// the output `y` and the constant maker `c`; an empty Array where it is
+// zero (comparisons, logic).
+#define EQX_BINARY_OP(Struct, op_name, accepts_, supports_, compare_, expr, partial_)                         \
+  struct Struct {                                                                                            \
+    static constexpr std::string_view name = op_name;                                                        \
+    static constexpr const char* accepts = accepts_;                                                         \
+    static constexpr bool kCompare = compare_;                                                               \
+    static constexpr int cost = 1;                                                                           \
+    template <class T> static constexpr bool supports = supports_;                                           \
+    template <class A, class B> static auto eval(const A& a, const B& b) {                                   \
+      using T = typename A::Scalar;                                                                          \
+      (void)sizeof(T);                                                                                       \
+      return expr;                                                                                           \
+    }                                                                                                        \
+    static Array partial([[maybe_unused]] const RuleOps& o, [[maybe_unused]] const Array& a,                 \
+                         [[maybe_unused]] const Array& b, [[maybe_unused]] const Array& y,                   \
+                         [[maybe_unused]] std::size_t i) {                                                   \
+      [[maybe_unused]] auto c = [&](double v) { return o.scalar(v, y.dtype()); };                            \
+      return partial_;                                                                                       \
+    }                                                                                                        \
   };
 
 // int32 arithmetic wraps around on overflow, as numpy's and JAX's does
@@ -197,23 +182,23 @@ inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
       return (a.template cast<std::uint32_t>() op b.template cast<std::uint32_t>()).template cast<std::int32_t>(); \
     else return a op b;                                                                                     \
   }()
-EQX_BINARY_OP(AddOp, "add", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(+))
-EQX_BINARY_OP(SubOp, "sub", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(-))
-EQX_BINARY_OP(MulOp, "mul", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(*))
+EQX_BINARY_OP(AddOp, "add", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(+), c(1))
+EQX_BINARY_OP(SubOp, "sub", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(-), c(i == 0 ? 1 : -1))
+EQX_BINARY_OP(MulOp, "mul", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(*), i == 0 ? b : a)
 #undef EQX_WRAPPING
-EQX_BINARY_OP(DivOp, "div", kFloating, is_float_v<T>, false, a / b)
-EQX_BINARY_OP(EqOp, "eq", kAny, true, true, a == b)
-EQX_BINARY_OP(NeOp, "ne", kAny, true, true, a != b)
-EQX_BINARY_OP(LtOp, "lt", kAny, true, true, a < b)
-EQX_BINARY_OP(LeOp, "le", kAny, true, true, a <= b)
-EQX_BINARY_OP(GtOp, "gt", kAny, true, true, a > b)
-EQX_BINARY_OP(GeOp, "ge", kAny, true, true, a >= b)
+EQX_BINARY_OP(DivOp, "div", kFloating, is_float_v<T>, false, a / b, i == 0 ? o.div(c(1), b) : o.neg(o.div(y, b)))
+EQX_BINARY_OP(EqOp, "eq", kAny, true, true, a == b, Array{})
+EQX_BINARY_OP(NeOp, "ne", kAny, true, true, a != b, Array{})
+EQX_BINARY_OP(LtOp, "lt", kAny, true, true, a < b, Array{})
+EQX_BINARY_OP(LeOp, "le", kAny, true, true, a <= b, Array{})
+EQX_BINARY_OP(GtOp, "gt", kAny, true, true, a > b, Array{})
+EQX_BINARY_OP(GeOp, "ge", kAny, true, true, a >= b, Array{})
 EQX_BINARY_OP(AndOp, "and", kIntegral, !is_float_v<T>, false,
-              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x & y); }))
+              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x & y); }), Array{})
 EQX_BINARY_OP(OrOp, "or", kIntegral, !is_float_v<T>, false,
-              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x | y); }))
+              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x | y); }), Array{})
 EQX_BINARY_OP(XorOp, "xor", kIntegral, !is_float_v<T>, false,
-              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x ^ y); }))
+              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x ^ y); }), Array{})
 #undef EQX_BINARY_OP
 
 /// x ** y. Integer powers are exact (by squaring); a negative integer
@@ -243,6 +228,16 @@ struct PowOp {
     if constexpr (is_float_v<T>) return a.binaryExpr(b, [](T x, T y) { return std::pow(x, y); });
     else return a.binaryExpr(b, [](T x, T y) { return integer_pow(x, y); });
   }
+  static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
+    const DType d = y.dtype();
+    auto c = [&](double v) { return o.scalar(v, d); };
+    if (i == 0) return o.mul(b, o.bin(o.pow_p, a, o.sub(b, c(1))));
+    // d/db a^b = a^b log a, taken as 0 where a == 0 (as JAX).
+    Array a_zero = o.bin(o.eq_p, a, c(0));
+    Array safe_a = o.select(a_zero, o.instantiate(c(1), a.shape(), d), a);
+    return o.select(o.broadcast_to(a_zero, y.shape()), o.instantiate(c(0), y.shape(), d),
+                    o.broadcast_to(o.mul(y, o.un(o.log_p, safe_a)), y.shape()));
+  }
 };
 
 /// Elementwise max/min; a NaN in either operand gives NaN (as numpy.maximum).
@@ -262,80 +257,108 @@ struct ExtremumOp {
       return a.binaryExpr(b, [](T x, T y) { return kIsMax ? (x > y ? x : y) : (x < y ? x : y); });
     }
   }
-};
-
-}  // namespace eqx::detail
-
-namespace eqx::detail {
-
-template <class Op>
-Array binary_partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
-  const DType d = y.dtype();
-  auto c = [&](double v) { return o.scalar(v, d); };
-  if constexpr (std::is_same_v<Op, AddOp>) return c(1);
-  else if constexpr (std::is_same_v<Op, SubOp>) return c(i == 0 ? 1 : -1);
-  else if constexpr (std::is_same_v<Op, MulOp>) return i == 0 ? b : a;
-  else if constexpr (std::is_same_v<Op, DivOp>) return i == 0 ? o.div(c(1), b) : o.neg(o.div(y, b));
-  else if constexpr (std::is_same_v<Op, PowOp>) {
-    if (i == 0) return o.mul(b, o.bin(o.pow_p, a, o.sub(b, c(1))));
-    // d/db a^b = a^b log a, taken as 0 where a == 0 (as JAX).
-    Array a_zero = o.bin(o.eq_p, a, c(0));
-    Array safe_a = o.select(a_zero, o.instantiate(c(1), a.shape(), d), a);
-    return o.select(o.broadcast_to(a_zero, y.shape()), o.instantiate(c(0), y.shape(), d),
-                    o.broadcast_to(o.mul(y, o.un(o.log_p, safe_a)), y.shape()));
-  } else if constexpr (std::is_same_v<Op, ExtremumOp<true>> || std::is_same_v<Op, ExtremumOp<false>>) {
-    // 1 where this operand is the result, 0.5 each on ties (as JAX).
+  // 1 where this operand is the result, 0.5 each on ties (as JAX).
+  static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
+    const DType d = y.dtype();
     const Array& self = i == 0 ? a : b;
     const Array& other = i == 0 ? b : a;
-    Array wins = std::is_same_v<Op, ExtremumOp<true>> ? o.bin(o.gt_p, self, other) : o.bin(o.gt_p, other, self);
+    Array wins = kIsMax ? o.bin(o.gt_p, self, other) : o.bin(o.gt_p, other, self);
     Array tie = o.bin(o.eq_p, self, other);
-    return o.add(o.convert(wins, d), o.mul(c(0.5), o.convert(tie, d)));
-  } else if constexpr (std::is_same_v<Op, RemOp>) {
-    // rem(a, b) = a - b * trunc(a / b): d/da = 1, d/db = -trunc(a / b) = (y - a) / b.
-    return i == 0 ? c(1) : o.div(o.sub(y, a), b);
-  } else {
-    // Comparisons and integer-only ops have no float output, so no tangent.
-    static_assert(Op::kCompare || !Op::template supports<float>, "a float binary op needs its partial derivatives here");
-    return Array{};
+    return o.add(o.convert(wins, d), o.mul(o.scalar(0.5, d), o.convert(tie, d)));
   }
-}
+};
+
+// --- integer bit operations ----------------------------------------------------------
+
+template <class T>
+inline constexpr bool is_int32_or_uint32_v = std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::uint32_t>;
+inline constexpr const char* kInt32Types = "int32 or uint32";
+
+/// x << y on the 32-bit pattern; shifts of 32 or more (or negative) give 0, as in XLA.
+struct ShiftLeftOp {
+  static constexpr std::string_view name = "shift_left";
+  static constexpr const char* accepts = kInt32Types;
+  static constexpr bool kCompare = false;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = is_int32_or_uint32_v<T>;
+  template <class A, class B> static auto eval(const A& a, const B& b) {
+    using T = typename A::Scalar;
+    return a.binaryExpr(b, [](T x, T s) {
+      auto u = static_cast<std::uint32_t>(x), k = static_cast<std::uint32_t>(s);
+      return static_cast<T>(k >= 32 ? 0u : u << k);
+    });
+  }
+  /// Integer only: never differentiated.
+  static Array partial(const RuleOps&, const Array&, const Array&, const Array&, std::size_t) { return Array{}; }
+};
+
+/// x >> y filling with zeros (on the 32-bit pattern, also for int32); shifts
+/// of 32 or more (or negative) give 0, as in XLA.
+struct ShiftRightLogicalOp {
+  static constexpr std::string_view name = "shift_right_logical";
+  static constexpr const char* accepts = kInt32Types;
+  static constexpr bool kCompare = false;
+  static constexpr int cost = 1;
+  template <class T> static constexpr bool supports = is_int32_or_uint32_v<T>;
+  template <class A, class B> static auto eval(const A& a, const B& b) {
+    using T = typename A::Scalar;
+    return a.binaryExpr(b, [](T x, T s) {
+      auto u = static_cast<std::uint32_t>(x), k = static_cast<std::uint32_t>(s);
+      return static_cast<T>(k >= 32 ? 0u : u >> k);
+    });
+  }
+  /// Integer only: never differentiated.
+  static Array partial(const RuleOps&, const Array&, const Array&, const Array&, std::size_t) { return Array{}; }
+};
+
+/// Remainder with the sign of the dividend (C's % and fmod, XLA's rem).
+/// Integer x rem 0 is x and INT_MIN rem -1 is 0 (defined, never a trap), which
+/// JAX's randint relies on when its span wraps to 0.
+struct RemOp {
+  static constexpr std::string_view name = "rem";
+  static constexpr const char* accepts = kNumeric;
+  static constexpr bool kCompare = false;
+  static constexpr int cost = 4;
+  template <class T> static constexpr bool supports = is_numeric_v<T>;
+  template <class A, class B> static auto eval(const A& a, const B& b) {
+    using T = typename A::Scalar;
+    return a.binaryExpr(b, [](T x, T y) -> T {
+      if constexpr (is_float_v<T>) {
+        return std::fmod(x, y);
+      } else {
+        if (y == 0) return x;
+        if constexpr (std::is_signed_v<T>)
+          if (y == -1) return 0;
+        return static_cast<T>(x % y);
+      }
+    });
+  }
+  // rem(a, b) = a - b * trunc(a / b): d/da = 1, d/db = -trunc(a / b) = (y - a) / b.
+  static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
+    return i == 0 ? o.scalar(1, y.dtype()) : o.div(o.sub(y, a), b);
+  }
+};
+
 
 }  // namespace eqx::detail
 
-#ifdef EQX_BINARY_INSTANTIATION
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::AddOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::SubOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::MulOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::DivOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::PowOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<true>>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::ExtremumOp<false>>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::AndOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::OrOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::XorOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::EqOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::NeOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::LtOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::LeOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::GtOp>;
-EQX_BINARY_INSTANTIATION struct eqx::detail::BinaryPrim<eqx::detail::GeOp>;
+/// The binary primitives, as (instance in eqx::prim, op struct): the one
+/// list their instances and explicit instantiations are made from, and
+/// eqx::detail::registered_primitives() finds them for the coverage tests.
+#define EQX_BINARY_PRIMITIVES(X)                                                                                 \
+  X(add, AddOp) X(sub, SubOp) X(mul, MulOp) X(div, DivOp) X(pow, PowOp) X(max, ExtremumOp<true>)                 \
+  X(min, ExtremumOp<false>) X(and_, AndOp) X(or_, OrOp) X(xor_, XorOp) X(eq, EqOp) X(ne, NeOp) X(lt, LtOp)       \
+  X(le, LeOp) X(gt, GtOp) X(ge, GeOp) X(shift_left, ShiftLeftOp) X(shift_right_logical, ShiftRightLogicalOp)     \
+  X(rem, RemOp)
+
+#if defined(EQX_COMPILED_KERNELS)
+#define EQX_BINARY_INSTANTIATE(instance, Op) EQX_INSTANTIATION(BINARY) struct eqx::detail::BinaryPrim<eqx::detail::Op>;
+EQX_BINARY_PRIMITIVES(EQX_BINARY_INSTANTIATE)
+#undef EQX_BINARY_INSTANTIATE
 #endif
 
 namespace eqx::prim {
-inline const detail::BinaryPrim<detail::AddOp> add;
-inline const detail::BinaryPrim<detail::SubOp> sub;
-inline const detail::BinaryPrim<detail::MulOp> mul;
-inline const detail::BinaryPrim<detail::DivOp> div;
-inline const detail::BinaryPrim<detail::PowOp> pow;
-inline const detail::BinaryPrim<detail::ExtremumOp<true>> max;
-inline const detail::BinaryPrim<detail::ExtremumOp<false>> min;
-inline const detail::BinaryPrim<detail::AndOp> and_;
-inline const detail::BinaryPrim<detail::OrOp> or_;
-inline const detail::BinaryPrim<detail::XorOp> xor_;
-inline const detail::BinaryPrim<detail::EqOp> eq;
-inline const detail::BinaryPrim<detail::NeOp> ne;
-inline const detail::BinaryPrim<detail::LtOp> lt;
-inline const detail::BinaryPrim<detail::LeOp> le;
-inline const detail::BinaryPrim<detail::GtOp> gt;
-inline const detail::BinaryPrim<detail::GeOp> ge;
+#define EQX_BINARY_INSTANCE(instance, Op) inline const detail::BinaryPrim<detail::Op> instance;
+EQX_BINARY_PRIMITIVES(EQX_BINARY_INSTANCE)
+#undef EQX_BINARY_INSTANCE
 }  // namespace eqx::prim

@@ -33,14 +33,6 @@
 #include "eqx/prim/gemm.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_CONV)
-#define EQX_CONV_KERNELS 1
-#else
-#define EQX_CONV_KERNELS 0
-#endif
-
 namespace eqx::detail {
 
 /// The parameters of conv_general_dilated, fully resolved.
@@ -346,7 +338,7 @@ struct ConvGeneralDilatedPrim final : Primitive {
     });
   }
 };
-#if EQX_CONV_KERNELS
+#if EQX_KERNELS_HERE(CONV)
 EQX_KERNEL_INLINE void ConvGeneralDilatedPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const ConvDims d = ConvDims::from(p);
   visit_dtype(in[0].dtype, [&](auto tag) {
@@ -398,7 +390,7 @@ inline Array reshape_axes(const RuleOps& o, const Array& x, std::size_t first, s
   return o.reshape(x, s);
 }
 
-#if EQX_CONV_KERNELS
+#if EQX_KERNELS_HERE(CONV)
 // Batching, as JAX does: the batch folds into the lhs batch axis (only lhs
 // batched), into the output features (only rhs batched: each example's
 // kernels are more output channels, kept inside their feature group), or

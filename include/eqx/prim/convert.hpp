@@ -16,16 +16,7 @@
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_CONVERT)
-#define EQX_CONVERT_KERNELS 1
-#else
-#define EQX_CONVERT_KERNELS 0
-#endif
-
 namespace eqx::detail {
-
 
 struct ConvertPrim final : Primitive {
   std::string_view name() const override { return "convert"; }
@@ -73,7 +64,7 @@ template <class From, class To>
 void convert_tile(const void* const* in, void* out, std::int64_t n) {
   convert_loop<From, To>(static_cast<const ConvertSource<From>*>(in[0]), static_cast<To*>(out), 0, n);
 }
-#if EQX_CONVERT_KERNELS
+#if EQX_KERNELS_HERE(CONVERT)
 EQX_KERNEL_INLINE TileKernel ConvertPrim::tile_kernel(std::span<const AbstractArray> in, const Params& p) const {
   return visit_dtype(in[0].dtype, [&](auto from_tag) {
     return visit_dtype(p.get<DType>("new_dtype"), [](auto to_tag) -> TileKernel {
@@ -93,7 +84,6 @@ EQX_KERNEL_INLINE void ConvertPrim::kernel(std::span<const View> in, std::span<c
   });
 }
 #endif
-
 
 }  // namespace eqx::detail
 

@@ -19,14 +19,6 @@
 #include "eqx/prim/gemm.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_DOT)
-#define EQX_DOT_KERNELS 1
-#else
-#define EQX_DOT_KERNELS 0
-#endif
-
 namespace eqx::detail {
 
 /// Axis lists held inline (a Shape is a small vector): the kernel runs in
@@ -36,7 +28,7 @@ using AxisList = Shape;
 struct DotDims {
   AxisList lhs_contract, rhs_contract, lhs_batch, rhs_batch;
   static DotDims from(const Params& p) {
-    auto axes = [&](std::string_view name) {
+    auto axes = [&](ParamName name) {
       const Ints& v = p.get<Ints>(name);
       return AxisList(v.begin(), v.end());
     };
@@ -116,8 +108,8 @@ struct DotGeneralPrim final : Primitive {
   // batched: its batch axis stays where it is and becomes one more free
   // axis, so a batch of matrix-vector products is one matrix product.
   Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
-    const char* names[4] = {"lhs_contracting_dimensions", "rhs_contracting_dimensions", "lhs_batch_dimensions",
-                            "rhs_batch_dimensions"};
+    const ParamName names[4] = {"lhs_contracting_dimensions", "rhs_contracting_dimensions", "lhs_batch_dimensions",
+                                "rhs_batch_dimensions"};
     Ints axes[4] = {p.get<Ints>(names[0]), p.get<Ints>(names[1]), p.get<Ints>(names[2]), p.get<Ints>(names[3])};
     auto make_params = [&] {
       Params q = p;
@@ -279,7 +271,7 @@ struct DotGeneralPrim final : Primitive {
     });
   }
 };
-#if EQX_DOT_KERNELS
+#if EQX_KERNELS_HERE(DOT)
 EQX_KERNEL_INLINE void DotGeneralPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   visit_dtype(in[0].dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -287,7 +279,6 @@ EQX_KERNEL_INLINE void DotGeneralPrim::kernel(std::span<const View> in, std::spa
   });
 }
 #endif
-
 
 }  // namespace eqx::detail
 

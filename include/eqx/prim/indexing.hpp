@@ -18,14 +18,6 @@
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_INDEXING)
-#define EQX_INDEXING_KERNELS 1
-#else
-#define EQX_INDEXING_KERNELS 0
-#endif
-
 namespace eqx::detail {
 
 inline void require_index_dtype(std::string_view op, const AbstractArray& idx) {
@@ -92,7 +84,7 @@ struct GatherPrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_INDEXING_KERNELS
+#if EQX_KERNELS_HERE(INDEXING)
 EQX_KERNEL_INLINE void GatherPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   auto axis = p.get<std::int64_t>("axis");
   std::int64_t outer, inner;
@@ -107,7 +99,6 @@ EQX_KERNEL_INLINE void GatherPrim::kernel(std::span<const View> in, std::span<co
   });
 }
 #endif
-
 
 /// scatter_add[axis](operand, indices, updates): operand plus every update
 /// row added at its index (repeated indices accumulate).
@@ -131,7 +122,7 @@ struct ScatterAddPrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_INDEXING_KERNELS
+#if EQX_KERNELS_HERE(INDEXING)
 EQX_KERNEL_INLINE void ScatterAddPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   auto axis = p.get<std::int64_t>("axis");
   std::int64_t outer, inner;
@@ -152,7 +143,6 @@ EQX_KERNEL_INLINE void ScatterAddPrim::kernel(std::span<const View> in, std::spa
   });
 }
 #endif
-
 
 }  // namespace eqx::detail
 
@@ -206,7 +196,7 @@ inline Ints swap_axis_groups(std::size_t a, std::size_t b, std::size_t rank) {
   return perm;
 }
 
-#if EQX_INDEXING_KERNELS
+#if EQX_KERNELS_HERE(INDEXING)
 EQX_KERNEL_INLINE Batched GatherPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const auto axis = p.get<std::int64_t>("axis");
   if (d[1] == not_mapped)

@@ -17,14 +17,6 @@
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_LAYOUT)
-#define EQX_LAYOUT_KERNELS 1
-#else
-#define EQX_LAYOUT_KERNELS 0
-#endif
-
 namespace eqx::detail {
 
 using Ints = std::vector<std::int64_t>;
@@ -85,12 +77,11 @@ struct ReshapePrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void ReshapePrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   copy_bytes(out[0].data, in[0].data, in[0].bytes());
 }
 #endif
-
 
 /// transpose[permutation]: out axis i is operand axis permutation[i].
 struct TransposePrim final : Primitive {
@@ -125,7 +116,7 @@ struct TransposePrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const Ints& perm = p.get<Ints>("permutation");
   Shape src = contiguous_strides(*in[0].shape), st;
@@ -136,7 +127,6 @@ EQX_KERNEL_INLINE void TransposePrim::kernel(std::span<const View> in, std::span
   });
 }
 #endif
-
 
 /// broadcast_in_dim[shape, broadcast_dimensions]: operand axis i becomes
 /// output axis broadcast_dimensions[i] (equal size or 1); other axes repeat.
@@ -181,7 +171,7 @@ struct BroadcastInDimPrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void BroadcastInDimPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const Ints& dims = p.get<Ints>("broadcast_dimensions");
   Shape src = contiguous_strides(*in[0].shape), st = Shape::filled(out[0].shape->size(), 0);
@@ -193,7 +183,6 @@ EQX_KERNEL_INLINE void BroadcastInDimPrim::kernel(std::span<const View> in, std:
   });
 }
 #endif
-
 
 /// slice[start_indices, limit_indices, strides]: elements start, start+stride,
 /// ... below limit on every axis (all non-negative, strides >= 1).
@@ -231,7 +220,7 @@ struct SlicePrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void SlicePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const Ints &start = p.get<Ints>("start_indices"), &step = p.get<Ints>("strides");
   Shape src = contiguous_strides(*in[0].shape), st;
@@ -246,7 +235,6 @@ EQX_KERNEL_INLINE void SlicePrim::kernel(std::span<const View> in, std::span<con
   });
 }
 #endif
-
 
 /// rev[dimensions]: reverses the order of elements along those axes.
 struct RevPrim final : Primitive {
@@ -272,7 +260,7 @@ struct RevPrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void RevPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const Shape& shape = *in[0].shape;
   Shape st = contiguous_strides(shape);
@@ -287,7 +275,6 @@ EQX_KERNEL_INLINE void RevPrim::kernel(std::span<const View> in, std::span<const
   });
 }
 #endif
-
 
 /// pad[low, high, interior](operand, padding_value): lax.pad. Adds `low`
 /// and `high` elements at each end (negative values crop) and `interior`
@@ -336,7 +323,7 @@ struct PadPrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void PadPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const Ints &lo = p.get<Ints>("low"), &interior = p.get<Ints>("interior");
   const Shape &ishape = *in[0].shape, &oshape = *out[0].shape;
@@ -384,7 +371,6 @@ EQX_KERNEL_INLINE void PadPrim::kernel(std::span<const View> in, std::span<const
 }
 #endif
 
-
 /// concatenate[dimension]: joins operands of equal dtype along one axis.
 struct ConcatenatePrim final : Primitive {
   std::string_view name() const override { return "concatenate"; }
@@ -414,7 +400,7 @@ struct ConcatenatePrim final : Primitive {
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void ConcatenatePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const auto axis = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
   const Shape& oshape = *out[0].shape;
@@ -434,7 +420,6 @@ EQX_KERNEL_INLINE void ConcatenatePrim::kernel(std::span<const View> in, std::sp
 }
 #endif
 
-
 /// iota[dtype, shape, dimension]: out[i...] = i[dimension].
 struct IotaPrim final : Primitive {
   std::string_view name() const override { return "iota"; }
@@ -449,7 +434,7 @@ struct IotaPrim final : Primitive {
   }
   void kernel(std::span<const View>, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 EQX_KERNEL_INLINE void IotaPrim::kernel(std::span<const View>, std::span<const View> out, const Params& p) const {
   const Shape& s = *out[0].shape;
   auto dim = static_cast<std::size_t>(p.get<std::int64_t>("dimension"));
@@ -463,7 +448,6 @@ EQX_KERNEL_INLINE void IotaPrim::kernel(std::span<const View>, std::span<const V
   });
 }
 #endif
-
 
 }  // namespace eqx::detail
 
@@ -480,7 +464,7 @@ inline const detail::IotaPrim iota;
 
 // --- differentiation rules (after the primitives they bind) -----------------------------
 
-#if EQX_LAYOUT_KERNELS
+#if EQX_KERNELS_HERE(LAYOUT)
 namespace eqx::detail {
 
 EQX_KERNEL_INLINE std::vector<Array> SlicePrim::jvp(const RuleOps& o, std::span<const Array>, std::span<const Array> t,

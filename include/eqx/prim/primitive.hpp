@@ -10,10 +10,12 @@
 // eager interpreter runs it now: check, allocate the outputs from the shape
 // rule, run the kernel.
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -59,26 +61,61 @@ using ParamValue =
     std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string, GraphRef, std::vector<GraphRef>,
                  std::vector<std::string>>;
 
+/// Every parameter name eqx's primitives use, one place. Params are a bag
+/// of (name, value) rather than a typed struct per primitive because every
+/// pass treats them alike: printing a graph, hashing and comparing
+/// equations for CSE and the jit cache, rewriting axes for vmap. A name
+/// outside this list does not compile (ParamName), so a misspelling is
+/// caught where it is written; the bag's run-time cost is a few string_view
+/// compares per eager call (benchmarks/dispatch_bench.cpp measures it).
+inline constexpr std::string_view kParamNames[] = {
+    "axes", "axis", "axis_name", "axis_size", "body_jaxpr", "body_nconsts", "branches", "broadcast_dimensions",
+    "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype", "feature_group_count", "format", "graph",
+    "high", "index_dtype", "interior", "jaxpr", "length", "lhs_batch_dimensions", "lhs_contracting_dimensions",
+    "lhs_dilation", "limit_indices", "low", "msgs", "new_dtype", "new_sizes", "num_carry", "num_consts", "padding",
+    "permutation", "reverse", "rhs_batch_dimensions", "rhs_contracting_dimensions", "rhs_dilation", "shape",
+    "start_indices", "strides", "window_dilation", "window_dimensions", "window_strides"};
+
+/// A parameter's name: a string literal from kParamNames, checked when the
+/// program compiles. A primitive of a program's own can use other names
+/// with ParamName::unchecked("name").
+class ParamName {
+ public:
+  consteval ParamName(const char* name) : name_(name) {  // NOLINT: implicit, from a literal
+    bool known = false;
+    for (std::string_view n : kParamNames) known = known || n == name_;
+    if (!known) throw "eqx: unknown parameter name; use one of kParamNames (eqx/prim/primitive.hpp)";
+  }
+  /// A name outside kParamNames (a program's own primitive); it must outlive the Params.
+  static ParamName unchecked(std::string_view name) { return ParamName(name, 0); }
+  constexpr operator std::string_view() const { return name_; }  // NOLINT: implicit by design
+
+ private:
+  constexpr ParamName(std::string_view name, int) : name_(name) {}
+  std::string_view name_;
+};
+
 /// Named parameters of a primitive application, in the order they were set.
-/// Names are string literals owned by the primitive's code.
 /// Usage: `Params{}.set("axes", std::vector<std::int64_t>{0, 1})`
 class Params {
  public:
   /// Sets a parameter (replacing its value, in place, if it is already set).
-  Params& set(std::string_view name, ParamValue value) {
+  Params& set(ParamName name, ParamValue value) {
+    const std::string_view key = name;
     for (auto& [n, v] : items_)
-      if (n == name) {
+      if (n == key) {
         v = std::move(value);
         return *this;
       }
-    items_.emplace_back(name, std::move(value));
+    items_.emplace_back(key, std::move(value));
     return *this;
   }
   template <class T>
-  const T& get(std::string_view name) const {
+  const T& get(ParamName name) const {
+    const std::string_view key = name;
     for (const auto& [n, v] : items_)
-      if (n == name) return std::get<T>(v);
-    throw ValueError("eqx: internal error: missing parameter '" + std::string(name) + "'");
+      if (n == key) return std::get<T>(v);
+    throw ValueError("eqx: internal error: missing parameter '" + std::string(key) + "'");
   }
   const std::vector<std::pair<std::string_view, ParamValue>>& items() const { return items_; }
   friend bool operator==(const Params&, const Params&) = default;
@@ -117,12 +154,51 @@ using TileKernel = void (*)(const void* const* in, void* out, std::int64_t n);
 /// The same for an elementwise primitive with several outputs.
 using MultiTileKernel = void (*)(const void* const* in, void* const* out, std::int64_t n);
 
+class Primitive;
+
+namespace detail {
+
+/// The primitive objects alive, in construction order. Every Primitive
+/// registers itself: the eqx::prim instances before main, a program's
+/// elementwise kernels when first used. The coverage tests walk it (see
+/// registered_primitives), so a new primitive that no rule table covers
+/// fails them instead of being skipped.
+struct PrimitiveRegistry {
+  std::mutex mutex;
+  std::vector<const Primitive*> alive;
+};
+inline PrimitiveRegistry& primitive_registry() {
+  static PrimitiveRegistry registry;  // built by the first Primitive, so destroyed after the last
+  return registry;
+}
+
+/// Every primitive object alive now. Usage:
+/// `for (const Primitive* p : eqx::detail::registered_primitives()) names.insert(p->name());`
+inline std::vector<const Primitive*> registered_primitives() {
+  PrimitiveRegistry& r = primitive_registry();
+  std::lock_guard lock(r.mutex);
+  return r.alive;
+}
+
+}  // namespace detail
+
 /// Base of every primitive. Each primitive is one struct deriving from this
 /// that holds all of its rules; it is stateless and used through a single
 /// `inline const` instance.
 class Primitive {
  public:
-  virtual ~Primitive() = default;
+  Primitive() {
+    detail::PrimitiveRegistry& r = detail::primitive_registry();
+    std::lock_guard lock(r.mutex);
+    r.alive.push_back(this);
+  }
+  Primitive(const Primitive&) = delete;
+  Primitive& operator=(const Primitive&) = delete;
+  virtual ~Primitive() {
+    detail::PrimitiveRegistry& r = detail::primitive_registry();
+    std::lock_guard lock(r.mutex);
+    std::erase(r.alive, this);
+  }
   /// Name printed in graphs and error messages, e.g. "add".
   virtual std::string_view name() const = 0;
   /// Output shapes and dtypes for these inputs; throws on invalid inputs.

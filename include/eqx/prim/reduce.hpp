@@ -24,21 +24,6 @@
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_REDUCE)
-#define EQX_REDUCE_KERNELS 1
-#else
-#define EQX_REDUCE_KERNELS 0
-#endif
-// The class template instances: explicitly instantiated (vtable, rules,
-// kernels) in eqx::kernels, and only declared in code that links it.
-#if defined(EQX_KERNELS_REDUCE)
-#define EQX_REDUCE_INSTANTIATION template
-#elif defined(EQX_COMPILED_KERNELS)
-#define EQX_REDUCE_INSTANTIATION extern template
-#endif
-
 namespace eqx::detail {
 
 /// Sorted, unique, in-range axes or an error naming `op`.
@@ -133,7 +118,6 @@ Array reduction_weights(const RuleOps& o, const Array& x, const Array& y, const 
   }
 }
 
-
 /// Shape rule and kernel shared by the axis reductions.
 template <class Op>
 struct ReducePrim final : Primitive {
@@ -199,7 +183,7 @@ struct ReducePrim final : Primitive {
     });
   }
 };
-#if EQX_REDUCE_KERNELS
+#if EQX_KERNELS_HERE(REDUCE)
 template <class Op>
 void ReducePrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   visit_dtype(in[0].dtype, [&](auto tag) {
@@ -208,7 +192,6 @@ void ReducePrim<Op>::kernel(std::span<const View> in, std::span<const View> out,
   });
 }
 #endif
-
 
 struct SumOp {
   static constexpr std::string_view name = "reduce_sum", user_name = "sum";
@@ -293,7 +276,7 @@ struct ArgExtremumPrim final : Primitive {
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
 };
-#if EQX_REDUCE_KERNELS
+#if EQX_KERNELS_HERE(REDUCE)
 template <bool kIsMax>
 void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   auto axis = p.get<std::int64_t>("axis");
@@ -326,18 +309,17 @@ void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const V
 }
 #endif
 
-
 }  // namespace eqx::detail
 
-#ifdef EQX_REDUCE_INSTANTIATION
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::SumOp>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::ProdOp>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<true>>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<false>>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<true>>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<false>>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ArgExtremumPrim<true>;
-EQX_REDUCE_INSTANTIATION struct eqx::detail::ArgExtremumPrim<false>;
+#if defined(EQX_COMPILED_KERNELS)
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ReducePrim<eqx::detail::SumOp>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ReducePrim<eqx::detail::ProdOp>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<true>>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ReducePrim<eqx::detail::ExtremumReduceOp<false>>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<true>>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ReducePrim<eqx::detail::LogicalReduceOp<false>>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ArgExtremumPrim<true>;
+EQX_INSTANTIATION(REDUCE) struct eqx::detail::ArgExtremumPrim<false>;
 #endif
 
 namespace eqx::prim {

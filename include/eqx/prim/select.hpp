@@ -11,14 +11,6 @@
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_SELECT)
-#define EQX_SELECT_KERNELS 1
-#else
-#define EQX_SELECT_KERNELS 0
-#endif
-
 namespace eqx::detail {
 
 struct SelectPrim final : Primitive {
@@ -73,7 +65,7 @@ void select_tile(const void* const* in, void* out, std::int64_t n) {
   T* __restrict o = static_cast<T*>(out);
   for (std::int64_t i = 0; i < n; ++i) o[i] = pick(c[i], a[i], b[i]);
 }
-#if EQX_SELECT_KERNELS
+#if EQX_KERNELS_HERE(SELECT)
 EQX_KERNEL_INLINE TileKernel SelectPrim::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
   return visit_dtype(in[1].dtype, [](auto tag) -> TileKernel { return &select_tile<decltype(tag)>; });
 }
@@ -110,7 +102,6 @@ EQX_KERNEL_INLINE void SelectPrim::kernel(std::span<const View> in, std::span<co
   });
 }
 #endif
-
 
 }  // namespace eqx::detail
 

@@ -4,6 +4,7 @@
 // nothing in the backward pass. `simplify` removes it from compiled graphs,
 // which are only evaluated, never differentiated again.
 
+#include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
@@ -11,13 +12,12 @@ namespace eqx::detail {
 
 struct StopGradientPrim final : Primitive {
   std::string_view name() const override { return "stop_gradient"; }
-  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override {
-    return batch_elementwise(*this, o, x, d, p);
-  }
+  // The key function: out of line, so with compiled kernels the vtable and
+  // the batching code it reaches are compiled once (family LAYOUT).
+  Batched batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const override;
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
     return {in[0]};
   }
-  // A copy: cheap enough to define inline even with eqx::kernels.
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
     copy_bytes(out[0].data, in[0].data, in[0].bytes());
   }
@@ -30,6 +30,12 @@ struct StopGradientPrim final : Primitive {
     return {Array{}};
   }
 };
+#if EQX_KERNELS_HERE(LAYOUT)
+EQX_KERNEL_INLINE Batched StopGradientPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
+                                                  const Params& p) const {
+  return batch_elementwise(*this, o, x, d, p);
+}
+#endif
 
 }  // namespace eqx::detail
 

@@ -1,13 +1,16 @@
 #pragma once
 // Unary elementwise primitives: neg, exp, log, log1p, expm1, sqrt, rsqrt,
-// abs, sign, sin, cos, tanh, logistic, erf, not.
+// abs, sign, sin, cos, tanh, logistic, erf, not, erf_inv.
 //
-// Each is a small Op struct (name, accepted dtypes, Eigen expression) plugged
-// into UnaryPrim, which holds the shape rule and the kernel they share.
+// Each is a small Op struct (name, accepted dtypes, Eigen expression and
+// derivative) plugged into UnaryPrim, which holds the shape rule, the
+// kernel and the JVP/VJP they share. Adding one: write its struct below and
+// add it to EQX_UNARY_PRIMITIVES at the end of this file.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -17,21 +20,6 @@
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
-
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_UNARY)
-#define EQX_UNARY_KERNELS 1
-#else
-#define EQX_UNARY_KERNELS 0
-#endif
-// The class template instances: explicitly instantiated (vtable, rules,
-// kernels) in eqx::kernels, and only declared in code that links it.
-#if defined(EQX_KERNELS_UNARY)
-#define EQX_UNARY_INSTANTIATION template
-#elif defined(EQX_COMPILED_KERNELS)
-#define EQX_UNARY_INSTANTIATION extern template
-#endif
 
 namespace eqx::detail {
 
@@ -65,13 +53,6 @@ void require_dtype(DType d) {
                      std::string(Op::name) + " needs " + Op::accepts + "; convert first with eqx::astype");
 }
 
-struct ErfInvOp;  // eqx/prim/random_bits.hpp
-
-/// d op(x) / dx as an Array (written with `o`), or an empty Array when the
-/// derivative is zero everywhere (sign, not). Defined after the ops below.
-template <class Op>
-Array unary_derivative(const RuleOps& o, const Array& x, const Array& y);
-
 /// Shape rule and kernel shared by all unary elementwise primitives.
 template <class Op>
 struct UnaryPrim final : Primitive {
@@ -93,12 +74,12 @@ struct UnaryPrim final : Primitive {
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params&) const override {
     if (!t[0].has_value() || !is_floating(y[0].dtype())) return {Array{}};
-    return {o.mul(t[0], unary_derivative<Op>(o, x[0], y[0]))};
+    return {o.mul(t[0], Op::derivative(o, x[0], y[0]))};
   }
   std::vector<Array> vjp(const RuleOps& o, std::span<const Array> x, std::span<const Array> y,
                          std::span<const Array> ct, const Params&) const override {
     if (!ct[0].has_value() || !is_floating(y[0].dtype())) return {Array{}};
-    return {o.mul(ct[0], unary_derivative<Op>(o, x[0], y[0]))};
+    return {o.mul(ct[0], Op::derivative(o, x[0], y[0]))};
   }
 };
 
@@ -128,7 +109,7 @@ template <class Op, class T>
 void unary_tile(const void* const* in, void* out, std::int64_t n) {
   unary_apply<Op, T>(static_cast<const T*>(in[0]), static_cast<T*>(out), n);
 }
-#if EQX_UNARY_KERNELS
+#if EQX_KERNELS_HERE(UNARY)
 template <class Op>
 TileKernel UnaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
   return visit_dtype(in[0].dtype, [](auto tag) -> TileKernel {
@@ -151,7 +132,6 @@ void UnaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, 
 }
 #endif
 
-
 // --- the ops -----------------------------------------------------------------
 
 struct NegOp {
@@ -165,6 +145,7 @@ struct NegOp {
       return (-a.template cast<std::uint32_t>()).template cast<std::int32_t>();
     else return -a;
   }
+  static Array derivative(const RuleOps& o, const Array& x, const Array&) { return o.scalar(-1, x.dtype()); }
 };
 
 /// exp that is right below the normal range too. Eigen 3.4's vectorised exp
@@ -244,25 +225,35 @@ struct functor_traits<eqx::detail::SqrtFunctor<T>> {
 
 namespace eqx::detail {
 
-#define EQX_FLOAT_UNARY_OP(Struct, op_name, cost_, expr)                   \
-  struct Struct {                                                          \
-    static constexpr std::string_view name = op_name;                      \
-    static constexpr const char* accepts = kFloating;                      \
-    static constexpr int cost = cost_;                                     \
-    template <class T> static constexpr bool supports = is_float_v<T>;     \
-    template <class A> static auto eval(const A& a) { return expr; }       \
+// A float op: its name, cost (relative to an add, for thread chunking),
+// Eigen expression of `a`, and derivative d op(x)/dx written with the rule
+// ops `o`, the input `x`, the output `y` and the constant maker `c`.
+#define EQX_FLOAT_UNARY_OP(Struct, op_name, cost_, expr, derivative_)                         \
+  struct Struct {                                                                              \
+    static constexpr std::string_view name = op_name;                                          \
+    static constexpr const char* accepts = kFloating;                                          \
+    static constexpr int cost = cost_;                                                         \
+    template <class T> static constexpr bool supports = is_float_v<T>;                         \
+    template <class A> static auto eval(const A& a) { return expr; }                           \
+    static Array derivative([[maybe_unused]] const RuleOps& o, [[maybe_unused]] const Array& x, \
+                            [[maybe_unused]] const Array& y) {                                 \
+      [[maybe_unused]] auto c = [&](double v) { return o.scalar(v, x.dtype()); };              \
+      return derivative_;                                                                      \
+    }                                                                                          \
   };
-EQX_FLOAT_UNARY_OP(ExpOp, "exp", 8, a.unaryExpr(ExpFunctor<typename A::Scalar>{}))
-EQX_FLOAT_UNARY_OP(LogOp, "log", 8, a.log())
-EQX_FLOAT_UNARY_OP(Log1pOp, "log1p", 16, a.log1p())
-EQX_FLOAT_UNARY_OP(Expm1Op, "expm1", 16, a.expm1())
-EQX_FLOAT_UNARY_OP(SqrtOp, "sqrt", 4, a.unaryExpr(SqrtFunctor<typename A::Scalar>{}))
-EQX_FLOAT_UNARY_OP(RsqrtOp, "rsqrt", 4, a.rsqrt())
-EQX_FLOAT_UNARY_OP(SinOp, "sin", 8, a.sin())
-EQX_FLOAT_UNARY_OP(CosOp, "cos", 8, a.cos())
-EQX_FLOAT_UNARY_OP(TanhOp, "tanh", 8, a.tanh())
-EQX_FLOAT_UNARY_OP(LogisticOp, "logistic", 8, a.logistic())
-EQX_FLOAT_UNARY_OP(ErfOp, "erf", 16, a.unaryExpr([](typename A::Scalar v) { return std::erf(v); }))
+EQX_FLOAT_UNARY_OP(ExpOp, "exp", 8, a.unaryExpr(ExpFunctor<typename A::Scalar>{}), y)
+EQX_FLOAT_UNARY_OP(LogOp, "log", 8, a.log(), o.div(c(1), x))
+EQX_FLOAT_UNARY_OP(Log1pOp, "log1p", 16, a.log1p(), o.div(c(1), o.add(x, c(1))))
+EQX_FLOAT_UNARY_OP(Expm1Op, "expm1", 16, a.expm1(), o.add(y, c(1)))
+EQX_FLOAT_UNARY_OP(SqrtOp, "sqrt", 4, a.unaryExpr(SqrtFunctor<typename A::Scalar>{}), o.div(c(0.5), y))
+EQX_FLOAT_UNARY_OP(RsqrtOp, "rsqrt", 4, a.rsqrt(), o.mul(c(-0.5), o.div(y, x)))
+EQX_FLOAT_UNARY_OP(SinOp, "sin", 8, a.sin(), o.un(o.cos_p, x))
+EQX_FLOAT_UNARY_OP(CosOp, "cos", 8, a.cos(), o.neg(o.un(o.sin_p, x)))
+EQX_FLOAT_UNARY_OP(TanhOp, "tanh", 8, a.tanh(), o.sub(c(1), o.mul(y, y)))
+EQX_FLOAT_UNARY_OP(LogisticOp, "logistic", 8, a.logistic(), o.mul(y, o.sub(c(1), y)))
+// d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
+EQX_FLOAT_UNARY_OP(ErfOp, "erf", 16, a.unaryExpr([](typename A::Scalar v) { return std::erf(v); }),
+                   o.mul(c(1.1283791670955126), o.un(o.exp_p, o.neg(o.mul(x, x)))))
 #undef EQX_FLOAT_UNARY_OP
 
 struct AbsOp {
@@ -274,6 +265,7 @@ struct AbsOp {
     if constexpr (std::is_unsigned_v<typename A::Scalar>) return a.unaryExpr([](auto v) { return v; });
     else return a.abs();
   }
+  static Array derivative(const RuleOps& o, const Array& x, const Array&) { return o.un(o.sign_p, x); }
 };
 
 /// sign(x): -1, 0 or 1; NaN stays NaN and -0.0 stays -0.0 (as jnp.sign; numpy gives 0.0).
@@ -286,6 +278,8 @@ struct SignOp {
     using T = typename A::Scalar;
     return a.unaryExpr([](T v) { return v > T(0) ? T(1) : (v < T(0) ? static_cast<T>(-1) : v); });
   }
+  /// Zero almost everywhere: no tangent (an empty Array).
+  static Array derivative(const RuleOps&, const Array&, const Array&) { return Array{}; }
 };
 
 /// Logical not on bool, bitwise not on integers.
@@ -299,73 +293,110 @@ struct NotOp {
     if constexpr (std::is_same_v<T, bool>) return a.unaryExpr([](bool v) { return !v; });
     else return a.unaryExpr([](T v) { return static_cast<T>(~v); });
   }
+  /// No float input, so never differentiated.
+  static Array derivative(const RuleOps&, const Array&, const Array&) { return Array{}; }
 };
 
-}  // namespace eqx::detail
+// --- erf_inv ------------------------------------------------------------------------------
 
-namespace eqx::detail {
-
-template <class Op>
-Array unary_derivative(const RuleOps& o, const Array& x, const Array& y) {
-  const DType d = x.dtype();
-  auto c = [&](double v) { return o.scalar(v, d); };
-  if constexpr (std::is_same_v<Op, NegOp>) return c(-1);
-  else if constexpr (std::is_same_v<Op, ExpOp>) return y;
-  else if constexpr (std::is_same_v<Op, LogOp>) return o.div(c(1), x);
-  else if constexpr (std::is_same_v<Op, Log1pOp>) return o.div(c(1), o.add(x, c(1)));
-  else if constexpr (std::is_same_v<Op, Expm1Op>) return o.add(y, c(1));
-  else if constexpr (std::is_same_v<Op, SqrtOp>) return o.div(c(0.5), y);
-  else if constexpr (std::is_same_v<Op, RsqrtOp>) return o.mul(c(-0.5), o.div(y, x));
-  else if constexpr (std::is_same_v<Op, AbsOp>) return o.un(o.sign_p, x);
-  else if constexpr (std::is_same_v<Op, SinOp>) return o.un(o.cos_p, x);
-  else if constexpr (std::is_same_v<Op, CosOp>) return o.neg(o.un(o.sin_p, x));
-  else if constexpr (std::is_same_v<Op, TanhOp>) return o.sub(c(1), o.mul(y, y));
-  else if constexpr (std::is_same_v<Op, LogisticOp>) return o.mul(y, o.sub(c(1), y));
-  else if constexpr (std::is_same_v<Op, ErfOp>)
-    return o.mul(c(1.1283791670955126), o.un(o.exp_p, o.neg(o.mul(x, x))));  // 2/sqrt(pi) exp(-x^2)
-  else if constexpr (std::is_same_v<Op, ErfInvOp>)
-    return o.mul(c(0.88622692545275801), o.un(o.exp_p, o.mul(y, y)));  // sqrt(pi)/2 exp(erf_inv(x)^2)
-  else {
-    // sign is flat almost everywhere; not has no float input.
-    static_assert(std::is_same_v<Op, SignOp> || !Op::template supports<float>, "a float unary op needs its derivative here");
-    return Array{};
+/// Inverse error function on (-1, 1); erf_inv(+-1) = +-inf, NaN outside.
+/// float32 uses Giles' single-precision polynomial and float64 his
+/// double-precision one, with the coefficients and evaluation order of XLA's
+/// ErfInv32/ErfInv64 (which JAX's lax.erf_inv lowers to), so samples agree
+/// with JAX to within the last-ulp differences of log1p/sqrt.
+template <class T>
+T erf_inv_value(T x) {
+  if (std::isnan(x)) return x;
+  const T ax = std::abs(x);
+  if (ax > T(1)) return std::numeric_limits<T>::quiet_NaN();
+  if (ax == T(1)) return x * std::numeric_limits<T>::infinity();
+  T w = -std::log1p(-x * x);
+  T p;
+  if constexpr (std::is_same_v<T, float>) {
+    static constexpr float kLt5[9] = {2.81022636e-08f,  3.43273939e-07f, -3.5233877e-06f,
+                                      -4.39150654e-06f, 0.00021858087f,  -0.00125372503f,
+                                      -0.00417768164f,  0.246640727f,    1.50140941f};
+    static constexpr float kGe5[9] = {-0.000200214257f, 0.000100950558f, 0.00134934322f,
+                                      -0.00367342844f,  0.00573950773f,  -0.0076224613f,
+                                      0.00943887047f,   1.00167406f,     2.83297682f};
+    const bool lt = w < 5.0f;
+    const float* c = lt ? kLt5 : kGe5;
+    w = lt ? w - 2.5f : std::sqrt(w) - 3.0f;
+    p = c[0];
+    for (int i = 1; i < 9; ++i) p = c[i] + p * w;
+  } else {
+    static constexpr double kLt625[23] = {
+        -3.6444120640178196996e-21, -1.685059138182016589e-19, 1.2858480715256400167e-18,
+        1.115787767802518096e-17,   -1.333171662854620906e-16, 2.0972767875968561637e-17,
+        6.6376381343583238325e-15,  -4.0545662729752068639e-14, -8.1519341976054721522e-14,
+        2.6335093153082322977e-12,  -1.2975133253453532498e-11, -5.4154120542946279317e-11,
+        1.051212273321532285e-09,   -4.1126339803469836976e-09, -2.9070369957882005086e-08,
+        4.2347877827932403518e-07,  -1.3654692000834678645e-06, -1.3882523362786468719e-05,
+        0.0001867342080340571352,   -0.00074070253416626697512, -0.0060336708714301490533,
+        0.24015818242558961693,     1.6536545626831027356};
+    static constexpr double kLt16[19] = {
+        2.2137376921775787049e-09,  9.0756561938885390979e-08, -2.7517406297064545428e-07,
+        1.8239629214389227755e-08,  1.5027403968909827627e-06, -4.013867526981545969e-06,
+        2.9234449089955446044e-06,  1.2475304481671778723e-05, -4.7318229009055733981e-05,
+        6.8284851459573175448e-05,  2.4031110387097893999e-05, -0.0003550375203628474796,
+        0.00095328937973738049703,  -0.0016882755560235047313, 0.0024914420961078508066,
+        -0.0037512085075692412107,  0.005370914553590063617,   1.0052589676941592334,
+        3.0838856104922207635};
+    static constexpr double kGe16[17] = {
+        -2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
+        -3.7894654401267369937e-09, 7.6157012080783393804e-09,  -1.4960026627149240478e-08,
+        2.9147953450901080826e-08,  -6.7711997758452339498e-08, 2.2900482228026654717e-07,
+        -9.9298272942317002539e-07, 4.5260625972231537039e-06,  -1.9681778105531670567e-05,
+        7.5995277030017761139e-05,  -0.00021503011930044477347, -0.00013871931833623122026,
+        1.0103004648645343977,      4.8499064014085844221};
+    const double* c;
+    int degree;
+    if (w < 6.25) {
+      c = kLt625, degree = 23, w -= 3.125;
+    } else if (w < 16.0) {
+      c = kLt16, degree = 19, w = std::sqrt(w) - 3.25;
+    } else {
+      c = kGe16, degree = 17, w = std::sqrt(w) - 5.0;
+    }
+    p = c[0];
+    for (int i = 1; i < degree; ++i) p = c[i] + p * w;
   }
+  return p * x;
 }
 
+struct ErfInvOp {
+  static constexpr std::string_view name = "erf_inv";
+  static constexpr const char* accepts = kFloating;
+  static constexpr int cost = 32;
+  template <class T> static constexpr bool supports = is_float_v<T>;
+  template <class A> static auto eval(const A& a) {
+    return a.unaryExpr([](typename A::Scalar v) { return erf_inv_value(v); });
+  }
+  // sqrt(pi)/2 exp(erf_inv(x)^2)
+  static Array derivative(const RuleOps& o, const Array& x, const Array& y) {
+    return o.mul(o.scalar(0.88622692545275801, x.dtype()), o.un(o.exp_p, o.mul(y, y)));
+  }
+};
+
+
 }  // namespace eqx::detail
 
-#ifdef EQX_UNARY_INSTANTIATION
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::NegOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::ExpOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::LogOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::Log1pOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::Expm1Op>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::SqrtOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::RsqrtOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::AbsOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::SignOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::SinOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::CosOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::TanhOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::LogisticOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::ErfOp>;
-EQX_UNARY_INSTANTIATION struct eqx::detail::UnaryPrim<eqx::detail::NotOp>;
+/// The unary primitives, as (instance in eqx::prim, op struct): the one
+/// list their instances and explicit instantiations are made from, and
+/// eqx::detail::registered_primitives() finds them for the coverage tests.
+#define EQX_UNARY_PRIMITIVES(X)                                                                                  \
+  X(neg, NegOp) X(exp, ExpOp) X(log, LogOp) X(log1p, Log1pOp) X(expm1, Expm1Op) X(sqrt, SqrtOp) X(rsqrt, RsqrtOp) \
+  X(abs, AbsOp) X(sign, SignOp) X(sin, SinOp) X(cos, CosOp) X(tanh, TanhOp) X(logistic, LogisticOp) X(erf, ErfOp)  \
+  X(not_, NotOp) X(erf_inv, ErfInvOp)
+
+#if defined(EQX_COMPILED_KERNELS)
+#define EQX_UNARY_INSTANTIATE(instance, Op) EQX_INSTANTIATION(UNARY) struct eqx::detail::UnaryPrim<eqx::detail::Op>;
+EQX_UNARY_PRIMITIVES(EQX_UNARY_INSTANTIATE)
+#undef EQX_UNARY_INSTANTIATE
 #endif
 
 namespace eqx::prim {
-inline const detail::UnaryPrim<detail::NegOp> neg;
-inline const detail::UnaryPrim<detail::ExpOp> exp;
-inline const detail::UnaryPrim<detail::LogOp> log;
-inline const detail::UnaryPrim<detail::Log1pOp> log1p;
-inline const detail::UnaryPrim<detail::Expm1Op> expm1;
-inline const detail::UnaryPrim<detail::SqrtOp> sqrt;
-inline const detail::UnaryPrim<detail::RsqrtOp> rsqrt;
-inline const detail::UnaryPrim<detail::AbsOp> abs;
-inline const detail::UnaryPrim<detail::SignOp> sign;
-inline const detail::UnaryPrim<detail::SinOp> sin;
-inline const detail::UnaryPrim<detail::CosOp> cos;
-inline const detail::UnaryPrim<detail::TanhOp> tanh;
-inline const detail::UnaryPrim<detail::LogisticOp> logistic;
-inline const detail::UnaryPrim<detail::ErfOp> erf;
-inline const detail::UnaryPrim<detail::NotOp> not_;
+#define EQX_UNARY_INSTANCE(instance, Op) inline const detail::UnaryPrim<detail::Op> instance;
+EQX_UNARY_PRIMITIVES(EQX_UNARY_INSTANCE)
+#undef EQX_UNARY_INSTANCE
 }  // namespace eqx::prim

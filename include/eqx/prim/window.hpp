@@ -38,21 +38,6 @@
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 
-// Kernels are defined here unless the kernels are compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
-#if !defined(EQX_COMPILED_KERNELS) || defined(EQX_KERNELS_WINDOW)
-#define EQX_WINDOW_KERNELS 1
-#else
-#define EQX_WINDOW_KERNELS 0
-#endif
-// The class template instances: explicitly instantiated (vtable, rules,
-// kernels) in eqx::kernels, and only declared in code that links it.
-#if defined(EQX_KERNELS_WINDOW)
-#define EQX_WINDOW_INSTANTIATION template
-#elif defined(EQX_COMPILED_KERNELS)
-#define EQX_WINDOW_INSTANTIATION extern template
-#endif
-
 namespace eqx::detail {
 
 /// The parameters of a reduce_window primitive, fully resolved.
@@ -583,7 +568,7 @@ struct ReduceWindowPrim final : Primitive {
     });
   }
 };
-#if EQX_WINDOW_KERNELS
+#if EQX_KERNELS_HERE(WINDOW)
 EQX_KERNEL_INLINE Batched SelectAndGatherAddPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d,
                                                         const Params& p) const {
   return window_batch(*this, o, x, d, p);
@@ -695,7 +680,7 @@ EQX_KERNEL_INLINE std::vector<Array> SelectAndScatterAddPrim::vjp(const RuleOps&
 }
 #endif
 
-#if EQX_WINDOW_KERNELS
+#if EQX_KERNELS_HERE(WINDOW)
 template <class Monoid>
 void ReduceWindowPrim<Monoid>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   const WindowDims d = WindowDims::from(p);
@@ -706,12 +691,11 @@ void ReduceWindowPrim<Monoid>::kernel(std::span<const View> in, std::span<const 
 }
 #endif
 
-
 }  // namespace eqx::detail
 
-#ifdef EQX_WINDOW_INSTANTIATION
-EQX_WINDOW_INSTANTIATION struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowMax>;
-EQX_WINDOW_INSTANTIATION struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowSum>;
+#if defined(EQX_COMPILED_KERNELS)
+EQX_INSTANTIATION(WINDOW) struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowMax>;
+EQX_INSTANTIATION(WINDOW) struct eqx::detail::ReduceWindowPrim<eqx::detail::WindowSum>;
 #endif
 
 namespace eqx::prim {

@@ -96,7 +96,7 @@ inline const detail::OptimizationBarrierPrim optimization_barrier;
 inline const detail::CheckpointPrim checkpoint;
 }  // namespace prim
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 EQX_KERNEL_INLINE void detail::OptimizationBarrierPrim::kernel(std::span<const View> in, std::span<const View> out,
                                                                const Params&) const {
   for (std::size_t i = 0; i < in.size(); ++i) copy_bytes(out[i].data, in[i].data, in[i].bytes());

@@ -145,7 +145,7 @@ inline Array axis_index(std::string_view axis_name) {
   return bind1(prim::axis_index, {}, Params{}.set("axis_name", std::string(axis_name)));
 }
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 namespace detail {
 
 EQX_KERNEL_INLINE void CollectivePrim::kernel(std::span<const View>, std::span<const View>, const Params& p) const {

@@ -86,7 +86,7 @@ inline const detail::CondPrim cond;
 
 namespace detail {
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 /// Each branch, rebuilt by `fn(branch, inputs) -> outputs` on inputs of `types`.
 template <class Fn>
 std::vector<GraphRef> map_branches(const std::vector<GraphRef>& bs, std::span<const AbstractArray> types, Fn fn) {

@@ -121,7 +121,7 @@ inline const detail::ScanPrim scan;
 
 namespace detail {
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 // Step t reads each x at its slot and writes each y to its slot; the carry
 // alternates between two scratch buffers, the first step reading the initial
 // carry and the last writing the final one.

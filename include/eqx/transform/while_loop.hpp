@@ -126,7 +126,7 @@ inline const detail::WhilePrim while_loop;
 
 namespace detail {
 
-#if EQX_CONTROL_FLOW_KERNELS
+#if EQX_KERNELS_HERE(CONTROL_FLOW)
 /// `g` taking `extra` more inputs (appended) that it ignores.
 inline GraphRef with_ignored_inputs(const Graph& g, std::span<const AbstractArray> extra) {
   Graph out = g;
