@@ -10,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -115,5 +116,31 @@ void BM_W5_EigenFloorAlloc(benchmark::State& state) {
   check(std::vector<float>(x->data(), x->data() + kSize), state);
 }
 BENCHMARK(BM_W5_EigenFloorAlloc);
+
+// The string-keyed parameter bag's share of an eager call with parameters
+// (include/eqx/prim/primitive.hpp says why eqx keeps the bag): a reduction
+// of 16 floats over one axis, and, alone, what its call does with Params
+// (build them with one axis list, read it back in the shape rule and the
+// kernel). Compare the two per-call times within one run.
+void BM_EagerReduceSum(benchmark::State& state) {
+  const eqx::Array x = eqx::reshape(eqx::arange(kSize) / 16.0f, {4, 4});
+  for (auto _ : state) {
+    eqx::Array y = eqx::sum(x, 1);
+    benchmark::DoNotOptimize(y);
+  }
+}
+BENCHMARK(BM_EagerReduceSum);
+
+void BM_ParamsOfReduceSum(benchmark::State& state) {
+  std::int64_t axis = 1;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(axis);
+    eqx::Params p = eqx::Params{}.set("axes", std::vector<std::int64_t>{axis});
+    std::int64_t read = 0;
+    for (int use = 0; use < 2; ++use) read += p.get<std::vector<std::int64_t>>("axes")[0];
+    benchmark::DoNotOptimize(read);
+  }
+}
+BENCHMARK(BM_ParamsOfReduceSum);
 
 }  // namespace
