@@ -160,6 +160,9 @@ TEST_CASE("tree_deserialise_leaves round-trips bit-exactly and checks before bui
   std::string bytes = bytes_of(saved);
   std::istringstream truncated(bytes.substr(0, bytes.size() - 10));
   CHECK_THROWS_AS(eqx::tree_deserialise_leaves(truncated, model(0.f)), eqx::IOError);
+  std::istringstream truncated2(bytes.substr(0, bytes.size() - 10));
+  CHECK_THROWS_WITH(eqx::tree_deserialise_leaves(truncated2, model(0.f)),
+                    Catch::Contains("at .scale: eqx: the file ends in the middle of a .npy header"));
   std::istringstream short_file(bytes.substr(0, 128 + 24));
   CHECK_THROWS_WITH(eqx::tree_deserialise_leaves(short_file, model(0.f)),
                     Catch::Contains("the file ends before the leaf at .layers[0].bias"));
@@ -277,6 +280,7 @@ TEST_CASE("corrupt .npy records are rejected with a reason", "[io]") {
   CHECK_THROWS_WITH(read(good.substr(0, 5)), Catch::Contains("the file ends in the middle of a .npy record's magic"));
   CHECK_THROWS_WITH(read(good.substr(0, good.size() - 1)), Catch::Contains("truncated file"));
   CHECK_THROWS_AS(read(good.substr(0, 60)), eqx::IOError);
+  CHECK_THROWS_WITH(read(good.substr(0, 60)), Catch::Contains("the file ends in the middle of a .npy header"));
   CHECK_THROWS_WITH(eqx::write_npy(out, eqx::Array{}), Catch::Contains("cannot write an empty Array (None)"));
 }
 
