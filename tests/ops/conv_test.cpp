@@ -98,7 +98,7 @@ void check_against_naive(const eqx::Shape& xs, const eqx::Shape& ws, const Ints&
   eqx::Array x = eqx::astype(eqx::array(xv, xs), dtype), w = eqx::astype(eqx::array(wv, ws), dtype);
   eqx::Array y = eqx::conv(x, w, strides, {{pads[0], pads[1]}, {pads[2], pads[3]}}, ld, rd, groups);
   REQUIRE(y.dtype() == dtype);
-  check_values(y, expected_shape, expected, dtype == eqx::float32 ? 1e-4 : 1e-10);
+  check_values(y, expected_shape, expected, dtype == eqx::float32 ? 1e-4 : 1e-12);
 }
 
 }  // namespace
@@ -227,7 +227,7 @@ TEST_CASE("conv large 2-D matches a naive loop", "[conv][threads]") {
     eqx::Array x = eqx::array(xv, {2, 5, 17, 13}), w = eqx::array(wv, {6, 5, 4, 3});
     // H: out 9, total (9-1)*2 + 4 - 17 = 3 -> (1, 2); W: out 7, total 12 + 3 - 13 = 2 -> (1, 1)
     check_values(eqx::conv(x, w, {2, 2}, "SAME"), {2, 6, 9, 7},
-                 eqx::conv(x, w, {2, 2}, {{1, 2}, {1, 1}}).to_vector<double>(), 1e-6);
+                 eqx::conv(x, w, {2, 2}, {{1, 2}, {1, 1}}).to_vector<double>(), 1e-12);
   }
 }
 
@@ -317,7 +317,7 @@ TEST_CASE("reduce_window max with strides and padding", "[conv]") {
   // float64 stays float64.
   eqx::Array y64 = eqx::reduce_window(eqx::astype(x, eqx::float64), "max", {2, 2}, {1, 2}, {{1, 0}, {0, 1}});
   REQUIRE(y64.dtype() == eqx::float64);
-  check_values(y64, {4, 3}, {-3, -1, 0, 2, 4, 0, 2, 4, 1, 3, 4, 1});
+  check_values(y64, {4, 3}, {-3, -1, 0, 2, 4, 0, 2, 4, 1, 3, 4, 1}, 1e-12);
 }
 
 TEST_CASE("reduce_window sum with dilation, strides, padding, SAME", "[conv]") {

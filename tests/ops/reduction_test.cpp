@@ -509,6 +509,7 @@ TEST_CASE("var and std match numpy: axes, ddof, keepdims, int32 input", "[reduce
   // A divisor of count - ddof <= 0 is 0 (numpy): inf for a non-zero sum of squares.
   check<double>(eqx::var(eqx::array({1.0, 3.0}), {}, 2), {}, {std::numeric_limits<double>::infinity()});
   CHECK_THROWS_AS(eqx::var(x, 2), eqx::IndexError);
+  CHECK_THROWS_WITH(eqx::var(x, 2), Contains("eqx::var: axis 2 is out of range for an array of rank 2"));
 }
 
 TEST_CASE("var and std: gradients by finite differences (float64) and under filter_vmap", "[reduce]") {
@@ -549,6 +550,7 @@ TEST_CASE("sort and argsort match numpy: NaN last, infinities, stable ties, axes
   check<std::int32_t>(eqx::argsort(eqx::array(std::vector<bool>{true, false, true, false})), {4}, {1, 3, 0, 2});
   check<double>(eqx::sort(eqx::zeros({0}, eqx::float64)), {0}, {});
   CHECK_THROWS_AS(eqx::sort(eqx::array(1.0)), eqx::IndexError);  // rank 0 has no last axis (numpy too)
+  CHECK_THROWS_WITH(eqx::sort(eqx::array(1.0)), Contains("eqx::sort: axis -1 is out of range for an array of rank 0"));
 }
 
 TEST_CASE("sort: the gradient follows each element (finite differences), vmap and jit", "[reduce][sort]") {

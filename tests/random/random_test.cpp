@@ -130,6 +130,7 @@ TEST_CASE("random: threefry2x32 primitive errors", "[random]") {
   CHECK_THROWS_AS(run({eqx::array({1u, 2u, 3u}), u, u, u}), eqx::ShapeError);
   CHECK_THROWS_WITH(run({eqx::array({1u, 2u, 3u}), u, u, u}), Contains("k1") && Contains("scalar"));
   CHECK_THROWS_AS(run({u, u, u}), eqx::ValueError);
+  CHECK_THROWS_WITH(run({u, u, u}), Contains("threefry2x32: takes 4 inputs (k1, k2, x1, x2), got 3"));
 }
 
 // ----------------------------------------------------------------------------- keys
@@ -488,6 +489,8 @@ TEST_CASE("random: shift, rem and bitcast primitives", "[random]") {
   CHECK_THROWS_AS(shl(eqx::array({1.0f}), eqx::array({1.0f})), eqx::DTypeError);
   CHECK_THROWS_WITH(shl(eqx::array({1.0f}), eqx::array({1.0f})), Contains("shift_left") && Contains("int32 or uint32"));
   CHECK_THROWS_AS(shr(eqx::array({1u}), eqx::array({1})), eqx::DTypeError);
+  CHECK_THROWS_WITH(shr(eqx::array({1u}), eqx::array({1})),
+                    Contains("shift_right_logical: operands have dtypes uint32 and int32"));
 
   auto rem = [](const eqx::Array& a, const eqx::Array& b) { return eqx::bind1(eqx::prim::rem, {a, b}); };
   CHECK(words(rem(eqx::array({7u, 7u, 0xffffffffu}), eqx::array({3u, 0u, 10u}))) == std::vector<u32>{1u, 7u, 5u});
@@ -510,6 +513,8 @@ TEST_CASE("random: shift, rem and bitcast primitives", "[random]") {
   CHECK_THROWS_AS(bc(eqx::array({1u, 2u, 3u}), eqx::float64), eqx::ShapeError);
   CHECK_THROWS_WITH(bc(eqx::array({1u, 2u, 3u}), eqx::float64), Contains("bitcast_convert_type") && Contains("size 2"));
   CHECK_THROWS_AS(bc(eqx::array({true}), eqx::uint32), eqx::DTypeError);
+  CHECK_THROWS_WITH(bc(eqx::array({true}), eqx::uint32),
+                    Contains("cannot bitcast bool[1] to uint32; bool has no defined bit pattern"));
 }
 
 TEST_CASE("random: erf_inv primitive", "[random]") {
@@ -552,8 +557,14 @@ TEST_CASE("random: sort_key_val primitive is a stable sort along a dimension", "
   auto r0 = sort(k2, v2, 0);
   CHECK(values<float>(r0[1]) == std::vector<float>{13, 11, 12, 10, 14, 15});
   CHECK_THROWS_AS(sort(eqx::array({1.0f}), eqx::array({1}), 0), eqx::DTypeError);
+  CHECK_THROWS_WITH(sort(eqx::array({1.0f}), eqx::array({1}), 0),
+                    Contains("sort_key_val: keys have dtype float32; they must be int32 or uint32"));
   CHECK_THROWS_AS(sort(eqx::array({1u, 2u}), eqx::array({1}), 0), eqx::ShapeError);
+  CHECK_THROWS_WITH(sort(eqx::array({1u, 2u}), eqx::array({1}), 0),
+                    Contains("sort_key_val: keys u32[2] and values i32[1] must have the same shape"));
   CHECK_THROWS_AS(sort(eqx::array({1u}), eqx::array({1}), 1), eqx::IndexError);
+  CHECK_THROWS_WITH(sort(eqx::array({1u}), eqx::array({1}), 1),
+                    Contains("sort_key_val: dimension 1 is out of range for keys u32[1]"));
 }
 
 // ----------------------------------------------------------------------------- errors
@@ -590,8 +601,10 @@ TEST_CASE("random: invalid keys are rejected with a message naming the function"
     }
   // A batch of keys from split gets a hint to pick one.
   auto batch = rnd::split(rnd::key(0), 3);
+  CHECK_THROWS_AS(rnd::uniform(batch, {2}), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::uniform(batch, {2}), Contains("u32[3,2]") && Contains("split_keys"));
   // The counter of threefry2x32 is named as such.
+  CHECK_THROWS_AS(rnd::threefry2x32(rnd::key(0), eqx::array({1u})), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::threefry2x32(rnd::key(0), eqx::array({1u})), Contains("counter_pair") && Contains("u32[1]"));
 }
 
@@ -599,20 +612,36 @@ TEST_CASE("random: argument errors", "[random]") {
   auto k = rnd::key(0);
   // Shapes.
   CHECK_THROWS_AS(rnd::bits(k, {2, -1}), eqx::ShapeError);
+  CHECK_THROWS_WITH(rnd::bits(k, {2, -1}), Contains("eqx::random::bits: shape [2,-1] has a negative dimension"));
+  CHECK_THROWS_AS(rnd::uniform(k, {-3}), eqx::ShapeError);
   CHECK_THROWS_WITH(rnd::uniform(k, {-3}), Contains("eqx::random::uniform") && Contains("[-3]") && Contains(">= 0"));
   CHECK_THROWS_AS(rnd::normal(k, {-1}), eqx::ShapeError);
+  CHECK_THROWS_WITH(rnd::normal(k, {-1}), Contains("eqx::random::normal: shape [-1] has a negative dimension"));
   CHECK_THROWS_AS(rnd::randint(k, {-1}, 0, 2), eqx::ShapeError);
+  CHECK_THROWS_WITH(rnd::randint(k, {-1}, 0, 2), Contains("eqx::random::randint: shape [-1] has a negative dimension"));
   CHECK_THROWS_AS(rnd::bernoulli(k, 0.5, {-1}), eqx::ShapeError);
+  CHECK_THROWS_WITH(rnd::bernoulli(k, 0.5, {-1}),
+                    Contains("eqx::random::bernoulli: shape [-1] has a negative dimension"));
   CHECK_THROWS_AS(rnd::truncated_normal(k, 0, 1, {-1}), eqx::ShapeError);
+  CHECK_THROWS_WITH(rnd::truncated_normal(k, 0, 1, {-1}),
+                    Contains("eqx::random::truncated_normal: shape [-1] has a negative dimension"));
+  CHECK_THROWS_AS(rnd::bits(k, {65536, 65536}), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::bits(k, {65536, 65536}), Contains("eqx::random::bits") && Contains("4294967294"));
   CHECK_THROWS_AS(rnd::uniform(k, {65536, 32768}, eqx::float64), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::uniform(k, {65536, 32768}, eqx::float64),
+                    Contains("eqx::random::uniform: shape [65536,32768] needs 4294967296 random 32-bit words") &&
+                        Contains("draw in pieces with split keys"));
 
   // Dtypes.
   CHECK_THROWS_AS(rnd::uniform(k, {2}, eqx::int32), eqx::DTypeError);
   CHECK_THROWS_WITH(rnd::uniform(k, {2}, eqx::int32),
                     Contains("eqx::random::uniform") && Contains("float32 or float64") && Contains("int32"));
   CHECK_THROWS_AS(rnd::normal(k, {2}, eqx::uint32), eqx::DTypeError);
+  CHECK_THROWS_WITH(rnd::normal(k, {2}, eqx::uint32),
+                    Contains("eqx::random::normal: dtype must be float32 or float64, got uint32"));
   CHECK_THROWS_AS(rnd::truncated_normal(k, 0, 1, {2}, eqx::bool_), eqx::DTypeError);
+  CHECK_THROWS_WITH(rnd::truncated_normal(k, 0, 1, {2}, eqx::bool_),
+                    Contains("eqx::random::truncated_normal: dtype must be float32 or float64, got bool"));
   CHECK_THROWS_AS(rnd::randint(k, {2}, 0, 5, eqx::float32), eqx::DTypeError);
   CHECK_THROWS_WITH(rnd::randint(k, {2}, 0, 5, eqx::float32),
                     Contains("eqx::random::randint") && Contains("int32 or uint32") && Contains("float32"));
@@ -623,18 +652,31 @@ TEST_CASE("random: argument errors", "[random]") {
   CHECK_THROWS_AS(rnd::split(k, -1), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::split(k, -1), Contains("eqx::random::split") && Contains("-1"));
   CHECK_THROWS_AS(rnd::split_keys(k, -2), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::split_keys(k, -2), Contains("eqx::random::split: num must be >= 0, got -2"));
   CHECK_THROWS_AS(rnd::uniform(k, {2}, eqx::float32, 1.0, 0.0), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::uniform(k, {2}, eqx::float32, 1.0, 0.0), Contains("minval") && Contains("maxval"));
   CHECK_THROWS_AS(rnd::uniform(k, {2}, eqx::float32, std::nan(""), 1.0), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::uniform(k, {2}, eqx::float32, std::nan(""), 1.0),
+                    Contains("eqx::random::uniform: minval (nan) must be <= maxval (1.000000)"));
   CHECK_THROWS_AS(rnd::truncated_normal(k, 1, 1, {2}), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::truncated_normal(k, 1, 1, {2}),
+                    Contains("eqx::random::truncated_normal: lower (1.000000) must be less than upper (1.000000)"));
+  CHECK_THROWS_AS(rnd::truncated_normal(k, 2, 1, {2}), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::truncated_normal(k, 2, 1, {2}),
                     Contains("eqx::random::truncated_normal") && Contains("lower") && Contains("upper"));
   CHECK_THROWS_AS(rnd::bernoulli(k, std::nan(""), {2}), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::bernoulli(k, std::nan(""), {2}),
+                    Contains("eqx::random::bernoulli: p is NaN; it must be a probability in [0, 1]"));
   CHECK_THROWS_AS(rnd::bernoulli(k, eqx::Array()), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::bernoulli(k, eqx::Array()), Contains("eqx::random::bernoulli: p is an empty Array (None)"));
   CHECK_THROWS_AS(rnd::bernoulli(k, eqx::full({3}, 0.5f), {2}), eqx::ShapeError);
+  CHECK_THROWS_WITH(rnd::bernoulli(k, eqx::full({3}, 0.5f), {2}),
+                    Contains("eqx::random::bernoulli: shapes [2] and [3] cannot be broadcast together"));
   CHECK_THROWS_AS(rnd::permutation(k, -1), eqx::ValueError);
   CHECK_THROWS_WITH(rnd::permutation(k, -1), Contains("eqx::random::permutation") && Contains("-1"));
   CHECK_THROWS_AS(rnd::permutation(k, eqx::array(3)), eqx::ShapeError);
   CHECK_THROWS_WITH(rnd::permutation(k, eqx::array(3)), Contains("permutation(key, n)"));
   CHECK_THROWS_AS(rnd::permutation(k, eqx::Array()), eqx::ValueError);
+  CHECK_THROWS_WITH(rnd::permutation(k, eqx::Array()),
+                    Contains("eqx::random::permutation: x is an empty Array (None)"));
 }

@@ -326,6 +326,14 @@ TEST_CASE("an identity returns the input's buffer; constant outputs return the c
   const Array x = eqx::ones({4});
   auto id = eqx::filter_jit([](const Array& a) { return a; });
   CHECK(id(x).same_storage(x));
+  // A captured concrete Array returned as it is comes back as that Array (the
+  // plan's constant, not a copy), on the tracing call and on a cache hit.
+  const Array c = eqx::array({7.f, 8.f});
+  auto constant = eqx::filter_jit([&c](const Array&) { return c; });
+  CHECK(constant(x).same_storage(c));
+  CHECK(constant(x).same_storage(c));
+  CHECK(constant.num_traces() == 1);
+  check(constant(x), {2}, std::vector<float>{7, 8});
 }
 
 TEST_CASE("a cache hit allocates only its outputs", "[jit]") {

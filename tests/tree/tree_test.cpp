@@ -139,6 +139,7 @@ TEST_CASE("flatten then unflatten rebuilds the same tree", "[tree]") {
   CHECK(zeroed.buffers.at("z").to_vector<float>() == std::vector<float>{0, 0});
 
   leaves.pop_back();
+  CHECK_THROWS_AS(def.unflatten(leaves), eqx::ValueError);
   CHECK_THROWS_WITH(def.unflatten(leaves), Catch::Contains("the tree has 8 Array leaves but 7 were given"));
 
   Scaled s(eqx::array({1.f, 2.f}), 3.f);
@@ -190,6 +191,8 @@ TEST_CASE("tree_map applies to corresponding leaves and checks structure", "[tre
 
   MLP holes = mlp();
   holes.layers[0].bias = eqx::Array{};
+  CHECK_THROWS_AS(eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, m, holes),
+                  eqx::TreeStructureError);
   CHECK_THROWS_WITH(eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, m, holes),
                     Catch::Contains(".layers[0].bias another tree has an empty Array (None)"));
   MLP mapped_holes = eqx::tree_map([](const eqx::Array& x) { return x + 1.0f; }, holes);
@@ -224,6 +227,7 @@ TEST_CASE("tree_at replaces sub-modules, list elements, static fields and severa
   CHECK(e.layers.size() == 1);
 
   MLP outside = mlp();
+  CHECK_THROWS_AS(eqx::tree_at([&](MLP&) -> auto& { return outside.width; }, m, 1), eqx::ValueError);
   CHECK_THROWS_WITH(eqx::tree_at([&](MLP&) -> auto& { return outside.width; }, m, 1),
                     Catch::Contains("`where` returned a reference to something outside the tree"));
 }
