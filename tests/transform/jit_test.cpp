@@ -360,6 +360,43 @@ TEST_CASE("a cache hit allocates only its outputs", "[jit]") {
   CHECK(allocations_in([&] { same = x + 1.0f; }) > 0);
 }
 
+TEST_CASE("a cache hit of jitted control flow allocates only its outputs", "[jit][control_flow]") {
+  // The loop bodies are compiled with the enclosing plan, and the carries
+  // and pointer lists live in its per-call scratch: a call allocates its
+  // outputs and the list that carries them, as a plain jitted function does.
+  const Array x = eqx::array({0.5f, -1.0f, 2.0f});
+  const Array xs = eqx::reshape(eqx::astype(eqx::arange(12), eqx::float32) / 12.0f, {4, 3});
+  const bool pooled = eqx::detail::BufferPool::instance().limit() > 0;  // off under AddressSanitizer
+  const std::size_t per_output = pooled ? 1 : 2;
+
+  auto scanned = eqx::filter_jit([](const Array& h0, const Array& steps) {
+    return eqx::scan([](const Array& h, const Array& s) { return std::pair{eqx::tanh(h + s), h * 2.0f}; }, h0, steps);
+  });
+  auto branch = eqx::filter_jit([](const Array& v) {
+    return eqx::cond(eqx::sum(v) > 0.0f, [](const Array& a) { return a * 2.0f; }, [](const Array& a) { return -a; }, v);
+  });
+  auto loop = eqx::filter_jit([](const Array& v) {
+    return eqx::while_loop([](const Array& a) { return eqx::sum(a) < 100.0f; }, [](const Array& a) { return a + 1.0f; }, v);
+  });
+  std::pair<Array, Array> carry_and_ys;
+  Array y, w;
+  for (int warm = 0; warm < 2; ++warm) {  // trace and compile, then warm the per-thread buffers
+    carry_and_ys = scanned(x, xs);
+    y = branch(x);
+    w = loop(x);
+  }
+  CHECK(allocations_in([&] { carry_and_ys = scanned(x, xs); }) == 2 * per_output + 1);
+  CHECK(allocations_in([&] { y = branch(x); }) == per_output + 1);
+  CHECK(allocations_in([&] { w = loop(x); }) == per_output + 1);
+
+  // And they compute what they did eagerly.
+  Array h = x;
+  for (int t = 0; t < 4; ++t) h = eqx::tanh(h + eqx::reshape(eqx::slice(xs, 0, t, t + 1), {3}));
+  check(carry_and_ys.first, {3}, h.to_vector<float>());
+  check(y, {3}, std::vector<float>{1.0f, -2.0f, 4.0f});
+  check(w, {3}, std::vector<float>{33.5f, 32.0f, 35.0f});
+}
+
 TEST_CASE("one jitted function called from several threads at once", "[jit][threads]") {
   auto f = eqx::filter_jit([](const Array& x, const Array& y) { return eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f; });
   const Array x = eqx::random::normal(eqx::random::key(1), {16, 16});

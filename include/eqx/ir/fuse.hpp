@@ -29,8 +29,9 @@ namespace eqx {
 
 namespace detail {
 
-/// A region's body compiled for tiled execution.
-class FusedProgram {
+/// A region's body compiled for tiled execution: the fused primitive's
+/// prepared kernel (a Plan builds it once per fused equation).
+class FusedProgram final : public PreparedKernel {
  public:
   explicit FusedProgram(const Graph& body) {
     const std::size_t nvars = body.types.size();
@@ -114,6 +115,8 @@ class FusedProgram {
       for (int j = 0; j < ops_[k].nout; ++j) ops_[k].out[j] = operand(locs[k].out[static_cast<std::size_t>(j)]);
     }
   }
+
+  void run(std::span<const View> in, std::span<const View> out, void*) const override { run(in, out); }
 
   /// Runs the region on full-size input and output buffers.
   void run(std::span<const View> in, std::span<const View> out) const {
@@ -316,10 +319,14 @@ struct FusedPrim final : Primitive {
     return p.get<GraphRef>("graph")->output_types();
   }
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+  std::unique_ptr<PreparedKernel> prepare(const Params& p) const override;
 };
 #if EQX_KERNELS_HERE(CONTROL_FLOW)
 EQX_KERNEL_INLINE void FusedPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   FusedProgram(*p.get<GraphRef>("graph")).run(in, out);
+}
+EQX_KERNEL_INLINE std::unique_ptr<PreparedKernel> FusedPrim::prepare(const Params& p) const {
+  return std::make_unique<FusedProgram>(*p.get<GraphRef>("graph"));
 }
 #endif
 

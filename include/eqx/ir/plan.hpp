@@ -32,6 +32,7 @@ struct MemoryStats {
   std::size_t num_intermediates = 0;
   std::size_t constant_bytes = 0;      ///< held by the plan's constants
   std::size_t num_instructions = 0;
+  std::size_t scratch_bytes = 0;       ///< lent to prepared kernels (loops' carries) per concurrent call
 };
 
 /// A compiled graph. Usage:
@@ -66,11 +67,15 @@ class Plan {
       const Equation& eq = g.equations[k];
       if (eq.inputs.size() > 0xFFFF || eq.outputs.size() > 0xFFFF)
         throw ValueError("eqx::Plan: an equation with more than 65535 inputs or outputs");
-      Instr in{eq.prim, &eq.params, nullptr, static_cast<std::uint32_t>(operands_.size()),
+      Instr in{eq.prim, &eq.params, nullptr, 0, static_cast<std::uint32_t>(operands_.size()),
                static_cast<std::uint16_t>(eq.inputs.size()), static_cast<std::uint16_t>(eq.outputs.size())};
-      if (eq.prim == &prim::fused) {
-        fused_.push_back(std::make_unique<detail::FusedProgram>(*eq.params.get<GraphRef>("graph")));
-        in.fused = fused_.back().get();
+      // Work a primitive does once per equation (a fused region's tile
+      // program, a loop's compiled body) is done now, not on every run.
+      if (std::unique_ptr<PreparedKernel> prepared = eq.prim->prepare(eq.params)) {
+        in.prepared = prepared.get();
+        in.scratch_offset = stats_.scratch_bytes;
+        stats_.scratch_bytes += (prepared->scratch_bytes() + 63) / 64 * 64;
+        prepared_.push_back(std::move(prepared));
       }
       for (Var v : eq.inputs) {
         operands_.push_back(v);
@@ -166,13 +171,15 @@ class Plan {
   struct Instr {
     const Primitive* prim;
     const Params* params;
-    const detail::FusedProgram* fused;
+    const PreparedKernel* prepared;  // or null: call prim->kernel
+    std::size_t scratch_offset;      // of its scratch in ExecState::scratch
     std::uint32_t first_operand;
     std::uint16_t num_in, num_out;
   };
   /// What one call needs besides the plan: borrowed from a pool.
   struct ExecState {
     std::unique_ptr<detail::Storage> arena;
+    std::unique_ptr<detail::Storage> scratch;
     std::vector<void*> ptrs;
     std::vector<detail::View> views;
   };
@@ -199,6 +206,7 @@ class Plan {
   void execute(ExecState& st) const {
     void* const* ptr = st.ptrs.data();
     detail::View* views = st.views.data();
+    auto* scratch = static_cast<std::byte*>(st.scratch ? st.scratch->data() : nullptr);
     for (const Instr& in : instrs_) {
       const std::size_t n = in.num_in + in.num_out;
       for (std::size_t j = 0; j < n; ++j) {
@@ -206,7 +214,7 @@ class Plan {
         views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
       }
       std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
-      if (in.fused) in.fused->run(ins, outs);
+      if (in.prepared) in.prepared->run(ins, outs, scratch ? scratch + in.scratch_offset : nullptr);
       else in.prim->kernel(ins, outs, *in.params);
     }
   }
@@ -256,6 +264,7 @@ class Plan {
     }
     auto st = std::make_unique<ExecState>();
     if (stats_.arena_bytes) st->arena = std::make_unique<detail::Storage>(stats_.arena_bytes);
+    if (stats_.scratch_bytes) st->scratch = std::make_unique<detail::Storage>(stats_.scratch_bytes);
     st->ptrs.resize(slots_.size());
     st->views.resize(max_operands_);
     return st;
@@ -276,7 +285,7 @@ class Plan {
   std::vector<Instr> instrs_;
   std::vector<Var> operands_;
   std::vector<OutputSource> output_sources_;
-  std::vector<std::unique_ptr<detail::FusedProgram>> fused_;
+  std::vector<std::unique_ptr<PreparedKernel>> prepared_;
   std::size_t max_operands_ = 0;
   MemoryStats stats_;
   // One state is kept outside the mutex-guarded pool and taken with one

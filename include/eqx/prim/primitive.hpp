@@ -154,6 +154,19 @@ using TileKernel = void (*)(const void* const* in, void* out, std::int64_t n);
 /// The same for an elementwise primitive with several outputs.
 using MultiTileKernel = void (*)(const void* const* in, void* const* out, std::int64_t n);
 
+/// A primitive's kernel for one equation, its params fixed: what a Plan runs
+/// instead of Primitive::kernel for primitives that gain from work done once
+/// per equation, when the Plan is built (a fused region's tile program, a
+/// loop's compiled body). Each call gets `scratch_bytes()` of 64-byte
+/// aligned memory of its own (from the Plan's per-call state), so calls
+/// from several threads at once never share it.
+class PreparedKernel {
+ public:
+  virtual ~PreparedKernel() = default;
+  virtual std::size_t scratch_bytes() const { return 0; }
+  virtual void run(std::span<const detail::View> in, std::span<const detail::View> out, void* scratch) const = 0;
+};
+
 class Primitive;
 
 namespace detail {
@@ -216,6 +229,12 @@ class Primitive {
   /// nullptr (then fused regions call `kernel` on each tile instead).
   virtual TileKernel tile_kernel(std::span<const AbstractArray> in, const Params& params) const {
     (void)in;
+    (void)params;
+    return nullptr;
+  }
+  /// The kernel prepared for these params (see PreparedKernel), or nullptr
+  /// (the default): then a Plan calls kernel() on every run.
+  virtual std::unique_ptr<PreparedKernel> prepare(const Params& params) const {
     (void)params;
     return nullptr;
   }

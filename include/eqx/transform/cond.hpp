@@ -60,16 +60,8 @@ struct CondPrim final : Primitive {
     return out;
   }
 
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const auto& bs = branches(p);
-    const std::int64_t index = std::clamp<std::int64_t>(*in[0].as<const std::int32_t>(), 0,
-                                                        static_cast<std::int64_t>(bs.size()) - 1);
-    std::vector<const void*> args;
-    for (std::size_t i = 1; i < in.size(); ++i) args.push_back(in[i].data);
-    std::vector<void*> results;
-    for (const View& v : out) results.push_back(v.data);
-    compiled_body(bs[static_cast<std::size_t>(index)]).run_into(args.data(), results.data());
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+  std::unique_ptr<PreparedKernel> prepare(const Params& p) const override;
 
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
@@ -87,6 +79,43 @@ inline const detail::CondPrim cond;
 namespace detail {
 
 #if EQX_KERNELS_HERE(CONTROL_FLOW)
+/// cond's kernel with every branch compiled once: runs the branch the
+/// index picks (clamped into range, as lax.switch), its argument and
+/// result pointer lists in the scratch.
+class CondKernel final : public PreparedKernel {
+ public:
+  explicit CondKernel(const Params& p) {
+    for (const GraphRef& b : CondPrim::branches(p)) branches_.push_back(compiled_body(b));
+    const Graph& first = *CondPrim::branches(p).front();
+    args_at_ = scratch_.reserve(first.inputs.size() * sizeof(const void*));
+    results_at_ = scratch_.reserve(first.outputs.size() * sizeof(void*));
+  }
+  std::size_t scratch_bytes() const override { return scratch_.bytes(); }
+
+  void run(std::span<const View> in, std::span<const View> out, void* scratch) const override {
+    auto* base = static_cast<std::byte*>(scratch);
+    auto** args = reinterpret_cast<const void**>(base + args_at_);
+    auto** results = reinterpret_cast<void**>(base + results_at_);
+    const std::int64_t index = std::clamp<std::int64_t>(*in[0].as<const std::int32_t>(), 0,
+                                                        static_cast<std::int64_t>(branches_.size()) - 1);
+    for (std::size_t i = 1; i < in.size(); ++i) args[i - 1] = in[i].data;
+    for (std::size_t i = 0; i < out.size(); ++i) results[i] = out[i].data;
+    branches_[static_cast<std::size_t>(index)]->run_into(args, results);
+  }
+
+ private:
+  std::vector<std::shared_ptr<const Plan>> branches_;
+  ScratchLayout scratch_;
+  std::size_t args_at_ = 0, results_at_ = 0;
+};
+
+EQX_KERNEL_INLINE std::unique_ptr<PreparedKernel> CondPrim::prepare(const Params& p) const {
+  return std::make_unique<CondKernel>(p);
+}
+EQX_KERNEL_INLINE void CondPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  run_prepared(CondKernel(p), in, out);
+}
+
 /// Each branch, rebuilt by `fn(branch, inputs) -> outputs` on inputs of `types`.
 template <class Fn>
 std::vector<GraphRef> map_branches(const std::vector<GraphRef>& bs, std::span<const AbstractArray> types, Fn fn) {

@@ -99,6 +99,7 @@ struct ScanPrim final : Primitive {
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+  std::unique_ptr<PreparedKernel> prepare(const Params& p) const override;
 
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
@@ -122,30 +123,56 @@ inline const detail::ScanPrim scan;
 namespace detail {
 
 #if EQX_KERNELS_HERE(CONTROL_FLOW)
-// Step t reads each x at its slot and writes each y to its slot; the carry
-// alternates between two scratch buffers, the first step reading the initial
-// carry and the last writing the final one.
-EQX_KERNEL_INLINE void ScanPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
-  const ScanLayout l = ScanLayout::from(p);
-  const Plan& plan = compiled_body(p.get<GraphRef>("jaxpr"));
-  std::vector<std::vector<std::byte>> scratch[2];
-  for (auto& s : scratch)
-    for (std::size_t j = 0; j < l.carry; ++j) s.emplace_back(out[j].bytes());
-  std::vector<const void*> args(in.size());
-  std::vector<void*> results(out.size());
-  for (std::size_t i = 0; i < l.consts; ++i) args[i] = in[i].data;
-  if (l.length == 0)
-    for (std::size_t j = 0; j < l.carry; ++j) copy_bytes(out[j].data, in[l.consts + j].data, out[j].bytes());
-  for (std::int64_t step = 0; step < l.length; ++step) {
-    const std::int64_t t = l.reverse ? l.length - 1 - step : step;
-    for (std::size_t j = 0; j < l.carry; ++j) {
-      args[l.consts + j] = step == 0 ? in[l.consts + j].data : scratch[step % 2][j].data();
-      results[j] = step == l.length - 1 ? out[j].data : scratch[(step + 1) % 2][j].data();
-    }
-    for (std::size_t k = 0; k < l.xs; ++k) args[l.consts + l.carry + k] = step_pointer(in[l.consts + l.carry + k], t);
-    for (std::size_t k = 0; k < l.ys; ++k) results[l.carry + k] = step_pointer(out[l.carry + k], t);
-    plan.run_into(args.data(), results.data());
+/// scan's kernel with its body compiled once: built when a Plan is (or per
+/// eager call). Step t reads each x at its slot and writes each y to its
+/// slot; the carry alternates between two scratch buffers, the first step
+/// reading the initial carry and the last writing the final one. The
+/// pointer lists live in the scratch too, so a run allocates nothing.
+class ScanKernel final : public PreparedKernel {
+ public:
+  explicit ScanKernel(const Params& p) : l_(ScanLayout::from(p)) {
+    const GraphRef& body = p.get<GraphRef>("jaxpr");
+    plan_ = compiled_body(body);
+    for (auto& buffers : carry_at_)
+      for (std::size_t j = 0; j < l_.carry; ++j) buffers.push_back(scratch_.reserve(bytes_of(body->types[body->outputs[j]])));
+    args_at_ = scratch_.reserve(body->inputs.size() * sizeof(const void*));
+    results_at_ = scratch_.reserve(body->outputs.size() * sizeof(void*));
   }
+  std::size_t scratch_bytes() const override { return scratch_.bytes(); }
+
+  void run(std::span<const View> in, std::span<const View> out, void* scratch) const override {
+    auto* base = static_cast<std::byte*>(scratch);
+    auto** args = reinterpret_cast<const void**>(base + args_at_);
+    auto** results = reinterpret_cast<void**>(base + results_at_);
+    for (std::size_t i = 0; i < l_.consts; ++i) args[i] = in[i].data;
+    if (l_.length == 0)
+      for (std::size_t j = 0; j < l_.carry; ++j) copy_bytes(out[j].data, in[l_.consts + j].data, out[j].bytes());
+    for (std::int64_t step = 0; step < l_.length; ++step) {
+      const std::int64_t t = l_.reverse ? l_.length - 1 - step : step;
+      for (std::size_t j = 0; j < l_.carry; ++j) {
+        args[l_.consts + j] = step == 0 ? in[l_.consts + j].data : base + carry_at_[step % 2][j];
+        results[j] = step == l_.length - 1 ? out[j].data : base + carry_at_[(step + 1) % 2][j];
+      }
+      for (std::size_t k = 0; k < l_.xs; ++k)
+        args[l_.consts + l_.carry + k] = step_pointer(in[l_.consts + l_.carry + k], t);
+      for (std::size_t k = 0; k < l_.ys; ++k) results[l_.carry + k] = step_pointer(out[l_.carry + k], t);
+      plan_->run_into(args, results);
+    }
+  }
+
+ private:
+  ScanLayout l_;
+  std::shared_ptr<const Plan> plan_;
+  ScratchLayout scratch_;
+  std::vector<std::size_t> carry_at_[2];
+  std::size_t args_at_ = 0, results_at_ = 0;
+};
+
+EQX_KERNEL_INLINE std::unique_ptr<PreparedKernel> ScanPrim::prepare(const Params& p) const {
+  return std::make_unique<ScanKernel>(p);
+}
+EQX_KERNEL_INLINE void ScanPrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  run_prepared(ScanKernel(p), in, out);
 }
 
 // The scan of the body's JVP. Which carries have a nonzero tangent is found

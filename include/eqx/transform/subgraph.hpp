@@ -37,9 +37,10 @@ inline GraphRef trace_graph(std::span<const AbstractArray> types,
 }
 
 /// The optimised, compiled plan of a body graph, built once per graph and
-/// shared by every kernel call that runs it (eagerly or from an enclosing
-/// plan). Entries go when their graph does.
-inline const Plan& compiled_body(const GraphRef& body) {
+/// shared by every kernel that runs it: control flow's prepared kernels
+/// (one lookup when an enclosing Plan is built) and eager calls (one per
+/// call). Entries go when their graph does.
+inline std::shared_ptr<const Plan> compiled_body(const GraphRef& body) {
   struct Entry {
     std::weak_ptr<const Graph> graph;
     std::shared_ptr<const Plan> plan;
@@ -49,7 +50,7 @@ inline const Plan& compiled_body(const GraphRef& body) {
   {
     std::lock_guard lock(mutex);
     auto it = cache.find(body.get());
-    if (it != cache.end() && it->second.graph.lock() == body) return *it->second.plan;
+    if (it != cache.end() && it->second.graph.lock() == body) return it->second.plan;
   }
   // Compiled outside the lock: folding constants may run a nested loop's kernel.
   auto plan = std::make_shared<const Plan>(optimize(Graph(*body)));
@@ -58,7 +59,34 @@ inline const Plan& compiled_body(const GraphRef& body) {
     std::erase_if(cache, [](const auto& kv) { return kv.second.graph.expired(); });
   Entry& e = cache[body.get()];
   if (e.graph.lock() != body) e = {body, std::move(plan)};
-  return *e.plan;
+  return e.plan;
+}
+
+/// A prepared kernel's scratch, carved into 64-byte-aligned regions:
+/// `reserve` them when preparing, find them at `base + offset` when running.
+class ScratchLayout {
+ public:
+  std::size_t reserve(std::size_t bytes) {
+    const std::size_t offset = bytes_;
+    bytes_ += (bytes + 63) / 64 * 64;
+    return offset;
+  }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::size_t bytes_ = 0;
+};
+
+/// Bytes of one value of type `t`.
+inline std::size_t bytes_of(const AbstractArray& t) {
+  return static_cast<std::size_t>(t.shape.numel()) * itemsize(t.dtype);
+}
+
+/// Runs a prepared kernel once, on scratch of its own: the eager path of
+/// the control-flow primitives (a Plan lends its per-call scratch instead).
+inline void run_prepared(const PreparedKernel& k, std::span<const View> in, std::span<const View> out) {
+  Storage scratch(k.scratch_bytes());
+  k.run(in, out, scratch.data());
 }
 
 /// Moves the inputs a body got from values it captured (appended at the

@@ -77,33 +77,8 @@ struct WhilePrim final : Primitive {
     return carry;
   }
 
-  // The carry alternates between two scratch buffers.
-  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    const WhileLayout l = WhileLayout::from(p);
-    const Plan& cond = compiled_body(p.get<GraphRef>("cond_jaxpr"));
-    const Plan& body = compiled_body(p.get<GraphRef>("body_jaxpr"));
-    const std::size_t first_carry = l.cond_consts + l.body_consts;
-    std::vector<std::vector<std::byte>> buf[2];
-    for (auto& b : buf)
-      for (std::size_t j = 0; j < l.carry; ++j) b.emplace_back(out[j].bytes());
-    for (std::size_t j = 0; j < l.carry; ++j) copy_bytes(buf[0][j].data(), in[first_carry + j].data, out[j].bytes());
-    std::vector<const void*> cond_args(l.cond_consts + l.carry), body_args(l.body_consts + l.carry);
-    std::vector<void*> body_out(l.carry);
-    for (std::size_t i = 0; i < l.cond_consts; ++i) cond_args[i] = in[i].data;
-    for (std::size_t i = 0; i < l.body_consts; ++i) body_args[i] = in[l.cond_consts + i].data;
-    int cur = 0;
-    for (;;) {
-      for (std::size_t j = 0; j < l.carry; ++j) cond_args[l.cond_consts + j] = body_args[l.body_consts + j] = buf[cur][j].data();
-      bool go = false;
-      void* pred = &go;
-      cond.run_into(cond_args.data(), &pred);
-      if (!go) break;
-      for (std::size_t j = 0; j < l.carry; ++j) body_out[j] = buf[1 - cur][j].data();
-      body.run_into(body_args.data(), body_out.data());
-      cur = 1 - cur;
-    }
-    for (std::size_t j = 0; j < l.carry; ++j) copy_bytes(out[j].data, buf[cur][j].data(), out[j].bytes());
-  }
+  void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
+  std::unique_ptr<PreparedKernel> prepare(const Params& p) const override;
 
   std::vector<Array> jvp(const RuleOps& o, std::span<const Array> x, std::span<const Array> t,
                          std::span<const Array> y, const Params& p) const override;
@@ -127,6 +102,62 @@ inline const detail::WhilePrim while_loop;
 namespace detail {
 
 #if EQX_KERNELS_HERE(CONTROL_FLOW)
+/// while_loop's kernel with its condition and body compiled once. The
+/// carry alternates between two scratch buffers; the pointer lists live in
+/// the scratch too, so a run allocates nothing.
+class WhileKernel final : public PreparedKernel {
+ public:
+  explicit WhileKernel(const Params& p) : l_(WhileLayout::from(p)) {
+    cond_ = compiled_body(p.get<GraphRef>("cond_jaxpr"));
+    const GraphRef& body = p.get<GraphRef>("body_jaxpr");
+    body_ = compiled_body(body);
+    for (auto& buffers : carry_at_)
+      for (std::size_t j = 0; j < l_.carry; ++j) buffers.push_back(scratch_.reserve(bytes_of(body->types[body->outputs[j]])));
+    cond_args_at_ = scratch_.reserve((l_.cond_consts + l_.carry) * sizeof(const void*));
+    body_args_at_ = scratch_.reserve((l_.body_consts + l_.carry) * sizeof(const void*));
+    body_out_at_ = scratch_.reserve(l_.carry * sizeof(void*));
+  }
+  std::size_t scratch_bytes() const override { return scratch_.bytes(); }
+
+  void run(std::span<const View> in, std::span<const View> out, void* scratch) const override {
+    auto* base = static_cast<std::byte*>(scratch);
+    auto** cond_args = reinterpret_cast<const void**>(base + cond_args_at_);
+    auto** body_args = reinterpret_cast<const void**>(base + body_args_at_);
+    auto** body_out = reinterpret_cast<void**>(base + body_out_at_);
+    const std::size_t first_carry = l_.cond_consts + l_.body_consts;
+    for (std::size_t j = 0; j < l_.carry; ++j) copy_bytes(base + carry_at_[0][j], in[first_carry + j].data, out[j].bytes());
+    for (std::size_t i = 0; i < l_.cond_consts; ++i) cond_args[i] = in[i].data;
+    for (std::size_t i = 0; i < l_.body_consts; ++i) body_args[i] = in[l_.cond_consts + i].data;
+    int cur = 0;
+    for (;;) {
+      for (std::size_t j = 0; j < l_.carry; ++j)
+        cond_args[l_.cond_consts + j] = body_args[l_.body_consts + j] = base + carry_at_[cur][j];
+      bool go = false;
+      void* pred = &go;
+      cond_->run_into(cond_args, &pred);
+      if (!go) break;
+      for (std::size_t j = 0; j < l_.carry; ++j) body_out[j] = base + carry_at_[1 - cur][j];
+      body_->run_into(body_args, body_out);
+      cur = 1 - cur;
+    }
+    for (std::size_t j = 0; j < l_.carry; ++j) copy_bytes(out[j].data, base + carry_at_[cur][j], out[j].bytes());
+  }
+
+ private:
+  WhileLayout l_;
+  std::shared_ptr<const Plan> cond_, body_;
+  ScratchLayout scratch_;
+  std::vector<std::size_t> carry_at_[2];
+  std::size_t cond_args_at_ = 0, body_args_at_ = 0, body_out_at_ = 0;
+};
+
+EQX_KERNEL_INLINE std::unique_ptr<PreparedKernel> WhilePrim::prepare(const Params& p) const {
+  return std::make_unique<WhileKernel>(p);
+}
+EQX_KERNEL_INLINE void WhilePrim::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
+  run_prepared(WhileKernel(p), in, out);
+}
+
 /// `g` taking `extra` more inputs (appended) that it ignores.
 inline GraphRef with_ignored_inputs(const Graph& g, std::span<const AbstractArray> extra) {
   Graph out = g;
