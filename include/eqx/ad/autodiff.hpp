@@ -13,13 +13,17 @@
 #include <string>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ad/rule_ops.hpp"
 #include "eqx/ir/graph.hpp"
 
 namespace eqx {
 
 /// Outputs and output tangents of `graph` at `primals` with `tangents`.
-inline std::pair<std::vector<Array>, std::vector<Array>> jvp_graph(const Graph& g, std::span<const Array> primals,
+std::pair<std::vector<Array>, std::vector<Array>> jvp_graph(const Graph& g, std::span<const Array> primals,
+                                                                 std::span<const Array> tangents);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::pair<std::vector<Array>, std::vector<Array>> jvp_graph(const Graph& g, std::span<const Array> primals,
                                                                  std::span<const Array> tangents) {
   const RuleOps& ops = detail::rule_ops();
   std::vector<Array> val(g.types.size()), tan(g.types.size());
@@ -56,6 +60,7 @@ inline std::pair<std::vector<Array>, std::vector<Array>> jvp_graph(const Graph& 
   }
   return {outs, touts};
 }
+#endif
 
 /// The forward half of reverse mode: every value of a graph at some
 /// primals, kept for the backward pass, and which values depend on a
@@ -76,7 +81,9 @@ struct VjpTape {
 
 /// The cotangents of the tape's graph inputs (empty: zero, or not
 /// differentiated) for the output cotangents `cotangents` (empty: zero).
-inline std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Array> cotangents) {
+std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Array> cotangents);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Array> cotangents) {
   const Graph& g = *tape.graph;
   if (cotangents.size() != g.outputs.size())
     throw ValueError("eqx::vjp_backward: the graph has " + std::to_string(g.outputs.size()) + " outputs but " +
@@ -109,8 +116,10 @@ inline std::vector<Array> vjp_backward(const VjpTape& tape, std::span<const Arra
   for (Var v : g.inputs) result.push_back(ct[v]);
   return result;
 }
+#endif
 
-inline VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<const Array> primals,
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<const Array> primals,
                         std::span<const bool> differentiate)
     : graph(std::move(g_)) {
   const Graph& g = *graph;
@@ -153,6 +162,7 @@ inline VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<const Array> 
   }
   for (Var v : g.outputs) outputs.push_back(values[v]);
 }
+#endif
 
 /// Outputs of `graph` at `primals`, and the cotangents of its inputs for
 /// the output cotangents `cotangents` (empty: zero).

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ad/named_axes.hpp"
 #include "eqx/ad/rule_ops.hpp"
 #include "eqx/ir/graph.hpp"
@@ -62,7 +63,9 @@ inline void check_unbatched_equation(const Equation& eq) {
 /// example). Each output comes with its batch axis (`not_mapped` if it does
 /// not depend on the example).
 /// Usage: `eqx::Batched out = eqx::batch_graph(g, xs, dims);`
-inline Batched batch_graph(const Graph& g, std::span<const Array> args, std::span<const std::int64_t> dims) {
+Batched batch_graph(const Graph& g, std::span<const Array> args, std::span<const std::int64_t> dims);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Batched batch_graph(const Graph& g, std::span<const Array> args, std::span<const std::int64_t> dims) {
   if (args.size() != g.inputs.size() || dims.size() != g.inputs.size())
     throw ValueError("eqx::batch_graph: the graph has " + std::to_string(g.inputs.size()) + " inputs but " +
                      std::to_string(args.size()) + " Arrays and " + std::to_string(dims.size()) +
@@ -106,6 +109,7 @@ inline Batched batch_graph(const Graph& g, std::span<const Array> args, std::spa
   }
   return result;
 }
+#endif
 
 namespace detail {
 

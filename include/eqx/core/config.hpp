@@ -77,6 +77,12 @@
 #if !defined(EQX_KERNELS_OPTIM)
 #define EQX_KERNELS_OPTIM 0
 #endif
+// Not kernels but the graph machinery every jit and grad call runs (the
+// passes, Plan's compiler, the VJP tape, batching and evaluating a graph):
+// non-template code that would otherwise be compiled in each file using it.
+#if !defined(EQX_KERNELS_GRAPH)
+#define EQX_KERNELS_GRAPH 0
+#endif
 
 /// True where family F's kernels are defined: `#if EQX_KERNELS_HERE(UNARY)`.
 #if defined(EQX_COMPILED_KERNELS)

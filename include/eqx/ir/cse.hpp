@@ -7,13 +7,16 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/ir/substitution.hpp"
 
 namespace eqx {
 
 /// The graph with repeated computations merged. Usage: `g = eqx::cse(std::move(g));`
-inline Graph cse(Graph g) {
+Graph cse(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph cse(Graph g) {
   detail::Substitution subst(g);
   std::map<std::pair<const Primitive*, std::vector<Var>>, std::vector<std::size_t>> seen;
   std::vector<Equation> kept;
@@ -34,5 +37,6 @@ inline Graph cse(Graph g) {
   subst.apply(g.outputs);
   return g;
 }
+#endif
 
 }  // namespace eqx

@@ -5,13 +5,16 @@
 
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/graph.hpp"
 
 namespace eqx {
 
 /// The graph without equations and constants that do not affect its outputs.
 /// Usage: `g = eqx::dce(std::move(g));`
-inline Graph dce(Graph g) {
+Graph dce(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph dce(Graph g) {
   std::vector<char> live(g.types.size(), 0);
   for (Var v : g.outputs) live[v] = 1;
   std::vector<Equation> kept;
@@ -34,5 +37,6 @@ inline Graph dce(Graph g) {
   g.consts = std::move(consts);
   return g;
 }
+#endif
 
 }  // namespace eqx

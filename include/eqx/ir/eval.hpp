@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/core/array.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/ir/graph.hpp"
@@ -21,7 +22,9 @@ namespace detail {
 /// Binds every equation of `g` on `inputs` (checked by the caller). With
 /// `inline_calls`, call-like equations (Primitive::inlined_body) are
 /// evaluated through their bodies instead of bound.
-inline std::vector<Array> eval_equations(const Graph& g, std::span<const Array> inputs, bool inline_calls) {
+std::vector<Array> eval_equations(const Graph& g, std::span<const Array> inputs, bool inline_calls);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::vector<Array> eval_equations(const Graph& g, std::span<const Array> inputs, bool inline_calls) {
   std::vector<Array> env(g.types.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) env[g.inputs[i]] = inputs[i];
   for (std::size_t i = 0; i < g.constvars.size(); ++i) env[g.constvars[i]] = g.consts[i];
@@ -39,6 +42,7 @@ inline std::vector<Array> eval_equations(const Graph& g, std::span<const Array> 
   for (Var v : g.outputs) result.push_back(env[v]);
   return result;
 }
+#endif
 
 }  // namespace detail
 

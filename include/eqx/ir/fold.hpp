@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/ir/substitution.hpp"
 
@@ -15,7 +16,9 @@ namespace eqx {
 /// The graph with constant subexpressions evaluated. Outputs larger than
 /// `max_elements` and than their inputs together are not folded.
 /// Usage: `g = eqx::fold_constants(std::move(g));`
-inline Graph fold_constants(Graph g, std::int64_t max_elements = std::int64_t{1} << 16) {
+Graph fold_constants(Graph g, std::int64_t max_elements = std::int64_t{1} << 16);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph fold_constants(Graph g, std::int64_t max_elements) {
   std::vector<Array> value(g.types.size());
   for (std::size_t i = 0; i < g.constvars.size(); ++i)
     if (!g.consts[i].is_abstract()) value[g.constvars[i]] = g.consts[i];
@@ -50,5 +53,6 @@ inline Graph fold_constants(Graph g, std::int64_t max_elements = std::int64_t{1}
   subst.apply(g.outputs);
   return g;
 }
+#endif
 
 }  // namespace eqx

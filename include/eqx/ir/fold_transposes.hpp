@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/prim/dot.hpp"
 #include "eqx/prim/layout.hpp"
@@ -52,7 +53,9 @@ inline bool swaps_free_axes(const Ints& perm, std::size_t nb, std::size_t nl, st
 /// The graph with transposes folded into the dot_generals next to them (see
 /// the file comment). Transposes left unused are removed by dce.
 /// Usage: `g = eqx::dce(eqx::fold_transposes(std::move(g)));`
-inline Graph fold_transposes(Graph g) {
+Graph fold_transposes(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph fold_transposes(Graph g) {
   using detail::DotDims;
   using detail::Ints;
   const detail::VarSources sources(g);
@@ -97,5 +100,6 @@ inline Graph fold_transposes(Graph g) {
   }
   return g;
 }
+#endif
 
 }  // namespace eqx

@@ -339,7 +339,9 @@ inline const detail::FusedPrim fused;
 /// The graph with each region of two or more elementwise equations of one
 /// output shape replaced by a `fused` equation (see the file comment).
 /// Usage: `g = eqx::fuse_elementwise(std::move(g));`
-inline Graph fuse_elementwise(Graph g) {
+Graph fuse_elementwise(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph fuse_elementwise(Graph g) {
   const std::size_t neq = g.equations.size();
   const detail::VarSources sources(g);
   struct Region {
@@ -444,5 +446,6 @@ inline Graph fuse_elementwise(Graph g) {
   g.equations = std::move(out);
   return g;
 }
+#endif
 
 }  // namespace eqx

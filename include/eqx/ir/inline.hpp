@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/eval.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/ir/trace.hpp"
@@ -15,7 +16,9 @@ namespace eqx {
 /// `g` with call-like equations replaced by their bodies (re-traced, so
 /// variables are renumbered); `g` itself when it has none.
 /// Usage: `eqx::Graph flat = eqx::inline_calls(std::move(g));`
-inline Graph inline_calls(Graph g) {
+Graph inline_calls(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph inline_calls(Graph g) {
   if (std::none_of(g.equations.begin(), g.equations.end(),
                    [](const Equation& eq) { return eq.prim->inlined_body(eq.params) != nullptr; }))
     return g;
@@ -25,5 +28,6 @@ inline Graph inline_calls(Graph g) {
   std::vector<Array> outputs = detail::eval_equations(g, inputs, true);
   return scope.finish(outputs);
 }
+#endif
 
 }  // namespace eqx

@@ -1,6 +1,7 @@
 #pragma once
 // The pass pipeline filter_jit runs before compiling a Plan.
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/cse.hpp"
 #include "eqx/ir/dce.hpp"
 #include "eqx/ir/fold.hpp"
@@ -15,7 +16,9 @@ namespace eqx {
 /// Inline calls, simplify, fold constants, merge common subexpressions, fold
 /// transposes into GEMMs, drop dead code, then fuse elementwise chains.
 /// Usage: `eqx::Plan plan(eqx::optimize(graph));`
-inline Graph optimize(Graph g) {
+Graph optimize(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph optimize(Graph g) {
   g = inline_calls(std::move(g));
   g = simplify(std::move(g));
   g = fold_constants(std::move(g));
@@ -25,5 +28,6 @@ inline Graph optimize(Graph g) {
   g = dce(std::move(g));
   return fuse_elementwise(std::move(g));
 }
+#endif
 
 }  // namespace eqx

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/ir/fuse.hpp"
 #include "eqx/ir/graph.hpp"
@@ -42,59 +43,7 @@ class Plan {
  public:
   /// Compiles `graph`, whose constants must be concrete. Run the passes
   /// first (eqx::optimize) to get fused, allocation-light code.
-  explicit Plan(Graph graph) : graph_(std::move(graph)) {
-    const Graph& g = graph_;
-    slots_.assign(g.types.size(), Slot{});
-    for (std::size_t i = 0; i < g.inputs.size(); ++i) slots_[g.inputs[i]] = {Slot::input, static_cast<std::uint32_t>(i), 0};
-    for (std::size_t i = 0; i < g.consts.size(); ++i) {
-      if (g.consts[i].is_abstract())
-        throw TraceError("eqx::Plan: the graph captures a value of an enclosing trace; it can only be evaluated "
-                         "there (eqx::eval_graph), not compiled");
-      slots_[g.constvars[i]] = {Slot::constant, static_cast<std::uint32_t>(i), 0};
-      stats_.constant_bytes += static_cast<std::size_t>(g.consts[i].size()) * itemsize(g.consts[i].dtype());
-    }
-    // Outputs computed by an instruction get a fresh Array per call, made
-    // at the first position where the value is an output.
-    for (std::size_t i = 0; i < g.outputs.size(); ++i) {
-      Slot& s = slots_[g.outputs[i]];
-      if (s.kind == Slot::unassigned) s = {Slot::output, static_cast<std::uint32_t>(i), 0};
-      output_sources_.push_back({s.kind, s.index});
-    }
-    // Instructions, and each intermediate's lifetime [first, last] in instruction indices.
-    std::vector<std::size_t> first(g.types.size(), 0), last(g.types.size(), 0);
-    std::size_t max_operands = 0;
-    for (std::size_t k = 0; k < g.equations.size(); ++k) {
-      const Equation& eq = g.equations[k];
-      if (eq.inputs.size() > 0xFFFF || eq.outputs.size() > 0xFFFF)
-        throw ValueError("eqx::Plan: an equation with more than 65535 inputs or outputs");
-      Instr in{eq.prim, &eq.params, nullptr, 0, static_cast<std::uint32_t>(operands_.size()),
-               static_cast<std::uint16_t>(eq.inputs.size()), static_cast<std::uint16_t>(eq.outputs.size())};
-      // Work a primitive does once per equation (a fused region's tile
-      // program, a loop's compiled body) is done now, not on every run.
-      if (std::unique_ptr<PreparedKernel> prepared = eq.prim->prepare(eq.params)) {
-        in.prepared = prepared.get();
-        in.scratch_offset = stats_.scratch_bytes;
-        stats_.scratch_bytes += (prepared->scratch_bytes() + 63) / 64 * 64;
-        prepared_.push_back(std::move(prepared));
-      }
-      for (Var v : eq.inputs) {
-        operands_.push_back(v);
-        last[v] = k;
-      }
-      for (Var v : eq.outputs) {
-        operands_.push_back(v);
-        first[v] = last[v] = k;
-        if (slots_[v].kind == Slot::unassigned) slots_[v].kind = Slot::arena;
-      }
-      max_operands = std::max(max_operands, eq.inputs.size() + eq.outputs.size());
-      instrs_.push_back(in);
-    }
-    max_operands_ = max_operands;
-    assign_arena(first, last);
-    for (Var v = 0; v < slots_.size(); ++v)
-      if (slots_[v].kind != Slot::unassigned) assigned_.push_back(v);
-    stats_.num_instructions = instrs_.size();
-  }
+  explicit Plan(Graph graph);
 
   ~Plan() { delete spare_.load(); }
   Plan(const Plan&) = delete;
@@ -221,36 +170,7 @@ class Plan {
 
   /// Greedy offset assignment, largest buffers first: each gets the lowest
   /// 64-byte-aligned offset not used by a buffer alive at the same time.
-  void assign_arena(const std::vector<std::size_t>& first, const std::vector<std::size_t>& last) {
-    std::vector<Var> vars;
-    auto bytes = [&](Var v) {
-      std::size_t b = static_cast<std::size_t>(graph_.types[v].shape.numel()) * itemsize(graph_.types[v].dtype);
-      return (b + 63) / 64 * 64;
-    };
-    for (Var v = 0; v < slots_.size(); ++v)
-      if (slots_[v].kind == Slot::arena) {
-        vars.push_back(v);
-        stats_.intermediate_bytes += bytes(v);
-      }
-    stats_.num_intermediates = vars.size();
-    std::stable_sort(vars.begin(), vars.end(), [&](Var a, Var b) { return bytes(a) > bytes(b); });
-    std::vector<Var> placed;
-    std::vector<std::pair<std::size_t, std::size_t>> busy;
-    for (Var v : vars) {
-      busy.clear();
-      for (Var u : placed)
-        if (first[u] <= last[v] && first[v] <= last[u]) busy.emplace_back(slots_[u].offset, slots_[u].offset + bytes(u));
-      std::sort(busy.begin(), busy.end());
-      std::size_t offset = 0;
-      for (auto [lo, hi] : busy) {
-        if (offset + bytes(v) <= lo) break;
-        offset = std::max(offset, hi);
-      }
-      slots_[v].offset = offset;
-      stats_.arena_bytes = std::max(stats_.arena_bytes, offset + bytes(v));
-      placed.push_back(v);
-    }
-  }
+  void assign_arena(const std::vector<std::size_t>& first, const std::vector<std::size_t>& last);
 
   std::unique_ptr<ExecState> acquire() const {
     if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
@@ -294,5 +214,92 @@ class Plan {
   mutable std::mutex pool_mutex_;
   mutable std::vector<std::unique_ptr<ExecState>> pool_;
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Plan::Plan(Graph graph) : graph_(std::move(graph)) {
+  const Graph& g = graph_;
+  slots_.assign(g.types.size(), Slot{});
+  for (std::size_t i = 0; i < g.inputs.size(); ++i) slots_[g.inputs[i]] = {Slot::input, static_cast<std::uint32_t>(i), 0};
+  for (std::size_t i = 0; i < g.consts.size(); ++i) {
+    if (g.consts[i].is_abstract())
+      throw TraceError("eqx::Plan: the graph captures a value of an enclosing trace; it can only be evaluated "
+                       "there (eqx::eval_graph), not compiled");
+    slots_[g.constvars[i]] = {Slot::constant, static_cast<std::uint32_t>(i), 0};
+    stats_.constant_bytes += static_cast<std::size_t>(g.consts[i].size()) * itemsize(g.consts[i].dtype());
+  }
+  // Outputs computed by an instruction get a fresh Array per call, made
+  // at the first position where the value is an output.
+  for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+    Slot& s = slots_[g.outputs[i]];
+    if (s.kind == Slot::unassigned) s = {Slot::output, static_cast<std::uint32_t>(i), 0};
+    output_sources_.push_back({s.kind, s.index});
+  }
+  // Instructions, and each intermediate's lifetime [first, last] in instruction indices.
+  std::vector<std::size_t> first(g.types.size(), 0), last(g.types.size(), 0);
+  std::size_t max_operands = 0;
+  for (std::size_t k = 0; k < g.equations.size(); ++k) {
+    const Equation& eq = g.equations[k];
+    if (eq.inputs.size() > 0xFFFF || eq.outputs.size() > 0xFFFF)
+      throw ValueError("eqx::Plan: an equation with more than 65535 inputs or outputs");
+    Instr in{eq.prim, &eq.params, nullptr, 0, static_cast<std::uint32_t>(operands_.size()),
+             static_cast<std::uint16_t>(eq.inputs.size()), static_cast<std::uint16_t>(eq.outputs.size())};
+    // Work a primitive does once per equation (a fused region's tile
+    // program, a loop's compiled body) is done now, not on every run.
+    if (std::unique_ptr<PreparedKernel> prepared = eq.prim->prepare(eq.params)) {
+      in.prepared = prepared.get();
+      in.scratch_offset = stats_.scratch_bytes;
+      stats_.scratch_bytes += (prepared->scratch_bytes() + 63) / 64 * 64;
+      prepared_.push_back(std::move(prepared));
+    }
+    for (Var v : eq.inputs) {
+      operands_.push_back(v);
+      last[v] = k;
+    }
+    for (Var v : eq.outputs) {
+      operands_.push_back(v);
+      first[v] = last[v] = k;
+      if (slots_[v].kind == Slot::unassigned) slots_[v].kind = Slot::arena;
+    }
+    max_operands = std::max(max_operands, eq.inputs.size() + eq.outputs.size());
+    instrs_.push_back(in);
+  }
+  max_operands_ = max_operands;
+  assign_arena(first, last);
+  for (Var v = 0; v < slots_.size(); ++v)
+    if (slots_[v].kind != Slot::unassigned) assigned_.push_back(v);
+  stats_.num_instructions = instrs_.size();
+}
+
+EQX_KERNEL_INLINE void Plan::assign_arena(const std::vector<std::size_t>& first, const std::vector<std::size_t>& last) {
+  std::vector<Var> vars;
+  auto bytes = [&](Var v) {
+    std::size_t b = static_cast<std::size_t>(graph_.types[v].shape.numel()) * itemsize(graph_.types[v].dtype);
+    return (b + 63) / 64 * 64;
+  };
+  for (Var v = 0; v < slots_.size(); ++v)
+    if (slots_[v].kind == Slot::arena) {
+      vars.push_back(v);
+      stats_.intermediate_bytes += bytes(v);
+    }
+  stats_.num_intermediates = vars.size();
+  std::stable_sort(vars.begin(), vars.end(), [&](Var a, Var b) { return bytes(a) > bytes(b); });
+  std::vector<Var> placed;
+  std::vector<std::pair<std::size_t, std::size_t>> busy;
+  for (Var v : vars) {
+    busy.clear();
+    for (Var u : placed)
+      if (first[u] <= last[v] && first[v] <= last[u]) busy.emplace_back(slots_[u].offset, slots_[u].offset + bytes(u));
+    std::sort(busy.begin(), busy.end());
+    std::size_t offset = 0;
+    for (auto [lo, hi] : busy) {
+      if (offset + bytes(v) <= lo) break;
+      offset = std::max(offset, hi);
+    }
+    slots_[v].offset = offset;
+    stats_.arena_bytes = std::max(stats_.arena_bytes, offset + bytes(v));
+    placed.push_back(v);
+  }
+}
+#endif
 
 }  // namespace eqx

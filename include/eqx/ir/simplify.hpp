@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/ir/substitution.hpp"
 #include "eqx/prim/binary.hpp"
@@ -51,7 +52,9 @@ inline bool all_elements(const Array& c, ConstKind kind) {
 
 /// The graph with exact algebraic identities applied (see the file comment).
 /// Usage: `g = eqx::simplify(std::move(g));`
-inline Graph simplify(Graph g) {
+Graph simplify(Graph g);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Graph simplify(Graph g) {
   using detail::ConstKind;
   const detail::VarSources sources(g);
   detail::Substitution subst(g);
@@ -118,5 +121,6 @@ inline Graph simplify(Graph g) {
   subst.apply(g.outputs);
   return g;
 }
+#endif
 
 }  // namespace eqx
