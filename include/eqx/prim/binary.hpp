@@ -73,27 +73,34 @@ struct BinaryPrim final : Primitive {
   template <class T>
   using Out = std::conditional_t<Op::kCompare, bool, T>;
 
-  // Every kernel of the op is this one loop: o[i] = op(a[i], b[i]) for
-  // i < n, where an operand that does not move is one value broadcast over
-  // the segment and kept in a register (x + 1; Adam's b1 in a fused tile,
-  // which then streams one array instead of two). Three Eigen loops per
-  // dtype, shared by the eager kernel, its broadcast segments and the
-  // fused tiles, instead of one per call site: this family is the most
-  // expensive to compile.
+  // Every kernel of the op is one of these three loops: o[i] = op(a[i],
+  // b[i]) for i < n, where an operand that does not move is one value
+  // broadcast over the tile and kept in a register (x + 1; Adam's b1 in a
+  // fused tile, which then streams one array instead of two). They are the
+  // fused regions' tile kernels as they are, and the eager kernel and its
+  // broadcast segments call them too (apply): three Eigen loops per dtype
+  // instead of one per call site, as this family is the most expensive to
+  // compile. Not inlined into those callers, for the same reason.
+  template <class T, bool kLhsMoves, bool kRhsMoves>
+  EQX_NOINLINE static void tile(const void* const* in, void* out, std::int64_t n) {
+    static_assert(kLhsMoves || kRhsMoves, "two single values are one call with n = 1");
+    const T* a = static_cast<const T*>(in[0]);
+    const T* b = static_cast<const T*>(in[1]);
+    EMap<Out<T>> o(static_cast<Out<T>*>(out), n);
+    if constexpr (kLhsMoves && kRhsMoves) o = Op::eval(ECMap<T>(a, n), ECMap<T>(b, n));
+    else if constexpr (kLhsMoves) o = Op::eval(ECMap<T>(a, n), EArray<T>::Constant(n, *b));
+    else o = Op::eval(EArray<T>::Constant(n, *a), ECMap<T>(b, n));
+  }
   template <class T>
-  EQX_NOINLINE static void apply(const T* a, bool a_moves, const T* b, bool b_moves, Out<T>* o, std::int64_t n) {
-    if (a_moves && b_moves) EMap<Out<T>>(o, n) = Op::eval(ECMap<T>(a, n), ECMap<T>(b, n));
-    else if (a_moves) EMap<Out<T>>(o, n) = Op::eval(ECMap<T>(a, n), EArray<T>::Constant(n, *b));
-    else if (b_moves || n == 1) EMap<Out<T>>(o, n) = Op::eval(EArray<T>::Constant(n, *a), ECMap<T>(b, n));
+  static void apply(const T* a, bool a_moves, const T* b, bool b_moves, Out<T>* o, std::int64_t n) {
+    const void* in[2] = {a, b};
+    if (a_moves && b_moves) tile<T, true, true>(in, o, n);
+    else if (a_moves) tile<T, true, false>(in, o, n);
+    else if (b_moves || n == 1) tile<T, false, true>(in, o, n);
     else if (n > 1) {  // two single values: one result, repeated
-      apply<T>(a, false, b, true, o, 1);
+      tile<T, false, true>(in, o, 1);
       std::fill_n(o + 1, n - 1, o[0]);
     }
-  }
-  template <class T, bool kLhsMoves, bool kRhsMoves>
-  static void tile(const void* const* in, void* out, std::int64_t n) {
-    apply<T>(static_cast<const T*>(in[0]), kLhsMoves, static_cast<const T*>(in[1]), kRhsMoves,
-             static_cast<Out<T>*>(out), n);
   }
 
   template <class T>
