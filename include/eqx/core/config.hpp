@@ -37,56 +37,57 @@
 #endif
 
 // The kernel families, one TU each in eqx::kernels (CMakeLists.txt reads
-// this list).
+// this list): 1 in the family's own TU of eqx::kernels (which defines it),
+// and everywhere in a program's EQX_KERNELS_IMPLEMENTATION file.
 #if !defined(EQX_KERNELS_UNARY)
-#define EQX_KERNELS_UNARY 0
+#define EQX_KERNELS_UNARY EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_BINARY)
-#define EQX_KERNELS_BINARY 0
+#define EQX_KERNELS_BINARY EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_SELECT)
-#define EQX_KERNELS_SELECT 0
+#define EQX_KERNELS_SELECT EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_CONVERT)
-#define EQX_KERNELS_CONVERT 0
+#define EQX_KERNELS_CONVERT EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_LAYOUT)
-#define EQX_KERNELS_LAYOUT 0
+#define EQX_KERNELS_LAYOUT EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_REDUCE)
-#define EQX_KERNELS_REDUCE 0
+#define EQX_KERNELS_REDUCE EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_DOT)
-#define EQX_KERNELS_DOT 0
+#define EQX_KERNELS_DOT EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_INDEXING)
-#define EQX_KERNELS_INDEXING 0
+#define EQX_KERNELS_INDEXING EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_CONV)
-#define EQX_KERNELS_CONV 0
+#define EQX_KERNELS_CONV EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_WINDOW)
-#define EQX_KERNELS_WINDOW 0
+#define EQX_KERNELS_WINDOW EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_RANDOM_BITS)
-#define EQX_KERNELS_RANDOM_BITS 0
+#define EQX_KERNELS_RANDOM_BITS EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_CONTROL_FLOW)
-#define EQX_KERNELS_CONTROL_FLOW 0
+#define EQX_KERNELS_CONTROL_FLOW EQX_ALL_KERNELS_HERE_
 #endif
 #if !defined(EQX_KERNELS_OPTIM)
-#define EQX_KERNELS_OPTIM 0
+#define EQX_KERNELS_OPTIM EQX_ALL_KERNELS_HERE_
 #endif
 // Not kernels but the graph machinery every jit and grad call runs (the
 // passes, Plan's compiler, the VJP tape, batching and evaluating a graph):
 // non-template code that would otherwise be compiled in each file using it.
 #if !defined(EQX_KERNELS_GRAPH)
-#define EQX_KERNELS_GRAPH 0
+#define EQX_KERNELS_GRAPH EQX_ALL_KERNELS_HERE_
 #endif
 
 /// True where family F's kernels are defined: `#if EQX_KERNELS_HERE(UNARY)`.
 #if defined(EQX_COMPILED_KERNELS)
-#define EQX_KERNELS_HERE(family) (EQX_ALL_KERNELS_HERE_ || EQX_KERNELS_##family)
+#define EQX_KERNELS_HERE(family) (EQX_KERNELS_##family)
 #else
 #define EQX_KERNELS_HERE(family) 1
 #endif
@@ -94,10 +95,7 @@
 /// Before a class template instance of family F, in code compiled with
 /// EQX_COMPILED_KERNELS: its explicit instantiation where the family's
 /// kernels are compiled, a declaration (`extern template`) elsewhere.
-#define EQX_INSTANTIATION(family) EQX_INSTANTIATION_CAT_(EQX_INSTANTIATION_IF_, EQX_KERNELS_HERE_TOKEN_(family))
-#define EQX_KERNELS_HERE_TOKEN_(family) EQX_INSTANTIATION_CAT_(EQX_INSTANTIATION_ALL_, EQX_ALL_KERNELS_HERE_)(family)
-#define EQX_INSTANTIATION_ALL_1(family) 1
-#define EQX_INSTANTIATION_ALL_0(family) EQX_KERNELS_##family
+#define EQX_INSTANTIATION(family) EQX_INSTANTIATION_CAT_(EQX_INSTANTIATION_IF_, EQX_KERNELS_##family)
 #define EQX_INSTANTIATION_CAT_(a, b) EQX_INSTANTIATION_CAT2_(a, b)
 #define EQX_INSTANTIATION_CAT2_(a, b) a##b
 #define EQX_INSTANTIATION_IF_1 template

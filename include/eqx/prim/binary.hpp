@@ -206,7 +206,6 @@ EQX_BINARY_OP(OrOp, "or", kIntegral, !is_float_v<T>, false,
               a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x | y); }), Array{})
 EQX_BINARY_OP(XorOp, "xor", kIntegral, !is_float_v<T>, false,
               a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x ^ y); }), Array{})
-#undef EQX_BINARY_OP
 
 /// x ** y. Integer powers are exact (by squaring); a negative integer
 /// exponent gives 0 unless the base is 1 or -1 (no exception mid-kernel).
@@ -281,42 +280,18 @@ template <class T>
 inline constexpr bool is_int32_or_uint32_v = std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::uint32_t>;
 inline constexpr const char* kInt32Types = "int32 or uint32";
 
-/// x << y on the 32-bit pattern; shifts of 32 or more (or negative) give 0, as in XLA.
-struct ShiftLeftOp {
-  static constexpr std::string_view name = "shift_left";
-  static constexpr const char* accepts = kInt32Types;
-  static constexpr bool kCompare = false;
-  static constexpr int cost = 1;
-  template <class T> static constexpr bool supports = is_int32_or_uint32_v<T>;
-  template <class A, class B> static auto eval(const A& a, const B& b) {
-    using T = typename A::Scalar;
-    return a.binaryExpr(b, [](T x, T s) {
-      auto u = static_cast<std::uint32_t>(x), k = static_cast<std::uint32_t>(s);
-      return static_cast<T>(k >= 32 ? 0u : u << k);
-    });
-  }
-  /// Integer only: never differentiated.
-  static Array partial(const RuleOps&, const Array&, const Array&, const Array&, std::size_t) { return Array{}; }
-};
-
-/// x >> y filling with zeros (on the 32-bit pattern, also for int32); shifts
-/// of 32 or more (or negative) give 0, as in XLA.
-struct ShiftRightLogicalOp {
-  static constexpr std::string_view name = "shift_right_logical";
-  static constexpr const char* accepts = kInt32Types;
-  static constexpr bool kCompare = false;
-  static constexpr int cost = 1;
-  template <class T> static constexpr bool supports = is_int32_or_uint32_v<T>;
-  template <class A, class B> static auto eval(const A& a, const B& b) {
-    using T = typename A::Scalar;
-    return a.binaryExpr(b, [](T x, T s) {
-      auto u = static_cast<std::uint32_t>(x), k = static_cast<std::uint32_t>(s);
-      return static_cast<T>(k >= 32 ? 0u : u >> k);
-    });
-  }
-  /// Integer only: never differentiated.
-  static Array partial(const RuleOps&, const Array&, const Array&, const Array&, std::size_t) { return Array{}; }
-};
+/// x << k, or x >> k filling with zeros, on the 32-bit pattern (also for
+/// int32); shifts of 32 or more (or negative) give 0, as in XLA.
+template <bool kLeft, class T>
+T shift_bits(T x, T shift) {
+  const auto u = static_cast<std::uint32_t>(x), k = static_cast<std::uint32_t>(shift);
+  return static_cast<T>(k >= 32 ? 0u : (kLeft ? u << k : u >> k));
+}
+EQX_BINARY_OP(ShiftLeftOp, "shift_left", kInt32Types, is_int32_or_uint32_v<T>, false,
+              a.binaryExpr(b, [](T x, T k) { return shift_bits<true>(x, k); }), Array{})
+EQX_BINARY_OP(ShiftRightLogicalOp, "shift_right_logical", kInt32Types, is_int32_or_uint32_v<T>, false,
+              a.binaryExpr(b, [](T x, T k) { return shift_bits<false>(x, k); }), Array{})
+#undef EQX_BINARY_OP
 
 /// Remainder with the sign of the dividend (C's % and fmod, XLA's rem).
 /// Integer x rem 0 is x and INT_MIN rem -1 is 0 (defined, never a trap), which
