@@ -86,36 +86,23 @@ inline std::vector<std::string> split_lines(const std::string& s) {
   return lines;
 }
 
-/// Every rank's string (collective).
-inline std::vector<std::string> allgather_strings(const std::string& mine) {
-  const int n = size();
-  int len = static_cast<int>(mine.size());
-  std::vector<int> lens(static_cast<std::size_t>(n)), offsets(static_cast<std::size_t>(n));
-  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
-  int total = 0;
-  for (int r = 0; r < n; ++r) {
-    offsets[static_cast<std::size_t>(r)] = total;
-    total += lens[static_cast<std::size_t>(r)];
-  }
-  std::string all(static_cast<std::size_t>(total), '\0');
-  check_mpi(MPI_Allgatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR,
-                           MPI_COMM_WORLD),
-            "MPI_Allgatherv");
-  std::vector<std::string> out;
-  for (int r = 0; r < n; ++r)
-    out.push_back(all.substr(static_cast<std::size_t>(offsets[static_cast<std::size_t>(r)]),
-                             static_cast<std::size_t>(lens[static_cast<std::size_t>(r)])));
-  return out;
-}
-
 /// Throws the same ShapeError on every rank if the ranks' trees differ in
 /// structure, naming the first leaf that differs from rank 0's. Costs one
 /// 16-byte all-reduce when they agree.
 inline void check_same_structure(const std::vector<std::pair<TreePath, Array>>& leaves, const char* fn) {
   const std::string sig = signature(leaves);
-  const std::uint64_t h = std::hash<std::string>{}(sig);
-  std::uint64_t mine[2] = {h, ~h}, agreed[2] = {0, 0};
-  check_mpi(MPI_Allreduce(mine, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  // Top bit clear and low bit set: neither word is ever kFailureMarker.
+  const std::uint64_t h = (std::hash<std::string>{}(sig) & (kFailureMarker >> 1)) | 1;
+  const std::uint64_t mine[2] = {h, ~h};
+  std::uint64_t agreed[2] = {0, 0};
+  allreduce_max2(mine, agreed);
+  if (agreed[0] == kFailureMarker) {
+    // Another rank failed (eqx::dist::run) and offers its message.
+    std::string message;
+    for (const std::string& m : allgather_strings(""))
+      if (!m.empty()) message += (message.empty() ? "" : "; ") + m;
+    throw PeerFailure(message);
+  }
   // The maxima of h and ~h are this rank's own on every rank only if all
   // hashes are equal (then h is both the maximum and the minimum), so every
   // rank reaches the same conclusion.
