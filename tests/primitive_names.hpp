@@ -31,6 +31,8 @@ inline const std::vector<CoveredElsewhere> kOwnTests = {
     {"while", "tests/transform/control_flow_test.cpp"},
     {"debug_print", "tests/transform/control_flow_test.cpp"},
     {"error_if", "tests/transform/control_flow_test.cpp, tests/ir/ir_test.cpp"},
+    {"custom_jvp_call", "tests/transform/custom_rules_test.cpp"},
+    {"custom_vjp_call", "tests/transform/custom_rules_test.cpp"},
     {"psum", "tests/transform/collectives_test.cpp"},
     {"pmean", "tests/transform/collectives_test.cpp"},
     {"pmax", "tests/transform/collectives_test.cpp"},

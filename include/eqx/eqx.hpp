@@ -32,6 +32,7 @@
 #include "eqx/transform/checkpoint.hpp"
 #include "eqx/transform/collectives.hpp"
 #include "eqx/transform/cond.hpp"
+#include "eqx/transform/custom_rules.hpp"
 #include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"
@@ -45,6 +46,7 @@
 
 #include "eqx/errors.hpp"
 #include "eqx/debug.hpp"
+#include "eqx/debug/backward_nan.hpp"
 
 #include "eqx/nn.hpp"
 #include "eqx/optim.hpp"

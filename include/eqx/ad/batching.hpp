@@ -140,6 +140,38 @@ inline GraphRef batch_subgraph(const Graph& g, std::span<const std::int64_t> in_
   return std::make_shared<const Graph>(scope.finish(out.values));
 }
 
+/// The operands with each batch axis moved first, and their new axes (0,
+/// or `not_mapped` for an operand shared by every example).
+inline std::pair<std::vector<Array>, std::vector<std::int64_t>> batch_axes_first(const RuleOps& ops,
+                                                                                 std::span<const Array> x,
+                                                                                 BatchDims d) {
+  std::pair<std::vector<Array>, std::vector<std::int64_t>> r;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    r.first.push_back(d[i] == not_mapped ? x[i] : ops.moveaxis(x[i], d[i], 0));
+    r.second.push_back(d[i] == not_mapped ? not_mapped : 0);
+  }
+  return r;
+}
+
+/// The batched version of a graph whose outputs are cotangents of inputs
+/// with batch axes `ct_dims` (0 or `not_mapped`): output i gets its batch
+/// axis first when ct_dims[i] is 0, and is summed over the batch when the
+/// input is shared by every example (`not_mapped`).
+inline GraphRef batch_cotangent_graph(const Graph& g, std::span<const std::int64_t> in_dims, std::int64_t size,
+                                      std::span<const std::int64_t> ct_dims) {
+  TraceScope scope;
+  std::vector<Array> inputs;
+  for (std::size_t i = 0; i < g.inputs.size(); ++i)
+    inputs.push_back(scope.input(batched_type(g.types[g.inputs[i]], in_dims[i], size)));
+  Batched out = batch_graph(g, inputs, in_dims);
+  const RuleOps& ops = rule_ops();
+  for (std::size_t i = 0; i < out.values.size(); ++i) {
+    if (ct_dims[i] != not_mapped) out.values[i] = ops.batch_first(out.values[i], out.dims[i], size);
+    else if (out.dims[i] != not_mapped) out.values[i] = ops.reduce_sum(out.values[i], {out.dims[i]});
+  }
+  return std::make_shared<const Graph>(scope.finish(out.values));
+}
+
 }  // namespace detail
 
 }  // namespace eqx

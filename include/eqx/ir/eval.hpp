@@ -67,4 +67,20 @@ inline std::vector<Array> eval_graph(const Graph& graph, std::initializer_list<A
   return eval_graph(graph, std::span<const Array>(inputs.begin(), inputs.size()));
 }
 
+namespace detail {
+/// The eager kernel of a call-like primitive (checkpoint, custom rules):
+/// evaluates `g` on copies of the operands and writes its outputs.
+inline void eval_graph_on_views(const Graph& g, std::span<const View> in, std::span<const View> out) {
+  std::vector<Array> args;
+  args.reserve(in.size());
+  for (const View& v : in) {
+    Array a = ArrayAccess::allocate(*v.shape, v.dtype);
+    copy_bytes(ArrayAccess::mutable_data(a), v.data, v.bytes());
+    args.push_back(std::move(a));
+  }
+  std::vector<Array> results = eval_graph(g, args);
+  for (std::size_t i = 0; i < out.size(); ++i) copy_bytes(out[i].data, results[i].raw_data(), out[i].bytes());
+}
+}  // namespace detail
+
 }  // namespace eqx

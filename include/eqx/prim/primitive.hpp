@@ -74,11 +74,12 @@ using ParamValue =
 /// vector) a typed struct would make too.
 inline constexpr std::string_view kParamNames[] = {
     "axes", "axis", "axis_name", "axis_size", "body_jaxpr", "body_nconsts", "branches", "broadcast_dimensions",
-    "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype", "feature_group_count", "format", "graph",
-    "high", "index_dtype", "interior", "jaxpr", "length", "lhs_batch_dimensions", "lhs_contracting_dimensions",
-    "lhs_dilation", "limit_indices", "low", "msgs", "new_dtype", "new_sizes", "num_carry", "num_consts", "padding",
-    "permutation", "reverse", "rhs_batch_dimensions", "rhs_contracting_dimensions", "rhs_dilation", "shape",
-    "start_indices", "strides", "window_dilation", "window_dimensions", "window_strides"};
+    "bwd_jaxpr", "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype", "feature_group_count", "format",
+    "fwd_jaxpr", "graph", "high", "index_dtype", "interior", "jaxpr", "jvp_jaxpr", "length", "lhs_batch_dimensions",
+    "lhs_contracting_dimensions", "lhs_dilation", "limit_indices", "low", "msgs", "new_dtype", "new_sizes",
+    "num_carry", "num_consts", "num_vjp_leaves", "padding", "permutation", "reverse", "rhs_batch_dimensions",
+    "rhs_contracting_dimensions", "rhs_dilation", "shape", "start_indices", "strides", "window_dilation",
+    "window_dimensions", "window_strides"};
 
 /// A parameter's name: a string literal from kParamNames, checked when the
 /// program compiles. A primitive of a program's own can use other names

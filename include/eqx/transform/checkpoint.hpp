@@ -62,16 +62,8 @@ struct CheckpointPrim final : Primitive {
                        std::to_string(in.size()));
     return g.output_types();
   }
-  // Eager evaluation: the body on copies of the operands.
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override {
-    std::vector<Array> args;
-    for (const View& v : in) {
-      Array a = ArrayAccess::allocate(*v.shape, v.dtype);
-      copy_bytes(ArrayAccess::mutable_data(a), v.data, v.bytes());
-      args.push_back(std::move(a));
-    }
-    std::vector<Array> results = eval_graph(body(p), args);
-    for (std::size_t i = 0; i < out.size(); ++i) copy_bytes(out[i].data, results[i].raw_data(), out[i].bytes());
+    eval_graph_on_views(body(p), in, out);
   }
   // Forward mode needs no residuals: the body's own JVP.
   std::vector<Array> jvp(const RuleOps&, std::span<const Array> x, std::span<const Array> t, std::span<const Array>,

@@ -45,10 +45,11 @@ struct TraceInputBuilder {
   }
 };
 
-/// One argument with its Array leaves replaced by trace inputs; leaf paths
-/// start with the argument's position, `[i]`.
-template <class T>
-T trace_argument(TraceInputBuilder& builder, TreePath& path, std::size_t i, const T& x) {
+/// One argument with its Array leaves replaced by trace inputs (made by
+/// `builder`, a TraceInputBuilder or the like); leaf paths start with the
+/// argument's position, `[i]`.
+template <class Builder, class T>
+T trace_argument(Builder& builder, TreePath& path, std::size_t i, const T& x) {
   path.push_index(static_cast<std::int64_t>(i));
   T traced = rebuild_tree(builder, path, x);
   path.pop();

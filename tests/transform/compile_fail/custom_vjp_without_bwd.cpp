@@ -1,0 +1,12 @@
+// EXPECT: define both rules before calling: filter_custom_vjp(f).def_fwd(fwd).def_bwd(bwd)
+#include <eqx/eqx.hpp>
+
+#include <tuple>
+#include <utility>
+
+int main() {
+  auto f = eqx::filter_custom_vjp([](const eqx::Array& x) { return x; }).def_fwd([](const eqx::Array& x) {
+    return std::pair{x, std::tuple<>{}};
+  });
+  f(eqx::ones({2}));  // no backward rule yet
+}
