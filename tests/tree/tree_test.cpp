@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <map>
 #include <optional>
 #include <string>
@@ -297,6 +298,68 @@ TEST_CASE("tree_equal compares structure, statics, shapes, dtypes and values", "
   MLP n = mlp();
   n.layers.pop_back();
   CHECK_FALSE(eqx::tree_equal(mlp(), n));
+}
+
+TEST_CASE("tree_equal with tolerances is NumPy's allclose on float leaves, exact elsewhere", "[tree]") {
+  // References from NumPy 1.24 (a is the first tree, b the second):
+  //   a = np.float32([1, 2, 100]); b = np.float32([1.000001, 2, 100.0005])
+  //   np.allclose(a, b, rtol=1e-5, atol=1e-8) -> True; rtol=1e-6 -> False
+  //   np.allclose(1.0, 2.0, rtol=0.5, atol=0) -> True; np.allclose(2.0, 1.0, rtol=0.5, atol=0) -> False
+  //   np.allclose(1.0, 1.5, rtol=0, atol=0.5) -> True; atol=0.49 -> False
+  //   np.allclose(nan, nan) -> False; (inf, inf) -> True; (inf, -inf) -> False;
+  //   (inf, 1e308, atol=1e308) -> False; (-0.0, 0.0, rtol=0, atol=0) -> True
+  MLP a = mlp(), b = mlp();
+  a.layers[0].bias = eqx::array({1.f, 2.f, 100.f});
+  b.layers[0].bias = eqx::array({1.000001f, 2.f, 100.0005f});
+  CHECK_FALSE(eqx::tree_equal(a, b));
+  CHECK(eqx::tree_equal(a, b, {.rtol = 1e-5, .atol = 1e-8}));
+  CHECK_FALSE(eqx::tree_equal(a, b, {.rtol = 1e-6, .atol = 1e-8}));
+
+  auto close = [](double x, double y, eqx::TreeEqualOptions tol) {
+    return eqx::tree_equal(eqx::array(x), eqx::array(y), tol);
+  };
+  CHECK(close(1.0, 2.0, {.rtol = 0.5}));  // relative to the second tree's value
+  CHECK_FALSE(close(2.0, 1.0, {.rtol = 0.5}));
+  CHECK(close(1.0, 1.5, {.atol = 0.5}));
+  CHECK_FALSE(close(1.0, 1.5, {.atol = 0.49}));
+  const double nan = std::nan(""), inf = INFINITY;
+  CHECK_FALSE(close(nan, nan, {.rtol = 1e-5}));
+  CHECK(eqx::tree_equal(eqx::array(nan), eqx::array(nan)));  // the exact mode compares bits
+  CHECK(close(inf, inf, {.rtol = 1e-5}));
+  CHECK_FALSE(close(inf, -inf, {.rtol = 1e-5}));
+  CHECK_FALSE(close(inf, 1e308, {.atol = 1e308}));
+  CHECK(close(-0.0, 0.0, {}));
+  CHECK_FALSE(eqx::tree_equal(eqx::array(-0.0), eqx::array(0.0)));
+
+  // Integer and bool leaves stay exact; shapes, dtypes and statics must match.
+  CHECK_FALSE(eqx::tree_equal(eqx::array({1, 2}), eqx::array({1, 3}), {.atol = 10}));
+  CHECK(eqx::tree_equal(eqx::array({1, 2}), eqx::array({1, 2}), {.atol = 10}));
+  CHECK_FALSE(eqx::tree_equal(eqx::array(true), eqx::array(false), {.atol = 10}));
+  CHECK_FALSE(eqx::tree_equal(eqx::zeros({2}), eqx::zeros({3}), {.atol = 1}));
+  CHECK_FALSE(eqx::tree_equal(eqx::zeros({2}), eqx::zeros({2}, eqx::float64), {.atol = 1}));
+  MLP wide = mlp();
+  wide.width = 4;
+  CHECK_FALSE(eqx::tree_equal(mlp(), wide, {.atol = 1}));
+
+  CHECK(message_of<eqx::ValueError>([&] { eqx::tree_equal(a, b, {.rtol = -1e-5}); }) ==
+        "eqx::tree_equal: rtol must be >= 0, got -1e-05; tolerances are magnitudes (|a - b| <= atol + rtol * |b|)");
+  CHECK(message_of<eqx::ValueError>([&] { eqx::tree_equal(a, b, {.atol = nan}); }) ==
+        "eqx::tree_equal: atol must be >= 0, got nan; tolerances are magnitudes (|a - b| <= atol + rtol * |b|)");
+
+  // Under a trace the values are unknown: a C++ bool cannot be answered, except
+  // where shapes or dtypes already differ.
+  auto traced_equal = eqx::filter_jit([](const MLP& x, const MLP& y) { return eqx::array(eqx::tree_equal(x, y)); });
+  const std::string traced =
+      "eqx::tree_equal: the Array leaf at .layers[0].weight is traced (f32[3,2]), so its values are not known yet "
+      "and tree_equal cannot answer with a bool; compare outside the jitted function (return the trees from it), "
+      "or compare inside it with Array operations (eqx::all(eqx::abs(a - b) <= tol))";
+  CHECK(message_of<eqx::ConcretizationError>([&] { traced_equal(a, b); }) == traced);
+  auto traced_close = eqx::filter_jit(
+      [](const MLP& x, const MLP& y) { return eqx::array(eqx::tree_equal(x, y, {.rtol = 1e-5})); });
+  CHECK(message_of<eqx::ConcretizationError>([&] { traced_close(a, b); }) == traced);
+  MLP other_shape = mlp();
+  other_shape.layers[0].weight = eqx::zeros({2, 2});
+  CHECK_FALSE(traced_close(a, other_shape).item<bool>());
 }
 
 TEST_CASE("tree_check rejects an Array stored twice", "[tree]") {
