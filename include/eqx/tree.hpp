@@ -3,6 +3,7 @@
 // reflection with no registration. See tree/node.hpp for what is a node.
 
 #include "eqx/tree/at.hpp"
+#include "eqx/tree/children.hpp"
 #include "eqx/tree/equal.hpp"
 #include "eqx/tree/filter.hpp"
 #include "eqx/tree/flatten.hpp"

@@ -1,5 +1,6 @@
-// Pytrees by reflection: flatten/unflatten, paths, tree_map, tree_at,
-// filter/partition/combine, tree_equal, tree_check and printing.
+// Pytrees by reflection: flatten/unflatten, paths, one level of children,
+// tree_map, tree_at, filter/partition/combine, tree_equal, tree_check and
+// printing.
 
 #include <catch2/catch.hpp>
 
@@ -148,6 +149,71 @@ TEST_CASE("flatten then unflatten rebuilds the same tree", "[tree]") {
   Scaled s2 = sdef.unflatten({eqx::array({5.f, 6.f})});
   CHECK(s2.scale() == 3.f);
   CHECK(s2.value().to_vector<float>() == std::vector<float>{5, 6});
+}
+
+/// "path: child" for each child tree_for_each_child visits, printed on one line.
+template <class T>
+std::vector<std::string> children_of(const T& tree) {
+  std::vector<std::string> out;
+  eqx::tree_for_each_child(tree, [&](const eqx::TreePath& p, const auto& child) {
+    out.push_back(p.str() + ": " + eqx::tree_pformat(child, {.width = 1000}));
+  });
+  return out;
+}
+
+TEST_CASE("tree_flatten_one_level and tree_for_each_child give the immediate children", "[tree]") {
+  // A struct: its fields, not their leaves.
+  MLP m = mlp();
+  CHECK(children_of(m) == std::vector<std::string>{
+                            ".layers: [Linear(weight=f32[3,2], bias=f32[3]), Linear(weight=f32[1,3], bias=f32[1])]",
+                            ".activation: <function>", ".width: 3"});
+  auto [layers, activation, width] = eqx::tree_flatten_one_level(m);
+  STATIC_REQUIRE(std::is_same_v<decltype(layers), std::vector<Linear>>);
+  REQUIRE(layers.size() == 2);
+  CHECK(eqx::tree_equal(layers[1], m.layers[1]));
+  CHECK(activation == &relu);
+  CHECK(width == 3);
+
+  // A vector: its elements, each a whole sub-tree.
+  CHECK(children_of(m.layers) == std::vector<std::string>{"[0]: Linear(weight=f32[3,2], bias=f32[3])",
+                                                           "[1]: Linear(weight=f32[1,3], bias=f32[1])"});
+  std::vector<Linear> elements = eqx::tree_flatten_one_level(m.layers);
+  CHECK(elements.size() == 2);
+  CHECK(eqx::tree_equal(elements[0], m.layers[0]));
+
+  // A tuple (and a pair): its elements, one level down only.
+  std::tuple<eqx::Array, std::pair<eqx::Array, double>, int> t{eqx::array({1.f, 2.f}), {eqx::ones({3}), 0.5}, 7};
+  CHECK(children_of(t) ==
+        std::vector<std::string>{"[0]: f32[2]", "[1]: (f32[3], 0.5)", "[2]: 7"});
+  auto [first, pair, seven] = eqx::tree_flatten_one_level(t);
+  CHECK(first.to_vector<float>() == std::vector<float>{1, 2});
+  STATIC_REQUIRE(std::is_same_v<decltype(eqx::tree_flatten_one_level(pair)), std::tuple<eqx::Array, double>>);
+  CHECK(std::get<1>(eqx::tree_flatten_one_level(pair)) == 0.5);
+  CHECK(seven == 7);
+
+  // A leaf is its own only child (Equinox: [leaf]), at the empty path.
+  eqx::Array leaf = eqx::array({4.f, 5.f});
+  CHECK(children_of(leaf) == std::vector<std::string>{": f32[2]"});
+  auto [itself] = eqx::tree_flatten_one_level(leaf);
+  CHECK(itself.same_storage(leaf));
+  CHECK(std::get<0>(eqx::tree_flatten_one_level(2.5)) == 2.5);
+
+  // Maps by key order, optionals at their own path, custom nodes by their names.
+  Everything e = everything();
+  CHECK(children_of(e.buffers) == std::vector<std::string>{"['a']: f32[1]", "['z']: f32[2]"});
+  std::vector<eqx::Array> values = eqx::tree_flatten_one_level(e.buffers);
+  CHECK(values[1].to_vector<float>() == std::vector<float>{1, 1});
+  CHECK(children_of(e.maybe) == std::vector<std::string>{": i32[]"});
+  CHECK(eqx::tree_flatten_one_level(e.absent).empty());
+  CHECK(children_of(Scaled(eqx::ones({2}), 2.f)) ==
+        std::vector<std::string>{".value: f32[2]", ".scale: 2.0"});
+  auto [value, scale] = eqx::tree_flatten_one_level(Scaled(eqx::ones({2}), 2.f));
+  CHECK(scale == 2.f);
+  CHECK(value.shape() == eqx::Shape{2});
+  CHECK(children_of(e) ==
+        std::vector<std::string>{".nested: ([Linear(weight=f32[2,1], bias=f32[2])], (f32[2], 0.5))", ".maybe: i32[]",
+                                 ".absent: None", ".buffers: {'a': f32[1], 'z': f32[2]}", ".pair_of: (bool[], f64[])",
+                                 ".name: 'model'", ".mode: Mode(1)"});
 }
 
 TEST_CASE("TreeDefs compare structure and static leaves, and hash alike", "[tree]") {
