@@ -5,8 +5,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <iostream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -460,4 +462,34 @@ TEST_CASE("trees print as Equinox prints modules", "[tree][format]") {
   CHECK(fmt::format("{}", eqx::tree_structure(mlp())) ==
         "PyTreeDef(MLP(layers=[Linear(weight=*, bias=*), Linear(weight=*, bias=*)], activation=<function>, width=3))");
   CHECK(eqx::tree_pformat(Scaled(eqx::ones({2}), 2.f)) == "Scaled(value=f32[2], scale=2.0)");
+}
+
+TEST_CASE("tree_pprint writes tree_pformat's text and a newline to a stream", "[tree][format]") {
+  std::ostringstream out;
+  eqx::tree_pprint(mlp(), {}, out);
+  CHECK(out.str() ==
+        "MLP(\n"
+        "  layers=[\n"
+        "    Linear(weight=f32[3,2], bias=f32[3]),\n"
+        "    Linear(weight=f32[1,3], bias=f32[1])\n"
+        "  ],\n"
+        "  activation=<function>,\n"
+        "  width=3\n"
+        ")\n");
+  // The same options as tree_pformat; each call appends.
+  out.str("");
+  eqx::tree_pprint(linear(1, 2, 1.f), {.width = 30, .indent = 4, .short_arrays = 2}, out);
+  eqx::tree_pprint(eqx::array(2.5), {.short_arrays = 1}, out);
+  CHECK(out.str() ==
+        "Linear(\n"
+        "    weight=Array([[1.], [1.]], dtype=float32),\n"
+        "    bias=Array([0., 0.], dtype=float32)\n"
+        ")\n"
+        "Array(2.5, dtype=float64)\n");
+  // By default, to std::cout.
+  std::ostringstream captured;
+  std::streambuf* cout_buffer = std::cout.rdbuf(captured.rdbuf());
+  eqx::tree_pprint(Scaled(eqx::ones({2}), 2.f));
+  std::cout.rdbuf(cout_buffer);
+  CHECK(captured.str() == "Scaled(value=f32[2], scale=2.0)\n");
 }
