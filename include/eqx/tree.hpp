@@ -9,6 +9,7 @@
 #include "eqx/tree/flatten.hpp"
 #include "eqx/tree/map.hpp"
 #include "eqx/tree/node.hpp"
+#include "eqx/tree/partial.hpp"
 #include "eqx/tree/path.hpp"
 #include "eqx/tree/pformat.hpp"
 #include "eqx/tree/update.hpp"

@@ -1,6 +1,6 @@
 // Pytrees by reflection: flatten/unflatten, paths, one level of children,
-// tree_map, tree_at, filter/partition/combine, tree_equal, tree_check and
-// printing.
+// tree_map, tree_at, filter/partition/combine, tree_equal, tree_check,
+// printing, and eqx::Partial through jit, grad and vmap.
 
 #include <catch2/catch.hpp>
 
@@ -492,4 +492,78 @@ TEST_CASE("tree_pprint writes tree_pformat's text and a newline to a stream", "[
   eqx::tree_pprint(Scaled(eqx::ones({2}), 2.f));
   std::cout.rdbuf(cout_buffer);
   CHECK(captured.str() == "Scaled(value=f32[2], scale=2.0)\n");
+}
+
+namespace {
+
+/// weight @ x + bias.
+eqx::Array affine(const Linear& l, const eqx::Array& x) { return eqx::matmul(l.weight, x) + l.bias; }
+
+/// A module as the function of a Partial: s * a * y.
+struct Scale {
+  eqx::Array s;
+  eqx::Array operator()(const eqx::Array& a, const eqx::Array& y) const { return s * a * y; }
+};
+
+Linear small_linear() { return {eqx::array(std::vector<float>{1, 2, 3, 4}, {2, 2}), eqx::array({0.5f, -0.5f})}; }
+
+}  // namespace
+
+TEST_CASE("Partial binds leading arguments and is a pytree of its function and arguments", "[tree][partial]") {
+  eqx::Partial p(affine, small_linear());
+  const eqx::Array x = eqx::array({1.f, 1.f});
+  CHECK(p(x).to_vector<float>() == std::vector<float>{3.5f, 6.5f});  // [1+2+0.5, 3+4-0.5]
+  CHECK(paths_of(p) == std::vector<std::string>{".args[0].weight", ".args[0].bias"});
+  auto leaves = eqx::tree_leaves(p);
+  REQUIRE(leaves.size() == 2);
+  CHECK(leaves[0].same_storage(std::get<0>(p.args).weight));
+  // A module as the function: its Arrays come first, under .func.
+  eqx::Partial q(Scale{eqx::array(2.f)}, eqx::array({1.f, 2.f}));
+  CHECK(paths_of(q) == std::vector<std::string>{".func.s", ".args[0]"});
+  CHECK(q(eqx::array({3.f, 4.f})).to_vector<float>() == std::vector<float>{6, 16});
+  CHECK(eqx::tree_pformat(q) == "Partial(func=Scale(s=f32[]), args=(f32[2]))");
+  CHECK(eqx::tree_pformat(p) == "Partial(func=<function>, args=(Linear(weight=f32[2,2], bias=f32[2])))");
+  // Flatten and unflatten rebuild it; one level down are the function and the arguments.
+  auto [flat, def] = eqx::tree_flatten(q);
+  flat[0] = eqx::array(10.f);
+  CHECK(def.unflatten(flat)(eqx::array({3.f, 4.f})).to_vector<float>() == std::vector<float>{30, 80});
+  CHECK(children_of(q) == std::vector<std::string>{".func: Scale(s=f32[])", ".args: (f32[2])"});
+  CHECK(eqx::tree_equal(q, eqx::Partial(Scale{eqx::array(2.f)}, eqx::array({1.f, 2.f}))));
+  CHECK_FALSE(eqx::tree_equal(q, eqx::Partial(Scale{eqx::array(2.f)}, eqx::array({1.f, 2.5f}))));
+}
+
+TEST_CASE("Partial under filter_jit: its Arrays are inputs of the compiled function", "[tree][partial]") {
+  const eqx::Array x = eqx::array({1.f, 1.f});
+  eqx::Partial p(affine, small_linear());
+  auto jitted = eqx::filter_jit(p);
+  CHECK(jitted(x).to_vector<float>() == affine(small_linear(), x).to_vector<float>());
+  CHECK(jitted(eqx::array({2.f, -1.f})).to_vector<float>() == std::vector<float>{0.5f, 1.5f});  // [2-2+.5, 6-4-.5]
+  // Passed as an argument: a Partial with other weights of the same types reuses the plan.
+  auto call = eqx::filter_jit([](const auto& fn, const eqx::Array& v) { return fn(v); });
+  CHECK(call(p, x).to_vector<float>() == std::vector<float>{3.5f, 6.5f});
+  Linear doubled{eqx::array(std::vector<float>{2, 4, 6, 8}, {2, 2}), eqx::array({1.f, -1.f})};
+  CHECK(call(eqx::Partial(affine, doubled), x).to_vector<float>() == std::vector<float>{7.f, 13.f});
+  CHECK(eqx::debug::get_num_traces(call) == 1);
+  CHECK(call.plan(p, x).graph().inputs.size() == 3);  // weight, bias, x
+}
+
+TEST_CASE("Partial under filter_grad: gradients for the bound function's and arguments' Arrays", "[tree][partial]") {
+  // L = sum((W x + b)^2): dL/dW = 2 y x^T, dL/db = 2 y, with y = W x + b = [3.5, 6.5] at x = [1, 1].
+  auto loss = [](const auto& fn, const eqx::Array& v) { return eqx::sum(eqx::square(fn(v))); };
+  auto grads = eqx::filter_grad(loss)(eqx::Partial(affine, small_linear()), eqx::array({1.f, 1.f}));
+  STATIC_REQUIRE(std::is_same_v<decltype(grads), eqx::Partial<eqx::Array (*)(const Linear&, const eqx::Array&), Linear>>);
+  CHECK(std::get<0>(grads.args).weight.to_vector<float>() == std::vector<float>{7, 7, 13, 13});
+  CHECK(std::get<0>(grads.args).bias.to_vector<float>() == std::vector<float>{7, 13});
+  // A module as the function: L = sum(s * a * y); dL/ds = sum(a * y), dL/da = s * y.
+  auto sum_loss = [](const auto& fn, const eqx::Array& y) { return eqx::sum(fn(y)); };
+  auto g = eqx::filter_grad(sum_loss)(eqx::Partial(Scale{eqx::array(2.0)}, eqx::array({1.0, 2.0})),
+                                      eqx::array({3.0, 4.0}));
+  CHECK(g.func.s.item<double>() == 11.0);
+  CHECK(std::get<0>(g.args).to_vector<double>() == std::vector<double>{6, 8});
+  // The same against float64 central differences in s.
+  const double h = 1e-6;
+  auto at = [&](double s) {
+    return sum_loss(eqx::Partial(Scale{eqx::array(s)}, eqx::array({1.0, 2.0})), eqx::array({3.0, 4.0})).item<double>();
+  };
+  CHECK(g.func.s.item<double>() == Approx((at(2.0 + h) - at(2.0 - h)) / (2 * h)).epsilon(1e-8));
 }
