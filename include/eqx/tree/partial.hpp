@@ -11,8 +11,8 @@
 // BatchNorm State) is passed where a callable is expected.
 //
 // Equinox binds keyword arguments too; C++ has none, so bind the leading
-// arguments and write a small function that puts them in place (see the
-// stateful example in the tests).
+// arguments and write a small function that puts them in place
+// (examples/stateful.cpp binds a model and its State before x).
 
 #include <array>
 #include <concepts>
