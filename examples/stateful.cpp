@@ -22,7 +22,8 @@
 //      threaded through the step beside the optimiser state. Gradient,
 //      update and apply_updates are one filter_jit'd step;
 //   5. inference: eqx::nn::inference_mode flips every `inference` flag, so
-//      BatchNorm uses its running statistics and SpectralNorm freezes (u, v).
+//      BatchNorm uses its running statistics and SpectralNorm freezes (u, v);
+//      eqx::Partial binds the model and its state into one callable.
 //
 // Checks (non-zero exit if one fails): the training loss drops at least 50x;
 // the first BatchNorm's running mean is the data's mean (its input is the
@@ -97,13 +98,16 @@ auto make_step = eqx::filter_jit([](const Model& model, const nn::State& state, 
 });
 
 // Inference: no state update is wanted, so the returned state is dropped.
-// (The notebook binds the state with eqx.Partial; a capturing lambda is the
-// C++ spelling. filter_vmap still names the axis, but BatchNorm in
-// inference mode never averages over it.)
-Array evaluate(const Model& inference_model, const nn::State& state, const Array& xs) {
-  auto call = [&state](const Model& m, const Array& x) { return m(x, state).first; };
-  return eqx::filter_vmap(call, eqx::in_axes(eqx::none, 0), 0, std::nullopt, "batch")(inference_model, xs);
-}
+// As in the notebook, the inference model and its state are bound into one
+// callable with eqx::Partial, a pytree: filter_jit traces their Arrays and
+// filter_vmap shares them across the batch. A Partial binds the leading
+// arguments, so `predict` takes the state before x. (filter_vmap still
+// names the axis, but BatchNorm in inference mode never averages over it.)
+Array predict(const Model& model, const nn::State& state, const Array& x) { return model(x, state).first; }
+
+auto evaluate = eqx::filter_jit([](const auto& model, const Array& xs) {
+  return eqx::filter_vmap(model, 0, 0, std::nullopt, "batch")(xs);
+});
 
 int main() {
   const int dataset_size = 256, steps = 300, test_dataset_size = 64;
@@ -159,7 +163,7 @@ int main() {
   auto [leaves, def] = eqx::tree_flatten(state);  // a copy to compare with
   auto [one_y, state_after] = inference_model(eqx::take(test_xs, eqx::array(0), 0), state);
   const bool unchanged = eqx::tree_equal(state_after, def.unflatten(leaves));
-  const Array pred_test_ys = evaluate(inference_model, state_after, test_xs);
+  const Array pred_test_ys = evaluate(eqx::Partial(predict, inference_model, state_after), test_xs);
   const float test_loss = eqx::mean(eqx::square(pred_test_ys - test_ys)).item<float>();
   fmt::print("inference leaves the state unchanged: {}\n", unchanged);
   fmt::print("first test inputs  {}\n", eqx::slice(test_xs, 0, 0, 2));

@@ -2,7 +2,8 @@
 // inference_mode; BatchNorm in both modes against Equinox's formulas
 // written out in NumPy and against torch.nn.BatchNorm1d (training outputs
 // and gradients), SpectralNorm against torch, and Equinox's stateful
-// example pattern (vmap with axis_name, grad with has_aux, jit).
+// example pattern (vmap with axis_name, grad with has_aux, jit, and the
+// inference model bound with its State in an eqx::Partial).
 
 #include <catch2/catch.hpp>
 
@@ -88,6 +89,23 @@ void check_batch_norm(std::string_view c, const std::string& mode, eqx::DType dt
   check_close(run_batch(bn, x_inf, state, true).first, fixture(c, "y_inference"), rtol, "inference override");
 }
 
+
+/// Normalise (BatchNorm over the "batch" axis), then scale per channel.
+struct Normalised {
+  nn::BatchNorm norm;
+  Array scale;
+  static Normalised init() { return {nn::BatchNorm::init(2, "batch"), eqx::array({2.f, 3.f})}; }
+  std::pair<Array, nn::State> operator()(const Array& x, const nn::State& state) const {
+    auto [y, new_state] = norm(x, state);
+    return {y * scale, new_state};
+  }
+};
+
+/// The state is the last parameter of a stateful call; a Partial binds the
+/// leading ones, so this puts the bound model and state in place.
+Array predict(const Normalised& model, const nn::State& state, const Array& x) {
+  return model(x, state).first;
+}
 }  // namespace
 
 TEST_CASE("nn::make_with_state: markers from the class name and path, State get/set/superseded", "[nn][state]") {
@@ -324,4 +342,32 @@ TEST_CASE("nn layers inside eqx::scan: the same values and gradients as a loop",
   auto jitted = eqx::filter_jit(eqx::debug::assert_max_traces(scanned, 1, "scanned"));
   check_close(jitted(step), looped(step), 1e-6, "jit");
   check_close(jitted(step), looped(step), 1e-6, "jit again");
+}
+
+TEST_CASE("eqx::Partial binds a stateful model and its State for inference under vmap and jit", "[nn][state][partial]") {
+  // Equinox's stateful example: train a step (the State gets the batch statistics),
+  // then bind the inference model and its State and use the Partial as the model.
+  auto [model, state] = nn::make_with_state(Normalised::init)();
+  const Array xs = eqx::array(std::vector<float>{1, 2, 3, 6}, {2, 2});  // channel means [2, 4], variances [1, 4]
+  auto train = eqx::filter_vmap(model, eqx::in_axes(0, eqx::none), eqx::out_axes(0, eqx::none), std::nullopt, "batch");
+  state = train(xs, state).second;
+  eqx::Partial evaluate(predict, nn::inference_mode(model), state);
+  // (x - mean) / sqrt(var + 1e-5) * scale, per channel.
+  const std::vector<float> want{-2 / std::sqrt(1.00001f), -3 * 2 / std::sqrt(4.00001f), 2 / std::sqrt(1.00001f),
+                                3 * 2 / std::sqrt(4.00001f)};
+  eqx_test::check(eqx::filter_vmap(evaluate)(xs), {2, 2}, want);
+  auto jitted = eqx::filter_jit([](const auto& fn, const Array& batch) { return eqx::filter_vmap(fn)(batch); });
+  eqx_test::check(jitted(evaluate, xs), {2, 2}, want);
+  // A later State (statistics of another batch) through the same plan.
+  const Array shifted = xs + 10.0f;
+  nn::State later = train(shifted, state).second;
+  const Array once_more = jitted(eqx::Partial(predict, nn::inference_mode(model), later), shifted);
+  CHECK(eqx::debug::get_num_traces(jitted) == 1);
+  for (std::int64_t i = 0; i < 2; ++i)
+    eqx_test::check(eqx::take(once_more, eqx::array(static_cast<std::int32_t>(i)), 0), {2},
+                    predict(nn::inference_mode(model), later, eqx::take(shifted, eqx::array(static_cast<std::int32_t>(i)), 0))
+                        .to_vector<float>());
+  // The bound State's Arrays are leaves of the Partial.
+  CHECK(eqx::tree_leaves(evaluate).size() == eqx::tree_leaves(nn::inference_mode(model)).size() +
+                                                 eqx::tree_leaves(state).size());
 }

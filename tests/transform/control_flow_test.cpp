@@ -1,10 +1,13 @@
 // Control flow as primitives holding a body: scan (values, reverse, errors,
 // O(1) graphs, JVP/VJP against finite differences and an unrolled loop,
-// vmap, jit).
+// vmap, jit), cond, while_loop, and the runtime checks error_if and
+// branched_error_if with their EQX_ON_ERROR modes.
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -335,6 +338,111 @@ TEST_CASE("error_if: a NaN caught eagerly, jitted, inside vmap, scan and cond", 
         std::vector<float>{0.5f, 0.25f});
   CHECK(message_of<eqx::DTypeError>([&] { eqx::error_if(eqx::array(1.0f), eqx::array(1.0f), "m"); }) ==
         "eqx::error_if: the predicate must be a bool Array, got f32[]; compare first (x > 0, eqx::isnan(x))");
+}
+
+TEST_CASE("EQX_ON_ERROR nan and off: a failed check fills its values or lets them pass, per dtype", "[error_if][on_error]") {
+  eqx::OnErrorScope nan_mode(eqx::OnError::nan);
+  // Equinox's _nan_like: NaN for floats, the largest value for integers, true for bools.
+  const auto values = std::tuple{eqx::array({1.f, 2.f}), eqx::array({3.0}), eqx::array({-4, 5}),
+                                 eqx::array(std::vector<std::uint32_t>{6}, {1}), eqx::array({false, true})};
+  const auto fired = eqx::error_if(values, eqx::array({false, true}), "fired");
+  check(std::get<0>(fired), {2}, std::vector<float>{NAN, NAN});
+  check(std::get<1>(fired), {1}, std::vector<double>{NAN});
+  check(std::get<2>(fired), {2}, std::vector<std::int32_t>{2147483647, 2147483647});
+  check(std::get<3>(fired), {1}, std::vector<std::uint32_t>{4294967295u});
+  check(std::get<4>(fired), {2}, std::vector<bool>{true, true});
+  const auto passed = eqx::error_if(values, eqx::array({false, false}), "not fired");
+  check(std::get<2>(passed), {2}, std::vector<std::int32_t>{-4, 5});
+  check(std::get<4>(passed), {2}, std::vector<bool>{false, true});
+
+  // Jitted, and inside scan.
+  auto checked_log = [](const Array& x) {
+    Array y = eqx::log(x);
+    return eqx::error_if(y, eqx::any(eqx::isnan(y)), "log of a negative number");
+  };
+  check(eqx::filter_jit(checked_log)(eqx::array({1.0f, -1.0f})), {2}, std::vector<float>{NAN, NAN});
+  check(eqx::filter_jit(checked_log)(eqx::array({1.0f, 1.0f})), {2}, std::vector<float>{0, 0});
+  auto sums = eqx::scan([&](const Array& c, const Array& x) { return std::pair{c + checked_log(x), c}; },
+                        eqx::array(0.0f), eqx::array({1.0f, -3.0f, 1.0f}));
+  check(sums.second, {3}, std::vector<float>{0, 0, NAN});
+  // Under vmap the check sees the whole batch, as Equinox's unvmap_any: one
+  // failing example makes every example's output NaN.
+  check(eqx::filter_vmap(checked_log)(eqx::array({2.0f, -1.0f, 3.0f})), {3}, std::vector<float>{NAN, NAN, NAN});
+  check(eqx::filter_vmap(checked_log)(eqx::array({1.0f, 1.0f})), {2}, std::vector<float>{0, 0});
+  // Tangents pass through the check unchanged (Equinox's custom JVP): d log(x) = 1 / x.
+  check(eqx::filter_grad([&](const Array& x) { return eqx::sum(checked_log(x)); })(eqx::array({-1.0f, 2.0f})), {2},
+        std::vector<float>{-1.0f, 0.5f});
+
+  // off: the values as they are, even where the check fails.
+  eqx::OnErrorScope off_mode(eqx::OnError::off);
+  auto positive = [](const Array& x) { return eqx::error_if(x, x < 0.0f, "negative"); };
+  check(positive(eqx::array({1.0f, -2.0f})), {2}, std::vector<float>{1, -2});
+  check(eqx::filter_jit(positive)(eqx::array({1.0f, -2.0f})), {2}, std::vector<float>{1, -2});
+}
+
+TEST_CASE("EQX_ON_ERROR: the mode is read when a check runs, so one jitted function follows set_on_error",
+          "[error_if][on_error]") {
+  eqx::OnErrorScope raise_mode(eqx::OnError::raise);
+  auto positive = [](const Array& x) { return eqx::error_if(x, eqx::any(x < 0.0f), "negative input"); };
+  auto jitted = eqx::filter_jit(positive);
+  const Array bad = eqx::array({1.f, -2.f});
+  CHECK(message_of<eqx::RuntimeError>([&] { jitted(bad); }) == "negative input");
+  CHECK(eqx::set_on_error(eqx::OnError::nan) == eqx::OnError::raise);
+  CHECK(eqx::on_error() == eqx::OnError::nan);
+  check(jitted(bad), {2}, std::vector<float>{NAN, NAN});
+  CHECK(eqx::set_on_error(eqx::OnError::off) == eqx::OnError::nan);
+  check(jitted(bad), {2}, std::vector<float>{1, -2});
+  CHECK(eqx::set_on_error(eqx::OnError::raise) == eqx::OnError::off);
+  CHECK(message_of<eqx::RuntimeError>([&] { jitted(bad); }) == "negative input");
+  CHECK(eqx::debug::get_num_traces(jitted) == 1);  // the mode is not part of the cache key
+
+  // A check on constants of the function (closed over) is not folded when the
+  // plan is compiled (here in nan mode), so it still follows the mode later.
+  auto on_constant = eqx::filter_jit([&](const Array& scale) { return positive(bad) * scale; });
+  {
+    eqx::OnErrorScope nan_mode(eqx::OnError::nan);
+    check(on_constant(eqx::array(2.0f)), {2}, std::vector<float>{NAN, NAN});
+  }
+  CHECK(message_of<eqx::RuntimeError>([&] { on_constant(eqx::array(2.0f)); }) == "negative input");
+  CHECK(eqx::debug::get_num_traces(on_constant) == 1);
+  CHECK(eqx::to_string(on_constant.plan(eqx::array(2.0f)).graph()).find("error_if") != std::string::npos);
+}
+
+TEST_CASE("EQX_ON_ERROR values: raise, nan and off; others refused, naming the variable and the choices",
+          "[error_if][on_error]") {
+  CHECK(eqx::detail::parse_on_error("raise") == eqx::OnError::raise);
+  CHECK(eqx::detail::parse_on_error("nan") == eqx::OnError::nan);
+  CHECK(eqx::detail::parse_on_error("off") == eqx::OnError::off);
+  CHECK_THROWS_AS(eqx::detail::parse_on_error("NaN"), eqx::ValueError);
+  CHECK(message_of<eqx::ValueError>([] { eqx::detail::parse_on_error("NaN"); }) ==
+        "EQX_ON_ERROR must be 'raise', 'nan' or 'off', got 'NaN'; unset it to raise eqx::RuntimeError (the default)");
+  CHECK(message_of<eqx::ValueError>([] { eqx::detail::parse_on_error("breakpoint"); }) ==
+        "EQX_ON_ERROR=breakpoint: eqx has no debugger hook; use 'raise', 'nan' or 'off' (and a debugger's catch "
+        "throw for eqx::RuntimeError)");
+}
+
+// Run by ctest in processes of their own (tests/CMakeLists.txt), since the
+// variable is read once per process: on_error.env_nan and on_error.env_unknown.
+TEST_CASE("EQX_ON_ERROR from the environment", "[.][on_error_env]") {
+  const char* env = std::getenv("EQX_ON_ERROR");
+  const std::string value = env != nullptr ? env : "(unset)";
+  auto positive = [](const Array& x) { return eqx::error_if(x, x < 0.0f, "negative"); };
+  if (value == "nan") {
+    CHECK(eqx::on_error() == eqx::OnError::nan);
+    check(positive(eqx::array({-1.0f})), {1}, std::vector<float>{NAN});
+    check(eqx::filter_jit(positive)(eqx::array({-1.0f, 1.0f})), {2}, std::vector<float>{NAN, NAN});
+  } else if (value == "sometimes") {
+    const std::string refused =
+        "EQX_ON_ERROR must be 'raise', 'nan' or 'off', got 'sometimes'; unset it to raise eqx::RuntimeError (the "
+        "default)";
+    // At the first check, even one that passes; and again at every use: never ignored.
+    CHECK(message_of<eqx::ValueError>([&] { positive(eqx::array({1.0f})); }) == refused);
+    CHECK(message_of<eqx::ValueError>([&] { eqx::filter_jit(positive)(eqx::array({1.0f})); }) == refused);
+    CHECK(message_of<eqx::ValueError>([&] { eqx::set_on_error(eqx::OnError::nan); }) == refused);
+    CHECK(message_of<eqx::ValueError>([&] { positive(eqx::array({1.0f})); }) == refused);
+  } else {
+    FAIL("ctest runs this with EQX_ON_ERROR=nan or EQX_ON_ERROR=sometimes; it is " + value);
+  }
 }
 
 TEST_CASE("debug::print: values printed when compiled code runs, in loops, under vmap", "[debug_print]") {

@@ -1,10 +1,14 @@
-// Pytrees by reflection: flatten/unflatten, paths, tree_map, tree_at,
-// filter/partition/combine, tree_equal, tree_check and printing.
+// Pytrees by reflection: flatten/unflatten, paths, one level of children,
+// tree_map, tree_at, filter/partition/combine, tree_equal, tree_check,
+// printing, and eqx::Partial through jit, grad and vmap.
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <iostream>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -147,6 +151,71 @@ TEST_CASE("flatten then unflatten rebuilds the same tree", "[tree]") {
   Scaled s2 = sdef.unflatten({eqx::array({5.f, 6.f})});
   CHECK(s2.scale() == 3.f);
   CHECK(s2.value().to_vector<float>() == std::vector<float>{5, 6});
+}
+
+/// "path: child" for each child tree_for_each_child visits, printed on one line.
+template <class T>
+std::vector<std::string> children_of(const T& tree) {
+  std::vector<std::string> out;
+  eqx::tree_for_each_child(tree, [&](const eqx::TreePath& p, const auto& child) {
+    out.push_back(p.str() + ": " + eqx::tree_pformat(child, {.width = 1000}));
+  });
+  return out;
+}
+
+TEST_CASE("tree_flatten_one_level and tree_for_each_child give the immediate children", "[tree]") {
+  // A struct: its fields, not their leaves.
+  MLP m = mlp();
+  CHECK(children_of(m) == std::vector<std::string>{
+                            ".layers: [Linear(weight=f32[3,2], bias=f32[3]), Linear(weight=f32[1,3], bias=f32[1])]",
+                            ".activation: <function>", ".width: 3"});
+  auto [layers, activation, width] = eqx::tree_flatten_one_level(m);
+  STATIC_REQUIRE(std::is_same_v<decltype(layers), std::vector<Linear>>);
+  REQUIRE(layers.size() == 2);
+  CHECK(eqx::tree_equal(layers[1], m.layers[1]));
+  CHECK(activation == &relu);
+  CHECK(width == 3);
+
+  // A vector: its elements, each a whole sub-tree.
+  CHECK(children_of(m.layers) == std::vector<std::string>{"[0]: Linear(weight=f32[3,2], bias=f32[3])",
+                                                           "[1]: Linear(weight=f32[1,3], bias=f32[1])"});
+  std::vector<Linear> elements = eqx::tree_flatten_one_level(m.layers);
+  CHECK(elements.size() == 2);
+  CHECK(eqx::tree_equal(elements[0], m.layers[0]));
+
+  // A tuple (and a pair): its elements, one level down only.
+  std::tuple<eqx::Array, std::pair<eqx::Array, double>, int> t{eqx::array({1.f, 2.f}), {eqx::ones({3}), 0.5}, 7};
+  CHECK(children_of(t) ==
+        std::vector<std::string>{"[0]: f32[2]", "[1]: (f32[3], 0.5)", "[2]: 7"});
+  auto [first, pair, seven] = eqx::tree_flatten_one_level(t);
+  CHECK(first.to_vector<float>() == std::vector<float>{1, 2});
+  STATIC_REQUIRE(std::is_same_v<decltype(eqx::tree_flatten_one_level(pair)), std::tuple<eqx::Array, double>>);
+  CHECK(std::get<1>(eqx::tree_flatten_one_level(pair)) == 0.5);
+  CHECK(seven == 7);
+
+  // A leaf is its own only child (Equinox: [leaf]), at the empty path.
+  eqx::Array leaf = eqx::array({4.f, 5.f});
+  CHECK(children_of(leaf) == std::vector<std::string>{": f32[2]"});
+  auto [itself] = eqx::tree_flatten_one_level(leaf);
+  CHECK(itself.same_storage(leaf));
+  CHECK(std::get<0>(eqx::tree_flatten_one_level(2.5)) == 2.5);
+
+  // Maps by key order, optionals at their own path, custom nodes by their names.
+  Everything e = everything();
+  CHECK(children_of(e.buffers) == std::vector<std::string>{"['a']: f32[1]", "['z']: f32[2]"});
+  std::vector<eqx::Array> values = eqx::tree_flatten_one_level(e.buffers);
+  CHECK(values[1].to_vector<float>() == std::vector<float>{1, 1});
+  CHECK(children_of(e.maybe) == std::vector<std::string>{": i32[]"});
+  CHECK(eqx::tree_flatten_one_level(e.absent).empty());
+  CHECK(children_of(Scaled(eqx::ones({2}), 2.f)) ==
+        std::vector<std::string>{".value: f32[2]", ".scale: 2.0"});
+  auto [value, scale] = eqx::tree_flatten_one_level(Scaled(eqx::ones({2}), 2.f));
+  CHECK(scale == 2.f);
+  CHECK(value.shape() == eqx::Shape{2});
+  CHECK(children_of(e) ==
+        std::vector<std::string>{".nested: ([Linear(weight=f32[2,1], bias=f32[2])], (f32[2], 0.5))", ".maybe: i32[]",
+                                 ".absent: None", ".buffers: {'a': f32[1], 'z': f32[2]}", ".pair_of: (bool[], f64[])",
+                                 ".name: 'model'", ".mode: Mode(1)"});
 }
 
 TEST_CASE("TreeDefs compare structure and static leaves, and hash alike", "[tree]") {
@@ -299,6 +368,68 @@ TEST_CASE("tree_equal compares structure, statics, shapes, dtypes and values", "
   CHECK_FALSE(eqx::tree_equal(mlp(), n));
 }
 
+TEST_CASE("tree_equal with tolerances is NumPy's allclose on float leaves, exact elsewhere", "[tree]") {
+  // References from NumPy 1.24 (a is the first tree, b the second):
+  //   a = np.float32([1, 2, 100]); b = np.float32([1.000001, 2, 100.0005])
+  //   np.allclose(a, b, rtol=1e-5, atol=1e-8) -> True; rtol=1e-6 -> False
+  //   np.allclose(1.0, 2.0, rtol=0.5, atol=0) -> True; np.allclose(2.0, 1.0, rtol=0.5, atol=0) -> False
+  //   np.allclose(1.0, 1.5, rtol=0, atol=0.5) -> True; atol=0.49 -> False
+  //   np.allclose(nan, nan) -> False; (inf, inf) -> True; (inf, -inf) -> False;
+  //   (inf, 1e308, atol=1e308) -> False; (-0.0, 0.0, rtol=0, atol=0) -> True
+  MLP a = mlp(), b = mlp();
+  a.layers[0].bias = eqx::array({1.f, 2.f, 100.f});
+  b.layers[0].bias = eqx::array({1.000001f, 2.f, 100.0005f});
+  CHECK_FALSE(eqx::tree_equal(a, b));
+  CHECK(eqx::tree_equal(a, b, {.rtol = 1e-5, .atol = 1e-8}));
+  CHECK_FALSE(eqx::tree_equal(a, b, {.rtol = 1e-6, .atol = 1e-8}));
+
+  auto close = [](double x, double y, eqx::TreeEqualOptions tol) {
+    return eqx::tree_equal(eqx::array(x), eqx::array(y), tol);
+  };
+  CHECK(close(1.0, 2.0, {.rtol = 0.5}));  // relative to the second tree's value
+  CHECK_FALSE(close(2.0, 1.0, {.rtol = 0.5}));
+  CHECK(close(1.0, 1.5, {.atol = 0.5}));
+  CHECK_FALSE(close(1.0, 1.5, {.atol = 0.49}));
+  const double nan = std::nan(""), inf = INFINITY;
+  CHECK_FALSE(close(nan, nan, {.rtol = 1e-5}));
+  CHECK(eqx::tree_equal(eqx::array(nan), eqx::array(nan)));  // the exact mode compares bits
+  CHECK(close(inf, inf, {.rtol = 1e-5}));
+  CHECK_FALSE(close(inf, -inf, {.rtol = 1e-5}));
+  CHECK_FALSE(close(inf, 1e308, {.atol = 1e308}));
+  CHECK(close(-0.0, 0.0, {}));
+  CHECK_FALSE(eqx::tree_equal(eqx::array(-0.0), eqx::array(0.0)));
+
+  // Integer and bool leaves stay exact; shapes, dtypes and statics must match.
+  CHECK_FALSE(eqx::tree_equal(eqx::array({1, 2}), eqx::array({1, 3}), {.atol = 10}));
+  CHECK(eqx::tree_equal(eqx::array({1, 2}), eqx::array({1, 2}), {.atol = 10}));
+  CHECK_FALSE(eqx::tree_equal(eqx::array(true), eqx::array(false), {.atol = 10}));
+  CHECK_FALSE(eqx::tree_equal(eqx::zeros({2}), eqx::zeros({3}), {.atol = 1}));
+  CHECK_FALSE(eqx::tree_equal(eqx::zeros({2}), eqx::zeros({2}, eqx::float64), {.atol = 1}));
+  MLP wide = mlp();
+  wide.width = 4;
+  CHECK_FALSE(eqx::tree_equal(mlp(), wide, {.atol = 1}));
+
+  CHECK(message_of<eqx::ValueError>([&] { eqx::tree_equal(a, b, {.rtol = -1e-5}); }) ==
+        "eqx::tree_equal: rtol must be >= 0, got -1e-05; tolerances are magnitudes (|a - b| <= atol + rtol * |b|)");
+  CHECK(message_of<eqx::ValueError>([&] { eqx::tree_equal(a, b, {.atol = nan}); }) ==
+        "eqx::tree_equal: atol must be >= 0, got nan; tolerances are magnitudes (|a - b| <= atol + rtol * |b|)");
+
+  // Under a trace the values are unknown: a C++ bool cannot be answered, except
+  // where shapes or dtypes already differ.
+  auto traced_equal = eqx::filter_jit([](const MLP& x, const MLP& y) { return eqx::array(eqx::tree_equal(x, y)); });
+  const std::string traced =
+      "eqx::tree_equal: the Array leaf at .layers[0].weight is traced (f32[3,2]), so its values are not known yet "
+      "and tree_equal cannot answer with a bool; compare outside the jitted function (return the trees from it), "
+      "or compare inside it with Array operations (eqx::all(eqx::abs(a - b) <= tol))";
+  CHECK(message_of<eqx::ConcretizationError>([&] { traced_equal(a, b); }) == traced);
+  auto traced_close = eqx::filter_jit(
+      [](const MLP& x, const MLP& y) { return eqx::array(eqx::tree_equal(x, y, {.rtol = 1e-5})); });
+  CHECK(message_of<eqx::ConcretizationError>([&] { traced_close(a, b); }) == traced);
+  MLP other_shape = mlp();
+  other_shape.layers[0].weight = eqx::zeros({2, 2});
+  CHECK_FALSE(traced_close(a, other_shape).item<bool>());
+}
+
 TEST_CASE("tree_check rejects an Array stored twice", "[tree]") {
   MLP m = mlp();
   CHECK_NOTHROW(eqx::tree_check(m));
@@ -331,4 +462,108 @@ TEST_CASE("trees print as Equinox prints modules", "[tree][format]") {
   CHECK(fmt::format("{}", eqx::tree_structure(mlp())) ==
         "PyTreeDef(MLP(layers=[Linear(weight=*, bias=*), Linear(weight=*, bias=*)], activation=<function>, width=3))");
   CHECK(eqx::tree_pformat(Scaled(eqx::ones({2}), 2.f)) == "Scaled(value=f32[2], scale=2.0)");
+}
+
+TEST_CASE("tree_pprint writes tree_pformat's text and a newline to a stream", "[tree][format]") {
+  std::ostringstream out;
+  eqx::tree_pprint(mlp(), {}, out);
+  CHECK(out.str() ==
+        "MLP(\n"
+        "  layers=[\n"
+        "    Linear(weight=f32[3,2], bias=f32[3]),\n"
+        "    Linear(weight=f32[1,3], bias=f32[1])\n"
+        "  ],\n"
+        "  activation=<function>,\n"
+        "  width=3\n"
+        ")\n");
+  // The same options as tree_pformat; each call appends.
+  out.str("");
+  eqx::tree_pprint(linear(1, 2, 1.f), {.width = 30, .indent = 4, .short_arrays = 2}, out);
+  eqx::tree_pprint(eqx::array(2.5), {.short_arrays = 1}, out);
+  CHECK(out.str() ==
+        "Linear(\n"
+        "    weight=Array([[1.], [1.]], dtype=float32),\n"
+        "    bias=Array([0., 0.], dtype=float32)\n"
+        ")\n"
+        "Array(2.5, dtype=float64)\n");
+  // By default, to std::cout.
+  std::ostringstream captured;
+  std::streambuf* cout_buffer = std::cout.rdbuf(captured.rdbuf());
+  eqx::tree_pprint(Scaled(eqx::ones({2}), 2.f));
+  std::cout.rdbuf(cout_buffer);
+  CHECK(captured.str() == "Scaled(value=f32[2], scale=2.0)\n");
+}
+
+namespace {
+
+/// weight @ x + bias.
+eqx::Array affine(const Linear& l, const eqx::Array& x) { return eqx::matmul(l.weight, x) + l.bias; }
+
+/// A module as the function of a Partial: s * a * y.
+struct Scale {
+  eqx::Array s;
+  eqx::Array operator()(const eqx::Array& a, const eqx::Array& y) const { return s * a * y; }
+};
+
+Linear small_linear() { return {eqx::array(std::vector<float>{1, 2, 3, 4}, {2, 2}), eqx::array({0.5f, -0.5f})}; }
+
+}  // namespace
+
+TEST_CASE("Partial binds leading arguments and is a pytree of its function and arguments", "[tree][partial]") {
+  eqx::Partial p(affine, small_linear());
+  const eqx::Array x = eqx::array({1.f, 1.f});
+  CHECK(p(x).to_vector<float>() == std::vector<float>{3.5f, 6.5f});  // [1+2+0.5, 3+4-0.5]
+  CHECK(paths_of(p) == std::vector<std::string>{".args[0].weight", ".args[0].bias"});
+  auto leaves = eqx::tree_leaves(p);
+  REQUIRE(leaves.size() == 2);
+  CHECK(leaves[0].same_storage(std::get<0>(p.args).weight));
+  // A module as the function: its Arrays come first, under .func.
+  eqx::Partial q(Scale{eqx::array(2.f)}, eqx::array({1.f, 2.f}));
+  CHECK(paths_of(q) == std::vector<std::string>{".func.s", ".args[0]"});
+  CHECK(q(eqx::array({3.f, 4.f})).to_vector<float>() == std::vector<float>{6, 16});
+  CHECK(eqx::tree_pformat(q) == "Partial(func=Scale(s=f32[]), args=(f32[2]))");
+  CHECK(eqx::tree_pformat(p) == "Partial(func=<function>, args=(Linear(weight=f32[2,2], bias=f32[2])))");
+  // Flatten and unflatten rebuild it; one level down are the function and the arguments.
+  auto [flat, def] = eqx::tree_flatten(q);
+  flat[0] = eqx::array(10.f);
+  CHECK(def.unflatten(flat)(eqx::array({3.f, 4.f})).to_vector<float>() == std::vector<float>{30, 80});
+  CHECK(children_of(q) == std::vector<std::string>{".func: Scale(s=f32[])", ".args: (f32[2])"});
+  CHECK(eqx::tree_equal(q, eqx::Partial(Scale{eqx::array(2.f)}, eqx::array({1.f, 2.f}))));
+  CHECK_FALSE(eqx::tree_equal(q, eqx::Partial(Scale{eqx::array(2.f)}, eqx::array({1.f, 2.5f}))));
+}
+
+TEST_CASE("Partial under filter_jit: its Arrays are inputs of the compiled function", "[tree][partial]") {
+  const eqx::Array x = eqx::array({1.f, 1.f});
+  eqx::Partial p(affine, small_linear());
+  auto jitted = eqx::filter_jit(p);
+  CHECK(jitted(x).to_vector<float>() == affine(small_linear(), x).to_vector<float>());
+  CHECK(jitted(eqx::array({2.f, -1.f})).to_vector<float>() == std::vector<float>{0.5f, 1.5f});  // [2-2+.5, 6-4-.5]
+  // Passed as an argument: a Partial with other weights of the same types reuses the plan.
+  auto call = eqx::filter_jit([](const auto& fn, const eqx::Array& v) { return fn(v); });
+  CHECK(call(p, x).to_vector<float>() == std::vector<float>{3.5f, 6.5f});
+  Linear doubled{eqx::array(std::vector<float>{2, 4, 6, 8}, {2, 2}), eqx::array({1.f, -1.f})};
+  CHECK(call(eqx::Partial(affine, doubled), x).to_vector<float>() == std::vector<float>{7.f, 13.f});
+  CHECK(eqx::debug::get_num_traces(call) == 1);
+  CHECK(call.plan(p, x).graph().inputs.size() == 3);  // weight, bias, x
+}
+
+TEST_CASE("Partial under filter_grad: gradients for the bound function's and arguments' Arrays", "[tree][partial]") {
+  // L = sum((W x + b)^2): dL/dW = 2 y x^T, dL/db = 2 y, with y = W x + b = [3.5, 6.5] at x = [1, 1].
+  auto loss = [](const auto& fn, const eqx::Array& v) { return eqx::sum(eqx::square(fn(v))); };
+  auto grads = eqx::filter_grad(loss)(eqx::Partial(affine, small_linear()), eqx::array({1.f, 1.f}));
+  STATIC_REQUIRE(std::is_same_v<decltype(grads), eqx::Partial<eqx::Array (*)(const Linear&, const eqx::Array&), Linear>>);
+  CHECK(std::get<0>(grads.args).weight.to_vector<float>() == std::vector<float>{7, 7, 13, 13});
+  CHECK(std::get<0>(grads.args).bias.to_vector<float>() == std::vector<float>{7, 13});
+  // A module as the function: L = sum(s * a * y); dL/ds = sum(a * y), dL/da = s * y.
+  auto sum_loss = [](const auto& fn, const eqx::Array& y) { return eqx::sum(fn(y)); };
+  auto g = eqx::filter_grad(sum_loss)(eqx::Partial(Scale{eqx::array(2.0)}, eqx::array({1.0, 2.0})),
+                                      eqx::array({3.0, 4.0}));
+  CHECK(g.func.s.item<double>() == 11.0);
+  CHECK(std::get<0>(g.args).to_vector<double>() == std::vector<double>{6, 8});
+  // The same against float64 central differences in s.
+  const double h = 1e-6;
+  auto at = [&](double s) {
+    return sum_loss(eqx::Partial(Scale{eqx::array(s)}, eqx::array({1.0, 2.0})), eqx::array({3.0, 4.0})).item<double>();
+  };
+  CHECK(g.func.s.item<double>() == Approx((at(2.0 + h) - at(2.0 - h)) / (2 * h)).epsilon(1e-8));
 }

@@ -37,7 +37,7 @@ EQX_KERNEL_INLINE Graph fold_constants(Graph g, std::int64_t max_elements) {
     bool all_const = args.size() == eq.inputs.size();
     std::int64_t out_elements = 0;
     for (Var v : eq.outputs) out_elements += g.types[v].shape.numel();
-    if (!all_const || eq.prim->effectful() || (out_elements > max_elements && out_elements > in_elements)) {
+    if (!all_const || !eq.prim->foldable() || (out_elements > max_elements && out_elements > in_elements)) {
       kept.push_back(std::move(eq));
       continue;
     }

@@ -254,6 +254,10 @@ class Primitive {
   /// True for primitives run for a side effect (debug::print): passes keep
   /// every such equation, in order, even when nothing uses its outputs.
   virtual bool effectful() const { return false; }
+  /// False for primitives that constant folding must leave to run with the
+  /// plan: effectful ones, and those whose result depends on more than their
+  /// inputs (error_if reads EQX_ON_ERROR's mode when it runs).
+  virtual bool foldable() const { return !effectful(); }
 
   /// For call-like primitives that hold a sub-graph (filter_checkpoint):
   /// the body that compiled code runs in place of the equation, or nullptr.

@@ -316,8 +316,10 @@ class Jitted {
     cache_->traces.fetch_add(1);
     detail::SkeletonBuilder skel;
     TreePath path;
-    SelfSkeleton self{};
-    if constexpr (detail::tree_callable<F>) self = detail::rebuild_tree(skel, path, f_);
+    SelfSkeleton self = [&] {  // built in place: a custom node (eqx::Partial) need not be default-constructible
+      if constexpr (detail::tree_callable<F>) return detail::rebuild_tree(skel, path, f_);
+      else return std::monostate{};
+    }();
     std::tuple<Args...> arg_skeletons{detail::rebuild_tree(skel, path, args)...};
     auto entry = std::make_unique<Entry<Args...>>(TreeDef<R>(traced.output), std::move(self), std::move(arg_skeletons));
     entry->tag = &detail::type_tag<std::tuple<F, Args...>>;

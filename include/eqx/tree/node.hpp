@@ -62,7 +62,9 @@ struct Static {
 ///     static constexpr std::array<std::string_view, 2> names{"a", "b"};  // optional: path names
 ///   };
 ///
-/// The children returned by flatten may be any pytrees.
+/// The children returned by flatten may be any pytrees. flatten may return
+/// references to them (`return std::tie(x.a_, x.b_);`), which saves a copy
+/// on every walk; unflatten then receives them as values.
 template <class T>
 struct tree_traits {};
 

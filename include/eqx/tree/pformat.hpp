@@ -4,9 +4,12 @@
 //   MLP(layers=[Linear(weight=f32[64,2], bias=f32[64]), ...], activation=<function>, width=64)
 //
 // A node that does not fit in the line width is broken over several lines,
-// one child per line, indented. `fmt::format("{}", model)` uses the defaults.
+// one child per line, indented. `fmt::format("{}", model)` uses the defaults;
+// tree_pprint writes the same text and a newline to a stream.
 
 #include <cstdint>
+#include <iostream>
+#include <ostream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -202,6 +205,14 @@ std::string tree_pformat(const T& tree, const PformatOptions& options = {}) {
   std::string out;
   detail::tree_doc(tree, options).render(out, 0, options);
   return out;
+}
+
+/// Writes tree_pformat(tree, options) and a newline to `out` (std::cout by
+/// default), as Equinox's tree_pprint prints.
+/// Usage: `eqx::tree_pprint(model, {.short_arrays = 4});` or `eqx::tree_pprint(model, {}, log_file);`
+template <class T>
+void tree_pprint(const T& tree, const PformatOptions& options = {}, std::ostream& out = std::cout) {
+  out << tree_pformat(tree, options) << '\n';
 }
 
 }  // namespace eqx

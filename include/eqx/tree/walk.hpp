@@ -51,6 +51,17 @@ T build_from_indices(F&& f) {
 template <class T>
 concept named_custom_node = requires { tree_traits<T>::names; };
 
+/// The children of a custom node as values: flatten may return references
+/// (`std::tie`), which unflatten receives as the values they refer to.
+template <class Tuple>
+struct decayed_tuple;
+template <class... X>
+struct decayed_tuple<std::tuple<X...>> {
+  using type = std::tuple<std::remove_cvref_t<X>...>;
+};
+template <class T>
+using custom_children_t = typename decayed_tuple<decltype(tree_traits<T>::flatten(std::declval<const T&>()))>::type;
+
 template <class T, std::size_t I>
 void push_custom_entry(TreePath& path) {
   if constexpr (named_custom_node<T>) path.push_field(tree_traits<T>::names[I]);
@@ -211,7 +222,7 @@ T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest) {
   } else if constexpr (kind == NodeKind::custom) {
     auto children = tree_traits<T>::flatten(node);
     auto others = std::make_tuple(tree_traits<T>::flatten(rest)...);
-    using Children = decltype(children);
+    using Children = custom_children_t<T>;
     auto rebuilt = build_from_indices<Children, std::tuple_size_v<Children>>([&](auto ic) {
       constexpr std::size_t I = decltype(ic)::value;
       push_custom_entry<T, I>(path);
