@@ -140,7 +140,9 @@ template <class Call>
 std::vector<Array> bucketed(const std::vector<std::pair<TreePath, Array>>& leaves, std::size_t bucket_bytes,
                             const Call& call) {
   std::vector<Array> out(leaves.size());
-  std::vector<unsigned char> buffer;
+  // Kept between calls (as DDP keeps its buckets): a fresh 25 MB buffer
+  // every step would fault in its pages every step.
+  thread_local std::vector<unsigned char> buffer;
   CommStats& stats = comm_stats();
   for (DType d : {DType::float32, DType::float64, DType::int32, DType::uint32, DType::bool_}) {
     const std::size_t item = itemsize(d);
