@@ -414,3 +414,93 @@ TEST_CASE("one jitted function called from several threads at once", "[jit][thre
   CHECK(f.num_traces() >= 1);
   CHECK(f.num_traces() <= 4);  // threads that miss together may each trace once
 }
+
+// ------------------------------------------------ eqx::clear_caches
+
+TEST_CASE("clear_caches empties every cache; the next call traces again", "[jit][caches]") {
+  int traced = 0;  // a side effect of tracing: the body runs only when traced
+  auto f = eqx::filter_jit([&traced](const Array& x) {
+    ++traced;
+    return eqx::tanh(x) * 2.0f;
+  });
+  auto looped = eqx::filter_jit([](const Array& h0, const Array& w) {  // a compiled scan body, and a GEMM shape
+    return eqx::scan([&w](const Array& h, const Array& s) { return std::pair{eqx::matmul(w, h) + s, h}; }, h0,
+                     eqx::ones({3, h0.shape()[0]}));
+  });
+  const Array x = eqx::array({0.5f, -1.0f, 2.0f});
+  const Array h0 = eqx::ones({32});
+  const Array w = eqx::full({32, 32}, 1.0f / 32);
+  check(f(x), {3}, std::vector<float>{0.92423431f, -1.52318831f, 1.92805516f});  // 2 tanh(x), NumPy
+  check(looped(h0, w).first, {32}, std::vector<float>(32, 4.0f));  // h -> mean(h) + 1, three times
+  { const Array big = eqx::ones({512, 512}); }  // 1 MiB freed into the buffer pool
+  looped(eqx::ones({16}), eqx::zeros({16, 16}));  // a second entry
+  CHECK(f.cache_size() == 1);
+  CHECK(looped.cache_size() == 2);
+  eqx::CacheStats before = eqx::cache_stats();
+  CHECK(before.jit_functions >= 2);
+  CHECK(before.jit_entries >= 3);
+  CHECK(before.jit_bytes > 0);
+  CHECK(before.compiled_bodies >= 1);
+  const bool pooled = eqx::detail::BufferPool::instance().limit() > 0;  // off under AddressSanitizer
+  CHECK(before.pool_bytes >= (pooled ? std::size_t{1} << 20 : 0));
+  const bool timed = eqx::detail::kHaveBlas && eqx::detail::gemm_policy_slot() == eqx::detail::GemmPolicy::automatic;
+  CHECK(before.gemm_choices >= (timed ? 1u : 0u));
+
+  eqx::clear_caches();
+  const eqx::CacheStats after = eqx::cache_stats();
+  CHECK(after.jit_functions == before.jit_functions);  // the functions live on, empty
+  CHECK(after.jit_entries == 0);
+  CHECK(after.jit_bytes == 0);
+  CHECK(after.compiled_bodies == 0);
+  CHECK(after.pool_bytes == 0);
+  CHECK(after.gemm_choices == 0);
+  CHECK(f.cache_size() == 0);
+  CHECK(looped.cache_size() == 0);
+
+  // Both functions still work, and trace again.
+  check(f(x), {3}, std::vector<float>{0.92423431f, -1.52318831f, 1.92805516f});
+  CHECK(traced == 2);
+  CHECK(f.num_traces() == 2);
+  CHECK(f.cache_size() == 1);
+  auto copy = looped;  // copies share the cache
+  check(copy(h0, w).first, {32}, std::vector<float>(32, 4.0f));
+  CHECK(looped.num_traces() == 3);
+  CHECK(looped.cache_size() == 1);
+  CHECK(eqx::cache_stats().compiled_bodies >= 1);
+}
+
+TEST_CASE("clear_caches while other threads run jitted calls", "[jit][caches][threads]") {
+  auto f = eqx::filter_jit([](const Array& x, const Array& y) { return eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f; });
+  const Array x = eqx::random::normal(eqx::random::key(1), {16, 16});
+  const Array y = eqx::random::normal(eqx::random::key(2), {16, 16});
+  const std::vector<float> want = (eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f).to_vector<float>();
+  std::atomic<int> wrong{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&] {
+      while (!stop)
+        if (f(x, y).to_vector<float>() != want) ++wrong;
+    });
+  for (int i = 0; i < 50; ++i) {
+    eqx::clear_caches();
+    std::this_thread::yield();
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
+  CHECK(f.num_traces() >= 1);
+  CHECK(f(x, y).to_vector<float>() == want);
+}
+
+TEST_CASE("clear_caches from inside a jitted call is an error", "[jit][caches]") {
+  auto f = eqx::filter_jit([](const Array& x) {
+    eqx::clear_caches();
+    return x * 2.0f;
+  });
+  CHECK(message_of<eqx::ValueError>([&] { f(eqx::ones({2})); }) ==
+        "eqx::clear_caches: called from inside a jitted call (while the function was traced or ran, e.g. from a "
+        "debug::print sink); it would wait for that call to finish. Call it between calls");
+  CHECK(f.cache_size() == 0);
+}
+
