@@ -16,6 +16,15 @@
 // come from the trace, as in Equinox. Called inside another trace, a jitted
 // function is inlined into it.
 //
+// Donation (`{.donate = eqx::Donate::all}`): the Array leaves of donated
+// arguments are handed to the call. A donated leaf whose buffer no other
+// Array shares (the caller's handle and the call's own copy are the only
+// references) is consumed: the plan may write an output of the same shape
+// and dtype into it (ir/plan.hpp picks which), and the caller's handle, and
+// any copy made from it later, can no longer be read (Array::is_donated).
+// A shared buffer is left alone, silently, as JAX does with a buffer it
+// cannot donate: other Arrays may still read it.
+//
 // eqx::clear_caches() drops every live jitted function's compiled entries
 // (they register in a process-wide list of weak references), the compiled
 // control-flow bodies, the GEMM backend choices and the buffer pool's free
@@ -37,6 +46,7 @@
 #include <thread>
 #include <tuple>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -50,6 +60,17 @@
 #include "eqx/tree/walk.hpp"
 
 namespace eqx {
+
+/// Which arguments' Array buffers a jitted function may reuse for its
+/// outputs (Equinox's `donate`): none (the default), all (the function's
+/// own Arrays when it is a module, and every argument), or all but the first
+/// argument (pass what must survive the call, e.g. a batch, first).
+enum class Donate { none, all, all_except_first };
+
+/// Options of eqx::filter_jit. Usage: `eqx::filter_jit(step, {.donate = eqx::Donate::all})`
+struct JitOptions {
+  Donate donate = Donate::none;
+};
 
 namespace detail {
 
@@ -175,6 +196,27 @@ struct JitEntryBase {
   std::vector<AbstractArray> leaf_types;
   std::vector<bool> present;
   std::unique_ptr<Plan> plan;
+  // Per leaf: what a donated leaf was donated to (for the message when it is
+  // read later), null when not donated; empty when nothing is donated.
+  std::vector<const char*> donation_sites;
+};
+
+/// A string kept for the rest of the process: a donated buffer's record of
+/// where it went outlives the jit entry (clear_caches may free that).
+inline const char* intern_donation_site(std::string site) {
+  static std::mutex mutex;
+  static std::unordered_set<std::string> sites;
+  std::lock_guard lock(mutex);
+  return sites.insert(std::move(site)).first->c_str();
+}
+
+/// The paths of the Array leaves (with a value) of a tree, in leaf order.
+struct LeafPathRecorder : ArrayLeafVisitor {
+  std::vector<std::string> paths;
+  bool array(const TreePath& path, const Array& a) {
+    if (a.has_value()) paths.push_back(path.display());
+    return true;
+  }
 };
 
 template <class Self, class R, class... Args>
@@ -292,7 +334,8 @@ struct JitRegistry {
 template <class F>
 class Jitted {
  public:
-  explicit Jitted(F f) : f_(std::move(f)), cache_(std::make_shared<detail::JitCache>()) {
+  explicit Jitted(F f, JitOptions options = {})
+      : f_(std::move(f)), options_(options), cache_(std::make_shared<detail::JitCache>()) {
     detail::JitRegistry::instance().add(cache_);
   }
 
@@ -322,6 +365,9 @@ class Jitted {
   /// Usage: `step(model, x); step.cache_size() == 1; eqx::clear_caches(); step.cache_size() == 0`
   std::size_t cache_size() const { return cache_->size(); }
 
+  /// The options it was made with. Usage: `step.options().donate == eqx::Donate::all`
+  const JitOptions& options() const { return options_; }
+
   const F& function() const { return f_; }
 
  private:
@@ -337,8 +383,24 @@ class Jitted {
       entry = static_cast<const Entry<Args...>*>(find(leaves, hash, args...));
       if (!entry) entry = compile(hash, args...);
     }
-    std::vector<Array> outs = entry->plan->run(leaves.span());
-    return entry->out_def.unflatten(outs);
+    std::span<const Array* const> refs = leaves.span();
+    if (entry->donation_sites.empty()) return entry->out_def.unflatten(entry->plan->run(refs));
+    return entry->out_def.unflatten(run_donating(*entry, refs));
+  }
+
+  // Consumed leaves: donated, and their buffer referenced only by the
+  // caller's argument and `refs` (two references). The site list is on the
+  // stack up to 64 leaves, like the leaves themselves.
+  std::vector<Array> run_donating(const detail::JitEntryBase& entry, std::span<const Array* const> refs) const {
+    constexpr std::size_t kInline = 64;
+    std::array<const char*, kInline> inline_sites;
+    std::vector<const char*> heap_sites(refs.size() > kInline ? refs.size() : 0);
+    const char** consumed = refs.size() > kInline ? heap_sites.data() : inline_sites.data();
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      const char* site = entry.donation_sites[i];
+      consumed[i] = site && detail::ArrayAccess::storage_use_count(*refs[i]) == 2 ? site : nullptr;
+    }
+    return entry.plan->run(refs, std::span<const char* const>(consumed, refs.size()));
   }
 
   template <class... Args>
@@ -438,23 +500,60 @@ class Jitted {
     entry->present = std::move(skel.present);
     entry->leaf_types = traced.graph.input_types();
     entry->plan = std::make_unique<Plan>(optimize(std::move(traced.graph)));
+    if (options_.donate != Donate::none) entry->donation_sites = donation_sites(args...);
     const Entry<Args...>* result = entry.get();
     std::lock_guard<std::mutex> lock(cache_->mutex);
     cache_->entries.push_back(std::move(entry));
     return result;
   }
 
+  // Per leaf (the function's, then each argument's), where it is donated
+  // to, or null: "argument 1 (leaf [1].moments["m"]) of eqx::filter_jit(Step)".
+  template <class... Args>
+  std::vector<const char*> donation_sites(const Args&... args) const {
+    const std::string fn = "eqx::filter_jit(" + std::string(detail::type_name<F>()) + ") with donate = " +
+                           (options_.donate == Donate::all ? "all" : "all_except_first");
+    std::vector<const char*> sites;
+    detail::LeafPathRecorder rec;
+    if constexpr (detail::tree_callable<F>) {
+      TreePath path;
+      detail::visit_tree(rec, path, f_);
+      for (const std::string& p : rec.paths)
+        sites.push_back(detail::intern_donation_site("the function's own leaf " + p + " in " + fn));
+    }
+    std::size_t index = 0;
+    auto add = [&](const auto& arg) {
+      rec.paths.clear();
+      TreePath arg_path;
+      arg_path.push_index(static_cast<std::int64_t>(index));
+      detail::visit_tree(rec, arg_path, arg);
+      const bool donated = options_.donate == Donate::all || index > 0;
+      for (const std::string& p : rec.paths)
+        sites.push_back(donated ? detail::intern_donation_site("argument " + std::to_string(index) + " (leaf " + p +
+                                                               ") of " + fn)
+                                : nullptr);
+      ++index;
+    };
+    (add(args), ...);
+    return sites;
+  }
+
   F f_;
+  JitOptions options_;
   std::shared_ptr<detail::JitCache> cache_;
 };
 
 /// Compiles f: Array leaves of the arguments are traced, every other leaf is
 /// static (part of the cache key). Works for functions, lambdas (generic
-/// ones too) and callable modules, returning any pytree.
+/// ones too) and callable modules, returning any pytree. With `donate`, the
+/// donated arguments' Arrays may hold the outputs after the call and must
+/// not be read again (see eqx::Donate).
 /// Usage: `auto step = eqx::filter_jit([](const Model& m, const eqx::Array& x) { return m(x); }); step(model, x);`
+/// Usage: `auto step = eqx::filter_jit(train_step, {.donate = eqx::Donate::all_except_first});`
+/// then `model = step(batch, model);`
 template <class F>
-Jitted<std::decay_t<F>> filter_jit(F&& f) {
-  return Jitted<std::decay_t<F>>(std::forward<F>(f));
+Jitted<std::decay_t<F>> filter_jit(F&& f, JitOptions options = {}) {
+  return Jitted<std::decay_t<F>>(std::forward<F>(f), options);
 }
 
 /// What eqx's caches hold now (eqx::cache_stats()).
