@@ -1,8 +1,10 @@
 // Tests for the pool of large array buffers (core/buffer_pool.hpp).
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 
 #include "eqx/core/array.hpp"
 #include "eqx/core/buffer_pool.hpp"
@@ -101,6 +103,33 @@ TEST_CASE("small blocks are kept per thread, a few per 64-byte size class", "[bu
   for (int i = 7; i >= 0; --i) CHECK(pool.allocate(4096) == blocks[i]);
   for (int i = 0; i < 8; ++i) pool.release(blocks[i], 4096);
   CHECK(pool.cached_bytes() == 0);  // cached_bytes counts the shared large blocks only
+  CHECK(pool.small_cached_bytes() == 8 * 4096 + 128 + 64);  // this thread's small blocks
+}
+
+TEST_CASE("clear() frees every thread's small blocks: another thread's at its next use", "[buffer_pool]") {
+  PoolScope scope(std::size_t{64} << 20);
+  BufferPool& pool = scope.pool;
+  std::atomic<int> phase{0};
+  std::size_t before = 0, after = 0;
+  std::thread other([&] {
+    pool.release(pool.allocate(200), 200);  // one 256-byte block kept by this thread
+    before = pool.small_cached_bytes();
+    phase = 1;
+    while (phase != 2) std::this_thread::yield();
+    after = pool.small_cached_bytes();  // emptied when it looks
+  });
+  while (phase != 1) std::this_thread::yield();
+  pool.release(pool.allocate(kBig), kBig);
+  pool.release(pool.allocate(100), 100);
+  CHECK(pool.cached_bytes() == kBig);
+  CHECK(pool.small_cached_bytes() == 128);
+  pool.clear();
+  CHECK(pool.cached_bytes() == 0);
+  CHECK(pool.small_cached_bytes() == 0);
+  phase = 2;
+  other.join();
+  CHECK(before == 256);
+  CHECK(after == 0);
 }
 
 TEST_CASE("with the pool off, small blocks go straight back to the allocator", "[buffer_pool]") {

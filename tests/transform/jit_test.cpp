@@ -1,6 +1,7 @@
 // filter_jit: results equal eager ones for pytrees in and out; static
 // arguments are part of the cache key; retraces are counted and explained;
-// a cache hit allocates only its outputs; concurrent calls are safe.
+// a cache hit allocates only its outputs; concurrent calls are safe;
+// clear_caches empties every cache; donated buffers hold the outputs.
 
 #include <catch2/catch.hpp>
 
@@ -413,4 +414,278 @@ TEST_CASE("one jitted function called from several threads at once", "[jit][thre
   CHECK(wrong == 0);
   CHECK(f.num_traces() >= 1);
   CHECK(f.num_traces() <= 4);  // threads that miss together may each trace once
+}
+
+// ------------------------------------------------ eqx::clear_caches
+
+TEST_CASE("clear_caches empties every cache; the next call traces again", "[jit][caches]") {
+  int traced = 0;  // a side effect of tracing: the body runs only when traced
+  auto f = eqx::filter_jit([&traced](const Array& x) {
+    ++traced;
+    return eqx::tanh(x) * 2.0f;
+  });
+  auto looped = eqx::filter_jit([](const Array& h0, const Array& w) {  // a compiled scan body, and a GEMM shape
+    return eqx::scan([&w](const Array& h, const Array& s) { return std::pair{eqx::matmul(w, h) + s, h}; }, h0,
+                     eqx::ones({3, h0.shape()[0]}));
+  });
+  const Array x = eqx::array({0.5f, -1.0f, 2.0f});
+  const Array h0 = eqx::ones({32});
+  const Array w = eqx::full({32, 32}, 1.0f / 32);
+  check(f(x), {3}, std::vector<float>{0.92423431f, -1.52318831f, 1.92805516f});  // 2 tanh(x), NumPy
+  check(looped(h0, w).first, {32}, std::vector<float>(32, 4.0f));  // h -> mean(h) + 1, three times
+  { const Array big = eqx::ones({512, 512}); }  // 1 MiB freed into the buffer pool
+  looped(eqx::ones({16}), eqx::zeros({16, 16}));  // a second entry
+  CHECK(f.cache_size() == 1);
+  CHECK(looped.cache_size() == 2);
+  eqx::CacheStats before = eqx::cache_stats();
+  CHECK(before.jit_functions >= 2);
+  CHECK(before.jit_entries >= 3);
+  CHECK(before.jit_bytes > 0);
+  CHECK(before.compiled_bodies >= 1);
+  const bool pooled = eqx::detail::BufferPool::instance().limit() > 0;  // off under AddressSanitizer
+  CHECK(before.pool_bytes >= (pooled ? std::size_t{1} << 20 : 0));
+  const bool timed = eqx::detail::kHaveBlas && eqx::detail::gemm_policy_slot() == eqx::detail::GemmPolicy::automatic;
+  CHECK(before.gemm_choices >= (timed ? 1u : 0u));
+
+  eqx::clear_caches();
+  const eqx::CacheStats after = eqx::cache_stats();
+  CHECK(after.jit_functions == before.jit_functions);  // the functions live on, empty
+  CHECK(after.jit_entries == 0);
+  CHECK(after.jit_bytes == 0);
+  CHECK(after.compiled_bodies == 0);
+  CHECK(after.pool_bytes == 0);
+  CHECK(after.gemm_choices == 0);
+  CHECK(f.cache_size() == 0);
+  CHECK(looped.cache_size() == 0);
+
+  // Both functions still work, and trace again.
+  check(f(x), {3}, std::vector<float>{0.92423431f, -1.52318831f, 1.92805516f});
+  CHECK(traced == 2);
+  CHECK(f.num_traces() == 2);
+  CHECK(f.cache_size() == 1);
+  auto copy = looped;  // copies share the cache
+  check(copy(h0, w).first, {32}, std::vector<float>(32, 4.0f));
+  CHECK(looped.num_traces() == 3);
+  CHECK(looped.cache_size() == 1);
+  CHECK(eqx::cache_stats().compiled_bodies >= 1);
+}
+
+TEST_CASE("clear_caches while other threads run jitted calls", "[jit][caches][threads]") {
+  auto f = eqx::filter_jit([](const Array& x, const Array& y) { return eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f; });
+  const Array x = eqx::random::normal(eqx::random::key(1), {16, 16});
+  const Array y = eqx::random::normal(eqx::random::key(2), {16, 16});
+  const std::vector<float> want = (eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f).to_vector<float>();
+  std::atomic<int> wrong{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&] {
+      while (!stop)
+        if (f(x, y).to_vector<float>() != want) ++wrong;
+    });
+  for (int i = 0; i < 50; ++i) {
+    eqx::clear_caches();
+    std::this_thread::yield();
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
+  CHECK(f.num_traces() >= 1);
+  CHECK(f(x, y).to_vector<float>() == want);
+}
+
+TEST_CASE("clear_caches from inside a jitted call is an error", "[jit][caches]") {
+  auto f = eqx::filter_jit([](const Array& x) {
+    eqx::clear_caches();
+    return x * 2.0f;
+  });
+  CHECK(message_of<eqx::ValueError>([&] { f(eqx::ones({2})); }) ==
+        "eqx::clear_caches: called from inside a jitted call (while the function was traced or ran, e.g. from a "
+        "debug::print sink); it would wait for that call to finish. Call it between calls");
+  CHECK(f.cache_size() == 0);
+}
+
+// ------------------------------------------------ filter_jit donation
+
+namespace {
+
+/// 64 -> 256 -> 10 (tanh): the hidden weight is 64 KiB, a buffer-pool block.
+struct Net {
+  Linear hidden;
+  Linear out;
+  Array operator()(const Array& x) const { return out(eqx::tanh(hidden(x))); }
+};
+
+Net make_net() {
+  auto k = eqx::random::split_keys(eqx::random::key(5), 4);
+  return Net{Linear{eqx::random::normal(k[0], {256, 64}) * 0.1f, eqx::random::normal(k[1], {256}) * 0.1f},
+             Linear{eqx::random::normal(k[2], {10, 256}) * 0.1f, eqx::random::normal(k[3], {10}) * 0.1f}};
+}
+
+struct Batch {
+  Array x;
+  Array y;
+};
+
+using AdamState = decltype(eqx::optim::adam(0.01).init(std::declval<const Net&>()));
+
+/// One Adam step on a squared error; the batch comes first, so that
+/// Donate::all_except_first donates the model and the optimiser state.
+struct AdamStep {
+  std::tuple<Net, AdamState, Array> operator()(const Batch& b, const Net& net, const AdamState& state) const {
+    auto loss = [](const Net& n, const Array& x, const Array& y) {
+      const Array d = n(x) - y;
+      return eqx::sum(d * d);
+    };
+    auto [value, grads] = eqx::filter_value_and_grad(loss)(net, b.x, b.y);
+    auto [updates, next] = eqx::optim::adam(0.01).update(grads, state, net);
+    return {eqx::apply_updates(net, updates), next, value};
+  }
+};
+
+Batch make_batch(int i) {
+  return {eqx::random::uniform(eqx::random::key(100 + i), {64}), eqx::random::uniform(eqx::random::key(200 + i), {10})};
+}
+
+std::vector<std::vector<float>> leaf_values(const auto& tree) {
+  std::vector<std::vector<float>> out;
+  for (const Array& a : eqx::tree_leaves(tree)) out.push_back(a.to_vector<float>());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a donated Adam step equals the undonated one bit for bit", "[jit][donate]") {
+  auto plain = eqx::filter_jit(AdamStep{});
+  auto donating = eqx::filter_jit(AdamStep{}, {.donate = eqx::Donate::all_except_first});
+  CHECK(donating.options().donate == eqx::Donate::all_except_first);
+  Net net_a = make_net(), net_b = make_net();  // equal values, separate buffers
+  AdamState state_a = eqx::optim::adam(0.01).init(net_a), state_b = eqx::optim::adam(0.01).init(net_b);
+  // Step 0's loss, eagerly: the step computes real values.
+  const Batch b0 = make_batch(0);
+  const Array d0 = net_a(b0.x) - b0.y;
+  const float loss0 = eqx::sum(d0 * d0).item<float>();
+  std::size_t reused = 0;
+  for (int i = 0; i < 4; ++i) {
+    const Batch batch = make_batch(i);
+    auto [na, sa, la] = plain(batch, net_a, state_a);
+    const Array old_weight = net_b.hidden.weight;  // a second handle: this buffer is shared, so not consumed
+    auto [nb, sb, lb] = donating(batch, net_b, state_b);
+    CHECK_FALSE(old_weight.is_donated());
+    CHECK(leaf_values(old_weight) == leaf_values(net_a.hidden.weight));  // still readable, unchanged
+    CHECK(net_b.out.weight.is_donated());
+    CHECK(std::get<0>(state_b).mu.hidden.weight.is_donated());
+    CHECK(batch.x.to_vector<float>().size() == 64);  // the first argument is not donated
+    if (i == 0) CHECK(la.item<float>() == Approx(loss0).epsilon(1e-5));
+    CHECK(la.item<float>() == lb.item<float>());
+    CHECK(leaf_values(na) == leaf_values(nb));
+    CHECK(leaf_values(sa) == leaf_values(sb));
+    for (const Array& out : eqx::tree_leaves(std::tuple{nb, sb}))
+      for (const Array& in : eqx::tree_leaves(std::tuple{net_b, state_b})) reused += out.same_storage(in) ? 1 : 0;
+    net_a = na, state_a = sa;
+    net_b = nb, state_b = sb;
+  }
+  // Every parameter and moment but the shared hidden weight took a donated
+  // buffer on every step (4 of 4 parameters, 8 moments, the count: 13 - 1).
+  CHECK(reused == 4 * 12);
+  CHECK(plain.num_traces() == 1);
+  CHECK(donating.num_traces() == 1);
+}
+
+TEST_CASE("reading a donated Array is an error naming where it went", "[jit][donate]") {
+  auto step = eqx::filter_jit(AdamStep{}, {.donate = eqx::Donate::all_except_first});
+  const Net net = make_net();
+  const AdamState state = eqx::optim::adam(0.01).init(net);
+  const Batch batch = make_batch(0);
+  auto [next, next_state, loss] = step(batch, net, state);
+  const std::string tail =
+      "; the call may have written its outputs there. Use the values the call returned instead of the donated Array, "
+      "or do not donate this argument (eqx::Donate::none, or eqx::Donate::all_except_first with it as the first "
+      "argument)";
+  const std::string site = std::string(" with donate = all_except_first");
+  const std::string fn = "eqx::filter_jit(" + std::string(eqx::detail::type_name<AdamStep>()) + ")";
+  CHECK(message_of<eqx::ValueError>([&] { net.out.bias.to_vector<float>(); }) ==
+        "eqx: to_vector() on an Array f32[10] whose buffer was donated to argument 1 (leaf [1].out.bias) of " + fn +
+            site + tail);
+  CHECK(message_of<eqx::ValueError>([&] { std::get<0>(state).count.item<int>(); }) ==
+        "eqx: item() on an Array i32[] whose buffer was donated to argument 2 (leaf [2][0].count) of " + fn + site +
+            tail);
+  // An eager op and a jitted call read their inputs through raw_data().
+  const std::string weight = "eqx: raw_data() on an Array f32[256,64] whose buffer was donated to argument 1 (leaf "
+                             "[1].hidden.weight) of " + fn + site + tail;
+  CHECK(message_of<eqx::ValueError>([&] { (void)(net.hidden.weight + 1.0f); }) == weight);
+  CHECK(message_of<eqx::ValueError>([&] { step(batch, net, state); }) == weight);
+  CHECK_THROWS_AS(net.hidden.weight.data<float>(), eqx::ValueError);
+  // Metadata stays readable; the outputs are fine.
+  CHECK(net.hidden.weight.shape() == eqx::Shape{256, 64});
+  CHECK(next.hidden.weight.to_vector<float>().size() == 256 * 64);
+  CHECK_FALSE(next.hidden.weight.is_donated());
+  CHECK(std::get<0>(next_state).count.item<int>() == 1);
+}
+
+TEST_CASE("donation: shared buffers are not reused, unmatched ones are consumed", "[jit][donate]") {
+  // A leaf whose buffer another Array shares is neither written nor marked.
+  auto twice = eqx::filter_jit([](const Array& a) { return a * 2.0f; }, {.donate = eqx::Donate::all});
+  Array a = eqx::array({1.f, 2.f, 3.f});
+  const Array keep = a;
+  const Array doubled = twice(a);
+  check(doubled, {3}, std::vector<float>{2, 4, 6});
+  check(keep, {3}, std::vector<float>{1, 2, 3});
+  CHECK_FALSE(a.is_donated());
+  CHECK_FALSE(doubled.same_storage(a));
+  // Sole owner: the output takes the buffer.
+  Array b = eqx::array({1.f, 2.f, 3.f});
+  const Array b2 = twice(b);
+  check(b2, {3}, std::vector<float>{2, 4, 6});
+  CHECK(b2.same_storage(b));
+  CHECK(b.is_donated());
+  // No output of its type: not reused, but consumed all the same (whether a
+  // buffer is reused depends on the plan, whether a donated Array may be
+  // read afterwards must not).
+  auto total = eqx::filter_jit([](const Array& v) { return eqx::sum(v); }, {.donate = eqx::Donate::all});
+  Array c = eqx::array({1.f, 2.f, 4.f});
+  const Array s = total(c);
+  CHECK(s.item<float>() == 7.0f);
+  CHECK_FALSE(s.same_storage(c));
+  CHECK(c.is_donated());
+  // An input returned as it is stays valid through the output.
+  auto pass = eqx::filter_jit([](const Array& v, const Array& w) { return std::pair{v, v + w}; },
+                              {.donate = eqx::Donate::all});
+  Array v = eqx::array({1.f, 2.f}), w2 = eqx::array({10.f, 20.f});
+  auto [same, sum] = pass(v, w2);
+  CHECK(v.is_donated());
+  CHECK(same.same_storage(v));
+  check(same, {2}, std::vector<float>{1, 2});
+  check(sum, {2}, std::vector<float>{11, 22});  // written into w2's buffer, not v's (v is an output)
+  CHECK(sum.same_storage(w2));
+  // Donate::none (the default) consumes nothing.
+  auto plain = eqx::filter_jit([](const Array& d) { return d * 2.0f; });
+  Array d = eqx::array({1.f});
+  plain(d);
+  CHECK_FALSE(d.is_donated());
+}
+
+TEST_CASE("a donated training step allocates nothing per call", "[jit][donate]") {
+  // Without donation each of the 14 outputs costs its control block, and
+  // the three f32[10,256] ones (10 KiB: above the small-block caches, below
+  // the pool's 64 KiB) their buffer; the others come from the buffer pool.
+  // With donation the 13 parameters, moments and count are written into
+  // the donated buffers: only the loss is new. The list carrying the
+  // outputs is one allocation either way.
+  auto plain = eqx::filter_jit(AdamStep{});
+  auto donating = eqx::filter_jit(AdamStep{}, {.donate = eqx::Donate::all_except_first});
+  const Batch batch = make_batch(0);
+  Net net_a = make_net(), net_b = make_net();
+  AdamState state_a = eqx::optim::adam(0.01).init(net_a), state_b = eqx::optim::adam(0.01).init(net_b);
+  for (int warm = 0; warm < 3; ++warm) {
+    std::tie(net_a, state_a, std::ignore) = plain(batch, net_a, state_a);
+    std::tie(net_b, state_b, std::ignore) = donating(batch, net_b, state_b);
+  }
+  const bool pooled = eqx::detail::BufferPool::instance().limit() > 0;  // off under AddressSanitizer
+  std::tuple<Net, AdamState, Array> out_a, out_b;
+  const std::size_t plain_allocations = allocations_in([&] { out_a = plain(batch, net_a, state_a); });
+  const std::size_t donated_allocations = allocations_in([&] { out_b = donating(batch, net_b, state_b); });
+  CHECK(plain_allocations == (pooled ? 14 + 3 + 1 : 14 * 2 + 1));
+  CHECK(donated_allocations == (pooled ? 1 + 1 : 1 * 2 + 1));
+  CHECK(leaf_values(std::get<0>(out_a)) == leaf_values(std::get<0>(out_b)));
 }

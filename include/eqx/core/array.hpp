@@ -10,7 +10,13 @@
 // abstract Arrays: a shape and dtype plus a reference to a value of the
 // graph being built, but no data. Reading the values of an abstract Array
 // throws eqx::ConcretizationError.
+//
+// A buffer donated to a jitted call (eqx::filter_jit's `donate`) may hold
+// that call's outputs afterwards: the Storage counts donations, each Array
+// remembers the count it was made at, and reading data through a handle
+// made before the last donation throws eqx::ValueError.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -46,9 +52,22 @@ class Storage {
   void* data() const { return data_; }
   std::size_t nbytes() const { return nbytes_; }
 
+  /// How many times the buffer was donated: Arrays made at an older count
+  /// are stale.
+  std::uint32_t generation() const { return generation_.load(std::memory_order_relaxed); }
+  /// What the last donation was to (a string that lives for the process), or null.
+  const char* donated_to() const { return donated_to_.load(std::memory_order_relaxed); }
+  /// Records a donation to `site`: handles made before it become stale.
+  void donate(const char* site) const {
+    donated_to_.store(site, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_relaxed);
+  }
+
  private:
   void* data_;
   std::size_t nbytes_;
+  mutable std::atomic<std::uint32_t> generation_{0};
+  mutable std::atomic<const char*> donated_to_{nullptr};
 };
 
 struct ArrayAccess;
@@ -68,6 +87,11 @@ class Array {
 
   /// True inside a trace: the Array has a shape and dtype but no values yet.
   bool is_abstract() const { return tracer_ != nullptr; }
+
+  /// True once this Array's buffer was donated to a jitted call
+  /// (eqx::filter_jit with `donate`): its data can no longer be read.
+  /// Usage: `step(model, x); if (model.weight.is_donated()) ...`
+  bool is_donated() const { return storage_ && storage_->generation() != generation_; }
 
   /// The truth of a one-element Array, so `if (eqx::all(x > 0))` works
   /// eagerly. Throws ConcretizationError on an abstract Array (use
@@ -147,7 +171,10 @@ class Array {
  private:
   friend struct detail::ArrayAccess;
   Array(Shape shape, DType dtype, std::shared_ptr<const detail::Storage> storage)
-      : shape_(std::move(shape)), dtype_(dtype), storage_(std::move(storage)) {}
+      : shape_(std::move(shape)),
+        dtype_(dtype),
+        generation_(storage ? storage->generation() : 0),
+        storage_(std::move(storage)) {}
 
   Array(Shape shape, DType dtype, std::shared_ptr<const detail::Tracer> tracer)
       : shape_(std::move(shape)), dtype_(dtype), tracer_(std::move(tracer)) {}
@@ -159,17 +186,28 @@ class Array {
                        " on an empty Array (None); this leaf was filtered out or never set");
   }
   void require_concrete(const char* what) const {
+    if (storage_ && storage_->generation() == generation_) [[likely]]
+      return;
     require_value(what);
-    if (tracer_)
-      throw ConcretizationError(
-          std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
-          ": inside eqx::filter_jit and other transformations an Array has no value until the compiled function "
-          "runs. Branch on it with eqx::where (elementwise) or eqx::cond, check it with eqx::error_if, or mark the "
-          "argument static (pass it as a non-Array leaf) if it really is a compile-time constant");
+    if (storage_) throw_donated(what);
+    throw ConcretizationError(
+        std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
+        ": inside eqx::filter_jit and other transformations an Array has no value until the compiled function "
+        "runs. Branch on it with eqx::where (elementwise) or eqx::cond, check it with eqx::error_if, or mark the "
+        "argument static (pass it as a non-Array leaf) if it really is a compile-time constant");
+  }
+  [[noreturn]] void throw_donated(const char* what) const {
+    const char* site = storage_->donated_to();
+    throw ValueError(std::string("eqx: ") + what + " on an Array " + std::string(short_name(dtype_)) + shape_.str() +
+                     " whose buffer was donated to " + (site ? site : "a jitted call") +
+                     "; the call may have written its outputs there. Use the values the call returned instead of "
+                     "the donated Array, or do not donate this argument (eqx::Donate::none, or "
+                     "eqx::Donate::all_except_first with it as the first argument)");
   }
 
   Shape shape_;
   DType dtype_ = DType::float32;
+  std::uint32_t generation_ = 0;  // the storage's donation count when this handle was made
   std::shared_ptr<const detail::Storage> storage_;
   std::shared_ptr<const detail::Tracer> tracer_;
 };
@@ -187,6 +225,13 @@ struct ArrayAccess {
     return Array(std::move(shape), dtype, std::move(storage));
   }
   static void* mutable_data(const Array& a) { return a.storage_->data(); }
+  /// References to a concrete Array's buffer (its handles and their copies).
+  static long storage_use_count(const Array& a) { return a.storage_.use_count(); }
+  /// Donates a's buffer to `site`: a and every copy of it become stale.
+  static void donate(const Array& a, const char* site) { a.storage_->donate(site); }
+  /// A current handle on a's (donated) buffer, typed `shape` and `dtype`
+  /// (of the same size): the output that reuses it.
+  static Array take_over(const Array& a, const Shape& shape, DType dtype) { return Array(shape, dtype, a.storage_); }
   /// An abstract Array standing for a traced value.
   static Array abstract(Shape shape, DType dtype, std::shared_ptr<const Tracer> tracer) {
     return Array(std::move(shape), dtype, std::move(tracer));

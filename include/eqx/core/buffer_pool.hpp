@@ -95,9 +95,11 @@ class BufferPool {
     ::operator delete(p, std::align_val_t{kAlign});
   }
 
-  /// Frees every cached block (the calling thread's small ones, every
-  /// thread's large ones).
+  /// Frees every cached block: the large ones and the calling thread's
+  /// small ones now, other threads' small ones at their next allocation or
+  /// release.
   void clear() {
+    small_epoch_.fetch_add(1, std::memory_order_relaxed);
     if (SmallCache* c = small_cache()) c->clear();
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [nbytes, blocks] : free_)
@@ -109,6 +111,11 @@ class BufferPool {
   std::size_t cached_bytes() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return cached_;
+  }
+  /// Bytes of the calling thread's cached small blocks.
+  std::size_t small_cached_bytes() const {
+    SmallCache* c = small_cache();
+    return c ? c->bytes() : 0;
   }
   /// Allocations served from the cache so far.
   std::size_t reused() const {
@@ -153,6 +160,12 @@ class BufferPool {
       for (std::size_t c = 0; c < kClasses; ++c)
         while (count[c] > 0) ::operator delete(blocks[c][--count[c]], std::align_val_t{kAlign});
     }
+    std::size_t bytes() const {
+      std::size_t total = 0;
+      for (std::size_t c = 0; c < kClasses; ++c) total += count[c] * (c + 1) * kAlign;
+      return total;
+    }
+    std::uint64_t epoch = 0;  // BufferPool::small_epoch_ when last cleared
     ~SmallCache() {
       clear();
       small_cache_gone() = true;
@@ -164,9 +177,14 @@ class BufferPool {
     thread_local bool gone = false;
     return gone;
   }
-  static SmallCache* small_cache() {
+  /// This thread's small blocks, emptied first if clear() ran since.
+  SmallCache* small_cache() const {
     if (small_cache_gone()) return nullptr;
     thread_local SmallCache cache;
+    if (const std::uint64_t e = small_epoch_.load(std::memory_order_relaxed); cache.epoch != e) [[unlikely]] {
+      cache.clear();
+      cache.epoch = e;
+    }
     return &cache;
   }
 
@@ -174,6 +192,7 @@ class BufferPool {
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::size_t cached_ = 0, reused_ = 0;
   std::atomic<std::size_t> limit_;
+  std::atomic<std::uint64_t> small_epoch_{0};
 };
 
 }  // namespace eqx::detail

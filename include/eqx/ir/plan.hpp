@@ -7,6 +7,15 @@
 // plan allocates nothing but its outputs: each call borrows an execution
 // state (arena + pointer table) from a small pool and returns it, which also
 // makes a Plan safe to run from several threads at once.
+//
+// Donated inputs (eqx::filter_jit's donate): an output computed by an
+// instruction may be written into an input's buffer instead of a new one
+// when the types match and nothing reads the input after that: the input's
+// last reader is an earlier instruction, or the same instruction when it is
+// elementwise (one result, or eqx::elementwise_kernel's one loop), or a
+// fused region that reads the input no later than it writes the output:
+// each element is read before its result lands on it. Which inputs can host which outputs is found once, here;
+// a call says which inputs it consumes.
 
 #include <algorithm>
 #include <atomic>
@@ -54,8 +63,13 @@ class Plan {
 
   /// Runs the plan on one Array per graph input (types as the graph's
   /// inputs; not checked here: the jit cache key guarantees them).
-  std::vector<Array> run(std::span<const Array* const> inputs) const {
-    // Outputs first: computed ones are allocated here and written in place.
+  /// `consumed`, when given, names per input what its buffer is donated to
+  /// (null: not donated): those inputs' handles become stale
+  /// (Array::is_donated) and computed outputs may be written into them.
+  std::vector<Array> run(std::span<const Array* const> inputs, std::span<const char* const> consumed = {}) const {
+    std::unique_ptr<ExecState> st = acquire();
+    // Outputs first: computed ones are allocated here (or are a consumed
+    // input's buffer, for now through that input's handle) and written in place.
     std::vector<Array> result;
     result.reserve(graph_.outputs.size());
     for (const OutputSource& o : output_sources_) {
@@ -63,15 +77,22 @@ class Plan {
         case Slot::input: result.push_back(*inputs[o.index]); break;
         case Slot::constant: result.push_back(graph_.consts[o.index]); break;
         default: {
-          const AbstractArray& t = graph_.types[graph_.outputs[result.size()]];
-          result.push_back(o.index == result.size() ? detail::ArrayAccess::allocate(t.shape, t.dtype) : Array{});
+          const std::size_t i = result.size();
+          if (o.index != i) {
+            result.emplace_back();
+          } else if (const Array* host = consumed.empty() ? nullptr : take_host(*st, i, inputs, consumed)) {
+            result.push_back(*host);
+          } else {
+            const AbstractArray& t = graph_.types[graph_.outputs[i]];
+            result.push_back(detail::ArrayAccess::allocate(t.shape, t.dtype));
+          }
         }
       }
     }
-    std::unique_ptr<ExecState> st = acquire();
     point_slots(
-        *st, [&](std::size_t i) { return inputs[i]->raw_data(); },
+        *st, [&](std::size_t i) { return inputs[i]->raw_data(); },  // raw_data: throws on a stale handle
         [&](std::size_t i) { return detail::ArrayAccess::mutable_data(result[i]); });
+    if (!consumed.empty()) hand_over(*st, inputs, consumed, result);
     execute(*st);
     release(std::move(st));
     for (std::size_t i = 0; i < result.size(); ++i)  // repeated outputs share the first one's Array
@@ -131,6 +152,7 @@ class Plan {
     std::unique_ptr<detail::Storage> scratch;
     std::vector<void*> ptrs;
     std::vector<detail::View> views;
+    std::vector<std::uint8_t> taken;  // per input: its buffer hosts an output of this call
   };
 
   /// Points every value of `st` at its buffer: input i at `input(i)`,
@@ -149,6 +171,34 @@ class Plan {
         default: break;
       }
     }
+  }
+
+  /// The first consumed input, not yet taken by this call, that output i may
+  /// be written into; marks it taken.
+  const Array* take_host(ExecState& st, std::size_t i, std::span<const Array* const> inputs,
+                         std::span<const char* const> consumed) const {
+    if (hosts_.empty()) return nullptr;
+    for (std::uint32_t j : hosts_[i])
+      if (consumed[j] && !st.taken[j]) {
+        st.taken[j] = 1;
+        return inputs[j];
+      }
+    return nullptr;
+  }
+
+  /// Donates the consumed inputs' buffers, and gives the outputs that hold
+  /// one (written into it, or an input passed through) a fresh handle of
+  /// the output's type.
+  void hand_over(ExecState& st, std::span<const Array* const> inputs, std::span<const char* const> consumed,
+                 std::vector<Array>& result) const {
+    for (std::size_t j = 0; j < inputs.size(); ++j)
+      if (consumed[j]) detail::ArrayAccess::donate(*inputs[j], consumed[j]);
+    std::fill(st.taken.begin(), st.taken.end(), std::uint8_t{0});
+    for (std::size_t i = 0; i < result.size(); ++i)
+      if (result[i].is_donated()) {
+        const AbstractArray& t = graph_.types[graph_.outputs[i]];
+        result[i] = detail::ArrayAccess::take_over(result[i], t.shape, t.dtype);
+      }
   }
 
   /// Runs every instruction on the value pointers in `st.ptrs`.
@@ -172,6 +222,9 @@ class Plan {
   /// 64-byte-aligned offset not used by a buffer alive at the same time.
   void assign_arena(const std::vector<std::size_t>& first, const std::vector<std::size_t>& last);
 
+  /// Fills hosts_: per output, the inputs whose buffer it may be written into.
+  void find_hosts(const std::vector<std::size_t>& writer, const std::vector<std::ptrdiff_t>& last_read);
+
   std::unique_ptr<ExecState> acquire() const {
     if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
     {
@@ -187,6 +240,7 @@ class Plan {
     if (stats_.scratch_bytes) st->scratch = std::make_unique<detail::Storage>(stats_.scratch_bytes);
     st->ptrs.resize(slots_.size());
     st->views.resize(max_operands_);
+    if (!hosts_.empty()) st->taken.resize(graph_.inputs.size());
     return st;
   }
   void release(std::unique_ptr<ExecState> st) const {
@@ -205,6 +259,7 @@ class Plan {
   std::vector<Instr> instrs_;
   std::vector<Var> operands_;
   std::vector<OutputSource> output_sources_;
+  std::vector<std::vector<std::uint32_t>> hosts_;  // per output position; empty when no input can host any
   std::vector<std::unique_ptr<PreparedKernel>> prepared_;
   std::size_t max_operands_ = 0;
   MemoryStats stats_;
@@ -236,6 +291,7 @@ EQX_KERNEL_INLINE Plan::Plan(Graph graph) : graph_(std::move(graph)) {
   }
   // Instructions, and each intermediate's lifetime [first, last] in instruction indices.
   std::vector<std::size_t> first(g.types.size(), 0), last(g.types.size(), 0);
+  std::vector<std::ptrdiff_t> last_read(g.types.size(), -1);
   std::size_t max_operands = 0;
   for (std::size_t k = 0; k < g.equations.size(); ++k) {
     const Equation& eq = g.equations[k];
@@ -254,6 +310,7 @@ EQX_KERNEL_INLINE Plan::Plan(Graph graph) : graph_(std::move(graph)) {
     for (Var v : eq.inputs) {
       operands_.push_back(v);
       last[v] = k;
+      last_read[v] = static_cast<std::ptrdiff_t>(k);
     }
     for (Var v : eq.outputs) {
       operands_.push_back(v);
@@ -265,9 +322,73 @@ EQX_KERNEL_INLINE Plan::Plan(Graph graph) : graph_(std::move(graph)) {
   }
   max_operands_ = max_operands;
   assign_arena(first, last);
+  find_hosts(first, last_read);
   for (Var v = 0; v < slots_.size(); ++v)
     if (slots_[v].kind != Slot::unassigned) assigned_.push_back(v);
   stats_.num_instructions = instrs_.size();
+}
+
+namespace detail {
+/// True if a fused region (the `fused` equation `eq`) may write its output
+/// `out` over its input `in`: every operation reading the input runs no
+/// later, within a tile, than the one writing the output. At the same
+/// position it is safe: a region's operations are elementwise, and their
+/// tile kernels load each element (or SIMD register) of every operand
+/// before storing the results there.
+inline bool fused_in_place(const Equation& eq, std::size_t in, std::size_t out) {
+  const Graph& body = *eq.params.get<GraphRef>("graph");
+  const Var result = body.outputs[out];
+  std::ptrdiff_t writer = -1;
+  for (std::size_t k = 0; k < body.equations.size() && writer < 0; ++k)
+    for (Var v : body.equations[k].outputs)
+      if (v == result) writer = static_cast<std::ptrdiff_t>(k);
+  if (writer < 0) return false;  // an input or constant passed through
+  for (std::size_t p = 0; p < eq.inputs.size(); ++p) {
+    if (eq.inputs[p] != eq.inputs[in]) continue;  // the same value may come in at several positions
+    for (std::size_t k = 0; k < body.equations.size(); ++k) {
+      const Equation& op = body.equations[k];
+      if (std::find(op.inputs.begin(), op.inputs.end(), body.inputs[p]) == op.inputs.end()) continue;
+      const auto ks = static_cast<std::ptrdiff_t>(k);
+      if (ks > writer) return false;
+    }
+  }
+  return true;
+}
+}  // namespace detail
+
+EQX_KERNEL_INLINE void Plan::find_hosts(const std::vector<std::size_t>& writer,
+                                        const std::vector<std::ptrdiff_t>& last_read) {
+  const Graph& g = graph_;
+  std::vector<bool> passed_through(g.inputs.size(), false);  // such an input's buffer is an output already
+  for (const OutputSource& o : output_sources_)
+    if (o.kind == Slot::input) passed_through[o.index] = true;
+  std::vector<std::vector<std::uint32_t>> hosts(g.outputs.size());
+  bool any = false;
+  for (std::size_t i = 0; i < g.outputs.size(); ++i) {
+    if (output_sources_[i].kind != Slot::output || output_sources_[i].index != i) continue;
+    const Var v = g.outputs[i];
+    const std::size_t k = writer[v];
+    const Equation& eq = g.equations[k];
+    for (std::size_t j = 0; j < g.inputs.size(); ++j) {
+      const Var x = g.inputs[j];
+      if (passed_through[j] || g.types[x].dtype != g.types[v].dtype || g.types[x].shape != g.types[v].shape) continue;
+      bool ok = last_read[x] < static_cast<std::ptrdiff_t>(k);
+      const bool elementwise_loop =
+          eq.prim->elementwise() && (eq.outputs.size() == 1 || eq.prim->name() == "elementwise_kernel");
+      if (!ok && last_read[x] == static_cast<std::ptrdiff_t>(k) && elementwise_loop) {
+        ok = true;  // loads each element (or SIMD register) of its operands before storing results there
+      } else if (!ok && last_read[x] == static_cast<std::ptrdiff_t>(k) && eq.prim->name() == "fused") {
+        const auto at = std::find(eq.inputs.begin(), eq.inputs.end(), x) - eq.inputs.begin();
+        const auto out = std::find(eq.outputs.begin(), eq.outputs.end(), v) - eq.outputs.begin();
+        ok = detail::fused_in_place(eq, static_cast<std::size_t>(at), static_cast<std::size_t>(out));
+      }
+      if (ok) {
+        hosts[i].push_back(static_cast<std::uint32_t>(j));
+        any = true;
+      }
+    }
+  }
+  if (any) hosts_ = std::move(hosts);
 }
 
 EQX_KERNEL_INLINE void Plan::assign_arena(const std::vector<std::size_t>& first, const std::vector<std::size_t>& last) {

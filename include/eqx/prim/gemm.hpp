@@ -154,6 +154,10 @@ class GemmChoices {
     for (const auto& [key, d] : map_) out.push_back(d);
     return out;
   }
+  std::size_t size() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return map_.size();
+  }
   void clear() {
     std::lock_guard<std::mutex> lock(mutex_);
     map_.clear();

@@ -15,6 +15,23 @@
 // Outputs are rebuilt into the function's return type; non-Array outputs
 // come from the trace, as in Equinox. Called inside another trace, a jitted
 // function is inlined into it.
+//
+// Donation (`{.donate = eqx::Donate::all}`): the Array leaves of donated
+// arguments are handed to the call. A donated leaf whose buffer no other
+// Array shares (the caller's handle and the call's own copy are the only
+// references) is consumed: the plan may write an output of the same shape
+// and dtype into it (ir/plan.hpp picks which), and the caller's handle, and
+// any copy made from it later, can no longer be read (Array::is_donated).
+// A shared buffer is left alone, silently, as JAX does with a buffer it
+// cannot donate: other Arrays may still read it.
+//
+// eqx::clear_caches() drops every live jitted function's compiled entries
+// (they register in a process-wide list of weak references), the compiled
+// control-flow bodies, the GEMM backend choices and the buffer pool's free
+// blocks. A call in flight on another thread keeps the entry it is running:
+// each call counts itself in one of two per-cache counters (by epoch), and
+// clearing a cache switches the epoch and waits for the old epoch's calls
+// to finish before freeing what it dropped.
 
 #include <algorithm>
 #include <array>
@@ -26,19 +43,34 @@
 #include <new>
 #include <span>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
 
 #include "eqx/ir/optimize.hpp"
 #include "eqx/ir/plan.hpp"
+#include "eqx/prim/gemm.hpp"
+#include "eqx/transform/subgraph.hpp"
 #include "eqx/transform/trace_call.hpp"
 #include "eqx/tree/flatten.hpp"
 #include "eqx/tree/walk.hpp"
 
 namespace eqx {
+
+/// Which arguments' Array buffers a jitted function may reuse for its
+/// outputs (Equinox's `donate`): none (the default), all (the function's
+/// own Arrays when it is a module, and every argument), or all but the first
+/// argument (pass what must survive the call, e.g. a batch, first).
+enum class Donate { none, all, all_except_first };
+
+/// Options of eqx::filter_jit. Usage: `eqx::filter_jit(step, {.donate = eqx::Donate::all})`
+struct JitOptions {
+  Donate donate = Donate::none;
+};
 
 namespace detail {
 
@@ -164,6 +196,27 @@ struct JitEntryBase {
   std::vector<AbstractArray> leaf_types;
   std::vector<bool> present;
   std::unique_ptr<Plan> plan;
+  // Per leaf: what a donated leaf was donated to (for the message when it is
+  // read later), null when not donated; empty when nothing is donated.
+  std::vector<const char*> donation_sites;
+};
+
+/// A string kept for the rest of the process: a donated buffer's record of
+/// where it went outlives the jit entry (clear_caches may free that).
+inline const char* intern_donation_site(std::string site) {
+  static std::mutex mutex;
+  static std::unordered_set<std::string> sites;
+  std::lock_guard lock(mutex);
+  return sites.insert(std::move(site)).first->c_str();
+}
+
+/// The paths of the Array leaves (with a value) of a tree, in leaf order.
+struct LeafPathRecorder : ArrayLeafVisitor {
+  std::vector<std::string> paths;
+  bool array(const TreePath& path, const Array& a) {
+    if (a.has_value()) paths.push_back(path.display());
+    return true;
+  }
 };
 
 template <class Self, class R, class... Args>
@@ -175,14 +228,104 @@ struct JitEntry final : JitEntryBase {
   std::tuple<Args...> arg_skeletons;
 };
 
+/// How deeply this thread is inside jitted calls (clear_caches refuses to
+/// wait for a call on its own thread).
+inline int& jit_call_depth() {
+  thread_local int depth = 0;
+  return depth;
+}
+
 struct JitCache {
   std::mutex mutex;
   std::vector<std::unique_ptr<JitEntryBase>> entries;
   std::atomic<std::size_t> traces{0};
   // The entry the last call used, checked first without the lock: a
-  // training loop calls one specialisation over and over (entries are never
-  // removed while the cache lives, so the pointer stays valid).
+  // training loop calls one specialisation over and over (clear() frees
+  // entries only once no call that could hold this pointer is running).
   std::atomic<const JitEntryBase*> last{nullptr};
+  // Calls in flight, counted per epoch (see the file comment).
+  std::atomic<int> epoch{0};
+  std::atomic<std::size_t> active[2] = {0, 0};
+
+  std::size_t size() {
+    std::lock_guard lock(mutex);
+    return entries.size();
+  }
+  /// Drops every entry; waits for the calls that may be using one.
+  void clear() {
+    std::vector<std::unique_ptr<JitEntryBase>> dropped;
+    int old;
+    {
+      std::lock_guard lock(mutex);
+      dropped.swap(entries);
+      last.store(nullptr);
+      old = epoch.load();
+      epoch.store(old ^ 1);
+    }
+    while (active[old].load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+  /// Bytes the entries' plans hold: constants, plus one arena and scratch each.
+  std::size_t bytes() {
+    std::lock_guard lock(mutex);
+    std::size_t total = 0;
+    for (const auto& e : entries) {
+      const MemoryStats m = e->plan->memory_stats();
+      total += m.constant_bytes + m.arena_bytes + m.scratch_bytes;
+    }
+    return total;
+  }
+};
+
+/// Counts a call on `cache` in its current epoch for as long as it lives.
+class JitCallGuard {
+ public:
+  explicit JitCallGuard(JitCache& cache) : cache_(cache) {
+    for (;;) {
+      epoch_ = cache.epoch.load();
+      cache.active[epoch_].fetch_add(1);
+      if (cache.epoch.load() == epoch_) break;  // else a clear switched epochs in between: count in the new one
+      cache.active[epoch_].fetch_sub(1, std::memory_order_release);
+    }
+    ++jit_call_depth();
+  }
+  JitCallGuard(const JitCallGuard&) = delete;
+  JitCallGuard& operator=(const JitCallGuard&) = delete;
+  ~JitCallGuard() {
+    --jit_call_depth();
+    cache_.active[epoch_].fetch_sub(1, std::memory_order_release);
+  }
+
+ private:
+  JitCache& cache_;
+  int epoch_;
+};
+
+/// Every jitted function's cache, by weak reference (a cache goes with the
+/// last copy of its function).
+struct JitRegistry {
+  std::mutex mutex;
+  std::vector<std::weak_ptr<JitCache>> caches;
+  std::size_t prune_at = 64;
+
+  static JitRegistry& instance() {
+    static JitRegistry* registry = new JitRegistry;  // never destroyed: jitted functions in statics register late
+    return *registry;
+  }
+  void add(const std::shared_ptr<JitCache>& cache) {
+    std::lock_guard lock(mutex);
+    if (caches.size() >= prune_at) {
+      std::erase_if(caches, [](const std::weak_ptr<JitCache>& c) { return c.expired(); });
+      prune_at = std::max<std::size_t>(64, 2 * caches.size());
+    }
+    caches.push_back(cache);
+  }
+  std::vector<std::shared_ptr<JitCache>> live() {
+    std::lock_guard lock(mutex);
+    std::vector<std::shared_ptr<JitCache>> out;
+    for (const auto& c : caches)
+      if (auto p = c.lock()) out.push_back(std::move(p));
+    return out;
+  }
 };
 
 }  // namespace detail
@@ -191,7 +334,10 @@ struct JitCache {
 template <class F>
 class Jitted {
  public:
-  explicit Jitted(F f) : f_(std::move(f)), cache_(std::make_shared<detail::JitCache>()) {}
+  explicit Jitted(F f, JitOptions options = {})
+      : f_(std::move(f)), options_(options), cache_(std::make_shared<detail::JitCache>()) {
+    detail::JitRegistry::instance().add(cache_);
+  }
 
   /// Calls the function: runs the cached plan for this kind of input, or
   /// traces and compiles one first.
@@ -203,15 +349,24 @@ class Jitted {
   }
 
   /// The compiled plan for these arguments (compiling it if needed): for
-  /// inspecting the optimised graph and memory use.
+  /// inspecting the optimised graph and memory use. eqx::clear_caches()
+  /// frees it: do not keep the reference across one.
   /// Usage: `fmt::print("{}\n", jitted.plan(x).graph()); jitted.plan(x).memory_stats().arena_bytes`
   template <class... Args>
   const Plan& plan(const Args&... args) const {
     return plan_for<std::decay_t<Args>...>(args...);
   }
 
-  /// How many times the function has been traced (cache misses).
+  /// How many times the function has been traced (cache misses; not reset
+  /// by eqx::clear_caches).
   std::size_t num_traces() const { return cache_->traces.load(); }
+
+  /// How many compiled specialisations the cache holds now.
+  /// Usage: `step(model, x); step.cache_size() == 1; eqx::clear_caches(); step.cache_size() == 0`
+  std::size_t cache_size() const { return cache_->size(); }
+
+  /// The options it was made with. Usage: `step.options().donate == eqx::Donate::all`
+  const JitOptions& options() const { return options_; }
 
   const F& function() const { return f_; }
 
@@ -219,6 +374,7 @@ class Jitted {
   template <class... Args>
   detail::call_result_t<F, Args...> call(const std::type_identity_t<Args>&... args) const {
     if (!detail::interpreter_stack().empty()) return std::invoke(f_, args...);  // inside a trace: inline
+    detail::JitCallGuard guard(*cache_);
     detail::LeafRefs leaves;
     const Entry<Args...>* entry = match_last(leaves, args...);
     if (!entry) {
@@ -227,12 +383,29 @@ class Jitted {
       entry = static_cast<const Entry<Args...>*>(find(leaves, hash, args...));
       if (!entry) entry = compile(hash, args...);
     }
-    std::vector<Array> outs = entry->plan->run(leaves.span());
-    return entry->out_def.unflatten(outs);
+    std::span<const Array* const> refs = leaves.span();
+    if (entry->donation_sites.empty()) return entry->out_def.unflatten(entry->plan->run(refs));
+    return entry->out_def.unflatten(run_donating(*entry, refs));
+  }
+
+  // Consumed leaves: donated, and their buffer referenced only by the
+  // caller's argument and `refs` (two references). The site list is on the
+  // stack up to 64 leaves, like the leaves themselves.
+  std::vector<Array> run_donating(const detail::JitEntryBase& entry, std::span<const Array* const> refs) const {
+    constexpr std::size_t kInline = 64;
+    std::array<const char*, kInline> inline_sites;
+    std::vector<const char*> heap_sites(refs.size() > kInline ? refs.size() : 0);
+    const char** consumed = refs.size() > kInline ? heap_sites.data() : inline_sites.data();
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+      const char* site = entry.donation_sites[i];
+      consumed[i] = site && detail::ArrayAccess::storage_use_count(*refs[i]) == 2 ? site : nullptr;
+    }
+    return entry.plan->run(refs, std::span<const char* const>(consumed, refs.size()));
   }
 
   template <class... Args>
   const Plan& plan_for(const std::type_identity_t<Args>&... args) const {
+    detail::JitCallGuard guard(*cache_);  // not freed by a clear while compiling
     detail::LeafRefs leaves;
     const std::size_t hash = key_hash(leaves, args...);
     auto* entry = find(leaves, hash, args...);
@@ -327,23 +500,107 @@ class Jitted {
     entry->present = std::move(skel.present);
     entry->leaf_types = traced.graph.input_types();
     entry->plan = std::make_unique<Plan>(optimize(std::move(traced.graph)));
+    if (options_.donate != Donate::none) entry->donation_sites = donation_sites(args...);
     const Entry<Args...>* result = entry.get();
     std::lock_guard<std::mutex> lock(cache_->mutex);
     cache_->entries.push_back(std::move(entry));
     return result;
   }
 
+  // Per leaf (the function's, then each argument's), where it is donated
+  // to, or null: "argument 1 (leaf [1].moments["m"]) of eqx::filter_jit(Step)".
+  template <class... Args>
+  std::vector<const char*> donation_sites(const Args&... args) const {
+    const std::string fn = "eqx::filter_jit(" + std::string(detail::type_name<F>()) + ") with donate = " +
+                           (options_.donate == Donate::all ? "all" : "all_except_first");
+    std::vector<const char*> sites;
+    detail::LeafPathRecorder rec;
+    if constexpr (detail::tree_callable<F>) {
+      TreePath path;
+      detail::visit_tree(rec, path, f_);
+      for (const std::string& p : rec.paths)
+        sites.push_back(detail::intern_donation_site("the function's own leaf " + p + " in " + fn));
+    }
+    std::size_t index = 0;
+    auto add = [&](const auto& arg) {
+      rec.paths.clear();
+      TreePath arg_path;
+      arg_path.push_index(static_cast<std::int64_t>(index));
+      detail::visit_tree(rec, arg_path, arg);
+      const bool donated = options_.donate == Donate::all || index > 0;
+      for (const std::string& p : rec.paths)
+        sites.push_back(donated ? detail::intern_donation_site("argument " + std::to_string(index) + " (leaf " + p +
+                                                               ") of " + fn)
+                                : nullptr);
+      ++index;
+    };
+    (add(args), ...);
+    return sites;
+  }
+
   F f_;
+  JitOptions options_;
   std::shared_ptr<detail::JitCache> cache_;
 };
 
 /// Compiles f: Array leaves of the arguments are traced, every other leaf is
 /// static (part of the cache key). Works for functions, lambdas (generic
-/// ones too) and callable modules, returning any pytree.
+/// ones too) and callable modules, returning any pytree. With `donate`, the
+/// donated arguments' Arrays may hold the outputs after the call and must
+/// not be read again (see eqx::Donate).
 /// Usage: `auto step = eqx::filter_jit([](const Model& m, const eqx::Array& x) { return m(x); }); step(model, x);`
+/// Usage: `auto step = eqx::filter_jit(train_step, {.donate = eqx::Donate::all_except_first});`
+/// then `model = step(batch, model);`
 template <class F>
-Jitted<std::decay_t<F>> filter_jit(F&& f) {
-  return Jitted<std::decay_t<F>>(std::forward<F>(f));
+Jitted<std::decay_t<F>> filter_jit(F&& f, JitOptions options = {}) {
+  return Jitted<std::decay_t<F>>(std::forward<F>(f), options);
+}
+
+/// What eqx's caches hold now (eqx::cache_stats()).
+struct CacheStats {
+  std::size_t jit_functions = 0;    ///< live jitted functions (copies share one)
+  std::size_t jit_entries = 0;      ///< their compiled specialisations
+  std::size_t jit_bytes = 0;        ///< held by those plans: constants, one arena and scratch each
+  std::size_t compiled_bodies = 0;  ///< compiled scan / cond / while_loop bodies cached for reuse
+  std::size_t pool_bytes = 0;       ///< freed buffers the buffer pool keeps (large ones, and this thread's small ones)
+  std::size_t gemm_choices = 0;     ///< GEMM shapes with a timed backend choice
+};
+
+/// Counts what eqx::clear_caches() would free.
+/// Usage: `eqx::CacheStats s = eqx::cache_stats(); s.jit_entries, s.pool_bytes`
+inline CacheStats cache_stats() {
+  CacheStats s;
+  for (const auto& cache : detail::JitRegistry::instance().live()) {
+    ++s.jit_functions;
+    s.jit_entries += cache->size();
+    s.jit_bytes += cache->bytes();
+  }
+  s.compiled_bodies = detail::CompiledBodies::instance().size();
+  s.pool_bytes = detail::BufferPool::instance().cached_bytes() + detail::BufferPool::instance().small_cached_bytes();
+  s.gemm_choices = detail::GemmChoices::instance().size();
+  return s;
+}
+
+/// Empties eqx's caches (Equinox's eqx.clear_caches): every live jitted
+/// function's compiled entries (the next call traces again), compiled
+/// control-flow bodies, GEMM backend choices (timed again on next use) and
+/// the buffer pool's free blocks (every thread's: another thread drops its
+/// small ones at its next allocation). Safe while other threads run jitted
+/// calls: a running call finishes on the entry it found, and clear_caches
+/// waits for it before freeing that entry. Throws eqx::ValueError when
+/// called from inside a jitted call (while it traces or runs), which it
+/// would otherwise wait for forever.
+/// Usage: `eqx::clear_caches(); eqx::cache_stats().jit_entries == 0`
+inline void clear_caches() {
+  if (detail::jit_call_depth() > 0)
+    throw ValueError("eqx::clear_caches: called from inside a jitted call (while the function was traced or ran, "
+                     "e.g. from a debug::print sink); it would wait for that call to finish. Call it between calls");
+  static std::mutex one_at_a_time;  // each cache's epoch switch waits for the previous one's calls
+  std::lock_guard lock(one_at_a_time);
+  for (const auto& cache : detail::JitRegistry::instance().live()) cache->clear();
+  detail::CompiledBodies::instance().clear();
+  detail::GemmChoices::instance().clear();
+  detail::BufferPool::instance().clear();
 }
 
 }  // namespace eqx

@@ -36,31 +36,56 @@ inline GraphRef trace_graph(std::span<const AbstractArray> types,
   return std::make_shared<const Graph>(scope.finish(outputs));
 }
 
-/// The optimised, compiled plan of a body graph, built once per graph and
-/// shared by every kernel that runs it: control flow's prepared kernels
-/// (one lookup when an enclosing Plan is built) and eager calls (one per
-/// call). Entries go when their graph does.
-inline std::shared_ptr<const Plan> compiled_body(const GraphRef& body) {
+/// The optimised, compiled plans of body graphs, one per graph, shared by
+/// every kernel that runs it: control flow's prepared kernels (one lookup
+/// when an enclosing Plan is built) and eager calls (one per call). Entries
+/// go when their graph does, or at eqx::clear_caches() (kernels already
+/// holding a plan keep it).
+class CompiledBodies {
+ public:
+  static CompiledBodies& instance() {
+    static CompiledBodies* bodies = new CompiledBodies;  // never destroyed: statics may run loops late
+    return *bodies;
+  }
+  std::shared_ptr<const Plan> get(const GraphRef& body) {
+    {
+      std::lock_guard lock(mutex_);
+      auto it = cache_.find(body.get());
+      if (it != cache_.end() && it->second.graph.lock() == body) return it->second.plan;
+    }
+    // Compiled outside the lock: folding constants may run a nested loop's kernel.
+    auto plan = std::make_shared<const Plan>(optimize(Graph(*body)));
+    std::lock_guard lock(mutex_);
+    if (cache_.size() >= 64) prune();
+    Entry& e = cache_[body.get()];
+    if (e.graph.lock() != body) e = {body, std::move(plan)};
+    return e.plan;
+  }
+  /// Bodies cached whose graph is alive.
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    prune();
+    return cache_.size();
+  }
+  void clear() {
+    std::lock_guard lock(mutex_);
+    cache_.clear();
+  }
+
+ private:
   struct Entry {
     std::weak_ptr<const Graph> graph;
     std::shared_ptr<const Plan> plan;
   };
-  static std::mutex mutex;
-  static std::unordered_map<const Graph*, Entry> cache;
-  {
-    std::lock_guard lock(mutex);
-    auto it = cache.find(body.get());
-    if (it != cache.end() && it->second.graph.lock() == body) return it->second.plan;
+  void prune() {
+    std::erase_if(cache_, [](const auto& kv) { return kv.second.graph.expired(); });
   }
-  // Compiled outside the lock: folding constants may run a nested loop's kernel.
-  auto plan = std::make_shared<const Plan>(optimize(Graph(*body)));
-  std::lock_guard lock(mutex);
-  if (cache.size() >= 64)
-    std::erase_if(cache, [](const auto& kv) { return kv.second.graph.expired(); });
-  Entry& e = cache[body.get()];
-  if (e.graph.lock() != body) e = {body, std::move(plan)};
-  return e.plan;
-}
+  std::mutex mutex_;
+  std::unordered_map<const Graph*, Entry> cache_;
+};
+
+/// The compiled plan of a body graph (CompiledBodies).
+inline std::shared_ptr<const Plan> compiled_body(const GraphRef& body) { return CompiledBodies::instance().get(body); }
 
 /// A prepared kernel's scratch, carved into 64-byte-aligned regions:
 /// `reserve` them when preparing, find them at `base + offset` when running.
