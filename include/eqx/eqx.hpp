@@ -34,6 +34,7 @@
 #include "eqx/transform/cond.hpp"
 #include "eqx/transform/custom_rules.hpp"
 #include "eqx/transform/elementwise_kernel.hpp"
+#include "eqx/transform/eval_shape.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"
 #include "eqx/transform/jit.hpp"

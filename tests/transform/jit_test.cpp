@@ -299,7 +299,7 @@ TEST_CASE("a leaked tracer passed to a jitted function is a TraceError", "[jit]"
   eqx::filter_make_jaxpr([&](const Array& x) { return leaked = x + 1.0f; })(eqx::zeros({2}));
   auto f = eqx::filter_jit([](const Array& x) { return x * 2.0f; });
   CHECK(message_of<eqx::TraceError>([&] { f(leaked); }) ==
-        "eqx::filter_jit: argument leaf (root) is an abstract Array from a trace that has already finished (a leaked "
+        "eqx::filter_jit: argument leaf [0] is an abstract Array from a trace that has already finished (a leaked "
         "tracer); pass concrete Arrays, or return the value from the transformed function instead");
 }
 

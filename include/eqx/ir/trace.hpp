@@ -87,6 +87,7 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
       if (fresh) it->second = graph_.add_const(a);
       return it->second;
     }
+    if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
     if (a.ndim() == 0) {  // literals: one constant per distinct value
       std::uint64_t bits = 0;
       std::memcpy(&bits, a.raw_data(), itemsize(a.dtype()));

@@ -322,6 +322,20 @@ inline std::vector<Interpreter*>& interpreter_stack() {
                    "(in a global, a captured reference or a static field); return it as an output instead");
 }
 
+/// Thrown for a shape-only Array (eqx::shape_dtype_struct) given to an operation.
+[[noreturn]] inline void throw_shape_only_input(const Primitive& prim, std::size_t input, const Array& a) {
+  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) + " is a shape-only Array " +
+                   std::string(short_name(a.dtype())) + a.shape().str() +
+                   " (from eqx::filter_eval_shape or eqx::shape_dtype_struct), which has no values to compute with; "
+                   "pass it as an argument of eqx::filter_eval_shape (which traces it), or use a real Array");
+}
+
+/// Thrown for an abstract Array that no active trace owns.
+[[noreturn]] inline void throw_unowned_abstract(const Primitive& prim, std::size_t input, const Array& a) {
+  if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
+  throw_leaked_tracer(prim, input);
+}
+
 inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
 
 /// Eager interpreter: shape rule, allocate, kernel. Operand lists of up to
@@ -337,7 +351,7 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
     if (!inputs[i].has_value())
       throw ValueError(input_error_prefix(prim) + "input " + std::to_string(i) +
                        " is an empty Array (None); a filtered-out leaf cannot be used in an operation");
-    if (inputs[i].is_abstract()) throw_leaked_tracer(prim, i);
+    if (inputs[i].is_abstract()) throw_unowned_abstract(prim, i, inputs[i]);
     in_avals[i] = {inputs[i].shape(), inputs[i].dtype()};
   }
   std::vector<AbstractArray> out_avals = prim.shape_rule(std::span<const AbstractArray>(in_avals, inputs.size()), params);

@@ -99,7 +99,7 @@ inline std::string python_repr(double v) {
 inline Doc array_doc(const Array& a, const PformatOptions& o) {
   if (!a.has_value()) return atom("None");
   if (o.arrays_as_stars) return atom("*");
-  if (a.size() <= o.short_arrays) {
+  if (!a.is_abstract() && a.size() <= o.short_arrays) {
     std::string raw = detail::ArrayPrinter(a).body(), body;
     for (std::size_t i = 0; i < raw.size(); ++i) {  // one line: each newline and its indent become one space
       if (raw[i] != '\n') {
