@@ -30,6 +30,7 @@
 #include "eqx/tree.hpp"
 
 #include "eqx/transform/checkpoint.hpp"
+#include "eqx/transform/closure_convert.hpp"
 #include "eqx/transform/collectives.hpp"
 #include "eqx/transform/cond.hpp"
 #include "eqx/transform/custom_rules.hpp"
