@@ -29,6 +29,7 @@
 
 #include "eqx/tree.hpp"
 
+#include "eqx/transform/callback.hpp"
 #include "eqx/transform/checkpoint.hpp"
 #include "eqx/transform/closure_convert.hpp"
 #include "eqx/transform/collectives.hpp"

@@ -53,6 +53,21 @@ TEST_CASE("filter_eval_shape: shapes and dtypes of matmul, reductions and casts,
   CHECK(type_of(s.per_row[1]) == "f64[3,1]");
   CHECK(s.label == "m!");
   CHECK(s.rows == 3);
+
+  // The function's kernels never run: a host callback inside it is not called.
+  int calls = 0;
+  auto with_callback = [&](const Array& x) {
+    return eqx::filter_pure_callback(
+        [&](const Array& v) {
+          ++calls;
+          return v;
+        },
+        eqx::shape_dtype_struct({3}, eqx::float32), x);
+  };
+  CHECK(type_of(eqx::filter_eval_shape(with_callback, eqx_test::seq({3}))) == "f32[3]");
+  CHECK(calls == 0);
+  with_callback(eqx_test::seq({3}));  // and eagerly it is
+  CHECK(calls == 1);
 }
 
 TEST_CASE("filter_eval_shape: shape-only Arrays as arguments, and a model too large to allocate", "[eval_shape]") {

@@ -56,10 +56,19 @@ struct AbstractArray {
 /// and immutable; compared by identity.
 using GraphRef = std::shared_ptr<const Graph>;
 
+/// A host object an equation holds (filter_pure_callback's function):
+/// opaque to passes, shared and immutable; compared by identity.
+struct OpaqueParam {
+  virtual ~OpaqueParam() = default;
+  /// How graphs print it.
+  virtual std::string str() const = 0;
+};
+using OpaqueRef = std::shared_ptr<const OpaqueParam>;
+
 /// One parameter value of an equation (an axis list, a dtype, a flag, ...).
 using ParamValue =
     std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string, GraphRef, std::vector<GraphRef>,
-                 std::vector<std::string>>;
+                 std::vector<std::string>, OpaqueRef>;
 
 /// Every parameter name eqx's primitives use, one place. Params are a bag
 /// of (name, value) rather than a typed struct per primitive because every
@@ -74,12 +83,12 @@ using ParamValue =
 /// vector) a typed struct would make too.
 inline constexpr std::string_view kParamNames[] = {
     "axes", "axis", "axis_name", "axis_size", "body_jaxpr", "body_nconsts", "branches", "broadcast_dimensions",
-    "bwd_jaxpr", "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype", "feature_group_count", "format",
-    "fwd_jaxpr", "graph", "high", "index_dtype", "interior", "jaxpr", "jvp_jaxpr", "length", "lhs_batch_dimensions",
-    "lhs_contracting_dimensions", "lhs_dilation", "limit_indices", "low", "msgs", "new_dtype", "new_sizes",
-    "num_carry", "num_consts", "num_vjp_leaves", "padding", "permutation", "reverse", "rhs_batch_dimensions",
-    "rhs_contracting_dimensions", "rhs_dilation", "shape", "start_indices", "strides", "window_dilation",
-    "window_dimensions", "window_strides"};
+    "bwd_jaxpr", "callback", "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype",
+    "feature_group_count", "format", "fwd_jaxpr", "graph", "high", "index_dtype", "interior", "jaxpr",
+    "jvp_jaxpr", "length", "lhs_batch_dimensions", "lhs_contracting_dimensions", "lhs_dilation", "limit_indices",
+    "low", "msgs", "new_dtype", "new_sizes", "num_carry", "num_consts", "num_vjp_leaves", "padding",
+    "permutation", "reverse", "rhs_batch_dimensions", "rhs_contracting_dimensions", "rhs_dilation", "shape",
+    "start_indices", "strides", "window_dilation", "window_dimensions", "window_strides"};
 
 /// A parameter's name: a string literal from kParamNames, checked when the
 /// program compiles. A primitive of a program's own can use other names
@@ -256,7 +265,8 @@ class Primitive {
   virtual bool effectful() const { return false; }
   /// False for primitives that constant folding must leave to run with the
   /// plan: effectful ones, and those whose result depends on more than their
-  /// inputs (error_if reads EQX_ON_ERROR's mode when it runs).
+  /// inputs (error_if reads EQX_ON_ERROR's mode when it runs; a host
+  /// callback runs each time the plan does).
   virtual bool foldable() const { return !effectful(); }
 
   /// For call-like primitives that hold a sub-graph (filter_checkpoint):
