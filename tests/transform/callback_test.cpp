@@ -190,4 +190,18 @@ TEST_CASE("filter_pure_callback: wrong results, exceptions and differentiation",
     return eqx::sum(eqx::filter_pure_callback(returns(c), like, x) * v);
   };
   check(eqx::filter_grad(constant_input)(x), {2}, std::vector<float>{3, 4});
+
+  // The fix the message names: a custom VJP around the call (here d/dx x^3 = 3x^2).
+  auto host_cube = [](const Array& v) {
+    std::vector<float> c = v.to_vector<float>();
+    for (float& e : c) e = e * e * e;
+    return eqx::array(c, v.shape());
+  };
+  auto cube = [=](const Array& v) { return eqx::filter_pure_callback(host_cube, like, v); };
+  auto differentiable = eqx::filter_custom_vjp(cube)
+                            .def_fwd([=](const Array& v) { return std::pair{cube(v), v}; })
+                            .def_bwd([](const Array& v, const Array& g, const Array&) { return g * 3.0f * v * v; });
+  auto cube_loss = [&](const Array& v) { return eqx::sum(differentiable(v)); };
+  check(eqx::filter_grad(cube_loss)(x), {2}, std::vector<float>{3, 12});
+  check(eqx::filter_jit(eqx::filter_grad(cube_loss))(x), {2}, std::vector<float>{3, 12});
 }
