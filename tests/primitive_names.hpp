@@ -33,6 +33,7 @@ inline const std::vector<CoveredElsewhere> kOwnTests = {
     {"error_if", "tests/transform/control_flow_test.cpp, tests/ir/ir_test.cpp"},
     {"custom_jvp_call", "tests/transform/custom_rules_test.cpp"},
     {"custom_vjp_call", "tests/transform/custom_rules_test.cpp"},
+    {"pure_callback", "tests/transform/callback_test.cpp (a host function: no derivative; its own batching)"},
     {"psum", "tests/transform/collectives_test.cpp"},
     {"pmean", "tests/transform/collectives_test.cpp"},
     {"pmax", "tests/transform/collectives_test.cpp"},

@@ -1,12 +1,14 @@
 #pragma once
 // Debugging aids for transformations: assert_max_traces / get_num_traces,
-// and debug::print, which prints values while compiled code runs.
+// debug::print, which prints values while compiled code runs, and
+// store_dce / inspect_dce, which show what compilation removed as dead code.
 
 #include <cstddef>
 #include <cstdio>
 #include <span>
 #include <string_view>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +24,10 @@
 #include "eqx/core/format.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
+#include "eqx/transform/callback.hpp"
+#include "eqx/transform/eval_shape.hpp"
+#include "eqx/tree/flatten.hpp"
+#include "eqx/tree/pformat.hpp"
 #include "eqx/tree/reflect.hpp"
 #include "eqx/tree/walk.hpp"
 
@@ -226,6 +232,98 @@ void print(std::string format, const Arrays&... arrays) {
   static_assert((std::is_same_v<Arrays, Array> && ...), "eqx::debug::print: pass Arrays after the format string");
   std::vector<Array> in{arrays...};
   eqx::bind(detail::debug_print, in, Params{}.set("format", std::move(format)));
+}
+
+namespace detail {
+
+/// One traced call of store_dce: which of its Array leaves ran, and how to
+/// print its tree.
+struct DceEntry {
+  std::mutex mutex;
+  std::vector<char> ran;  // by leaf
+  std::function<std::string(const PformatOptions&)> pformat;
+};
+
+/// The entries of every store_dce name, in the order they were traced.
+struct DceStore {
+  std::mutex mutex;
+  std::map<std::string, std::vector<std::shared_ptr<DceEntry>>> entries;
+};
+inline DceStore& dce_store() {
+  static DceStore store;
+  return store;
+}
+
+}  // namespace detail
+
+/// `x` unchanged, recording, for inspect_dce, which of its Array leaves
+/// survive compilation. Use it inside filter_jit: each Array leaf passes
+/// through a pure callback (eqx::filter_pure_callback) that records the leaf
+/// when the compiled code runs it; one that dead-code elimination removed
+/// never runs, and inspect_dce shows it as <DCE'd>. So inspect after calling
+/// the compiled function. Like any pure callback it is not differentiable.
+/// Usage: `auto [a, b] = eqx::debug::store_dce(std::pair{x * 2, x + 1}, "pair");`
+template <class T>
+T store_dce(const T& x, const std::string& name = "") {
+  if (eqx::detail::interpreter_stack().empty())
+    throw TraceError("eqx::debug::store_dce('" + name + "'): called outside any trace; use it inside the function "
+                     "given to eqx::filter_jit (only compiled code has dead code removed)");
+  std::vector<Array> leaves = tree_leaves(x);
+  auto entry = std::make_shared<detail::DceEntry>();
+  entry->ran.assign(leaves.size(), 0);
+  entry->pformat = [skeleton = filter_eval_shape([](const T& t) { return t; }, x)](const PformatOptions& o) {
+    return tree_pformat(skeleton, o);
+  };
+  {
+    detail::DceStore& store = detail::dce_store();
+    std::lock_guard<std::mutex> lock(store.mutex);
+    store.entries[name].push_back(entry);
+  }
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    auto record = [entry, i](const Array& a) {
+      std::lock_guard<std::mutex> lock(entry->mutex);
+      entry->ran[i] = 1;
+      return a;
+    };
+    leaves[i] = filter_pure_callback(CallbackVmap::vectorized, record,
+                                     shape_dtype_struct(leaves[i].shape(), leaves[i].dtype()), leaves[i]);
+  }
+  return TreeDef<T>(x).unflatten(leaves);
+}
+
+/// What store_dce calls named `name` recorded: each traced call's tree,
+/// with the shape and dtype of each Array leaf the compiled code ran and
+/// `<DCE'd>` for each it removed (Equinox's format). Call it outside any
+/// trace, after running the compiled function.
+/// Usage: `fmt::print("{}", eqx::debug::inspect_dce("pair"));` prints
+/// "Found 1 call to eqx::debug::store_dce.\nEntry 0:\n(f32[3], <DCE'd>)\n"
+inline std::string inspect_dce(const std::string& name = "") {
+  if (!eqx::detail::interpreter_stack().empty())
+    throw TraceError("eqx::debug::inspect_dce('" + name + "'): called inside a trace; call it outside, after "
+                     "running the compiled function");
+  std::vector<std::shared_ptr<detail::DceEntry>> entries;
+  {
+    detail::DceStore& store = detail::dce_store();
+    std::lock_guard<std::mutex> lock(store.mutex);
+    if (auto it = store.entries.find(name); it != store.entries.end()) entries = it->second;
+  }
+  std::string out = fmt::format("Found {} call{} to eqx::debug::store_dce.\n", entries.size(),
+                                entries.size() == 1 ? "" : "s");
+  for (std::size_t e = 0; e < entries.size(); ++e) {
+    std::vector<char> ran;
+    {
+      std::lock_guard<std::mutex> lock(entries[e]->mutex);
+      ran = entries[e]->ran;
+    }
+    std::size_t leaf = 0;
+    PformatOptions o;
+    o.array_text = [&](const Array& a) -> std::string {
+      if (!a.has_value()) return "None";
+      return ran[leaf++] ? type_string(a) : "<DCE'd>";
+    };
+    out += fmt::format("Entry {}:\n{}\n", e, entries[e]->pformat(o));
+  }
+  return out;
 }
 
 }  // namespace debug

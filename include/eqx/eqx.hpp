@@ -29,11 +29,14 @@
 
 #include "eqx/tree.hpp"
 
+#include "eqx/transform/callback.hpp"
 #include "eqx/transform/checkpoint.hpp"
+#include "eqx/transform/closure_convert.hpp"
 #include "eqx/transform/collectives.hpp"
 #include "eqx/transform/cond.hpp"
 #include "eqx/transform/custom_rules.hpp"
 #include "eqx/transform/elementwise_kernel.hpp"
+#include "eqx/transform/eval_shape.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"
 #include "eqx/transform/jit.hpp"

@@ -265,6 +265,48 @@ TEST_CASE("assert_max_traces counts traces and names what changed", "[jit]") {
   CHECK(eqx::debug::get_num_traces(eager) == 0);
 }
 
+TEST_CASE("debug::store_dce / inspect_dce: which stored values compilation removed", "[jit]") {
+  auto f = eqx::filter_jit([](const Array& x) {
+    auto [a, b] = eqx::debug::store_dce(std::pair{x * 2.0f, eqx::astype(x, eqx::int32)}, "jit_test.pair");
+    (void)b;
+    return a;
+  });
+  CHECK(eqx::debug::inspect_dce("jit_test.pair") == "Found 0 calls to eqx::debug::store_dce.\n");
+  f.plan(eqx::zeros({3}));  // compiled, not run yet
+  CHECK(eqx::debug::inspect_dce("jit_test.pair") ==
+        "Found 1 call to eqx::debug::store_dce.\nEntry 0:\n(<DCE'd>, <DCE'd>)\n");
+  check(f(eqx::array({1.0f, 2.0f, 3.0f})), {3}, std::vector<float>{2, 4, 6});
+  CHECK(eqx::debug::inspect_dce("jit_test.pair") ==
+        "Found 1 call to eqx::debug::store_dce.\nEntry 0:\n(f32[3], <DCE'd>)\n");
+  // A second trace (a new shape) is a second entry; static leaves and None print as they are.
+  struct Stored {
+    Array used, unused, none;
+    int k;
+  };
+  auto g = eqx::filter_jit([](const Array& x) {
+    Stored s = eqx::debug::store_dce(Stored{x + 1.0f, x - 1.0f, Array{}, 7}, "jit_test.struct");
+    return s.used;
+  });
+  g(eqx::zeros({2}));
+  g(eqx::zeros({2, 2}));
+  const std::string entries = eqx::debug::inspect_dce("jit_test.struct");
+  CHECK(entries.substr(0, 39) == "Found 2 calls to eqx::debug::store_dce.");
+  CHECK(entries.find("used=f32[2], unused=<DCE'd>, none=None, k=7)\nEntry 1:\n") != std::string::npos);
+  CHECK(entries.find("used=f32[2,2], unused=<DCE'd>, none=None, k=7)\n") != std::string::npos);
+  CHECK(eqx::debug::inspect_dce("jit_test.never_stored") == "Found 0 calls to eqx::debug::store_dce.\n");
+
+  CHECK(message_of<eqx::TraceError>([] { eqx::debug::store_dce(eqx::zeros({2}), "eager"); }) ==
+        "eqx::debug::store_dce('eager'): called outside any trace; use it inside the function given to "
+        "eqx::filter_jit (only compiled code has dead code removed)");
+  CHECK(message_of<eqx::TraceError>([] {
+          eqx::filter_jit([](const Array& x) {
+            eqx::debug::inspect_dce("inside");
+            return x;
+          })(eqx::zeros({2}));
+        }) == "eqx::debug::inspect_dce('inside'): called inside a trace; call it outside, after running the "
+              "compiled function");
+}
+
 TEST_CASE("custom pytree nodes as arguments and results", "[jit]") {
   auto f = eqx::filter_jit([](const Scaled& s) { return Scaled(s.value() * s.scale(), s.scale() + 1); });
   for (int call = 0; call < 3; ++call) {
@@ -299,7 +341,7 @@ TEST_CASE("a leaked tracer passed to a jitted function is a TraceError", "[jit]"
   eqx::filter_make_jaxpr([&](const Array& x) { return leaked = x + 1.0f; })(eqx::zeros({2}));
   auto f = eqx::filter_jit([](const Array& x) { return x * 2.0f; });
   CHECK(message_of<eqx::TraceError>([&] { f(leaked); }) ==
-        "eqx::filter_jit: argument leaf (root) is an abstract Array from a trace that has already finished (a leaked "
+        "eqx::filter_jit: argument leaf [0] is an abstract Array from a trace that has already finished (a leaked "
         "tracer); pass concrete Arrays, or return the value from the transformed function instead");
 }
 

@@ -9,7 +9,9 @@
 // Inside a trace (filter_jit, filter_make_jaxpr, ...) operations return
 // abstract Arrays: a shape and dtype plus a reference to a value of the
 // graph being built, but no data. Reading the values of an abstract Array
-// throws eqx::ConcretizationError.
+// throws eqx::ConcretizationError. A shape-only Array (eqx::shape_dtype_struct,
+// and what eqx::filter_eval_shape returns) is abstract too, with no trace:
+// JAX's ShapeDtypeStruct, a description of an Array that allocates nothing.
 //
 // A buffer donated to a jitted call (eqx::filter_jit's `donate`) may hold
 // that call's outputs afterwards: the Storage counts donations, each Array
@@ -83,10 +85,11 @@ class Array {
   Array() = default;
 
   /// False for the empty Array ("None").
-  bool has_value() const { return storage_ != nullptr || tracer_ != nullptr; }
+  bool has_value() const { return storage_ != nullptr || tracer_ != nullptr || shape_only_; }
 
-  /// True inside a trace: the Array has a shape and dtype but no values yet.
-  bool is_abstract() const { return tracer_ != nullptr; }
+  /// True inside a trace, and for shape-only Arrays: the Array has a shape
+  /// and dtype but no values (yet).
+  bool is_abstract() const { return tracer_ != nullptr || shape_only_; }
 
   /// True once this Array's buffer was donated to a jitted call
   /// (eqx::filter_jit with `donate`): its data can no longer be read.
@@ -179,6 +182,8 @@ class Array {
   Array(Shape shape, DType dtype, std::shared_ptr<const detail::Tracer> tracer)
       : shape_(std::move(shape)), dtype_(dtype), tracer_(std::move(tracer)) {}
 
+  Array(Shape shape, DType dtype) : shape_(std::move(shape)), dtype_(dtype), shape_only_(true) {}
+
   const void* raw() const { return storage_->data(); }
   void require_value(const char* what) const {
     if (!has_value())
@@ -190,6 +195,12 @@ class Array {
       return;
     require_value(what);
     if (storage_) throw_donated(what);
+    if (shape_only_)
+      throw ConcretizationError(
+          std::string("eqx: ") + what + " on a shape-only Array " + std::string(short_name(dtype_)) + shape_.str() +
+          " (from eqx::filter_eval_shape or eqx::shape_dtype_struct): it describes an Array and holds no values. "
+          "Compute the real value (call the function itself), or load it (eqx::tree_deserialise_leaves with this "
+          "tree as `like`)");
     throw ConcretizationError(
         std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
         ": inside eqx::filter_jit and other transformations an Array has no value until the compiled function "
@@ -207,6 +218,7 @@ class Array {
 
   Shape shape_;
   DType dtype_ = DType::float32;
+  bool shape_only_ = false;  // a shape and dtype with neither storage nor trace
   std::uint32_t generation_ = 0;  // the storage's donation count when this handle was made
   std::shared_ptr<const detail::Storage> storage_;
   std::shared_ptr<const detail::Tracer> tracer_;
@@ -237,11 +249,26 @@ struct ArrayAccess {
     return Array(std::move(shape), dtype, std::move(tracer));
   }
   static const Tracer* tracer(const Array& a) { return a.tracer_.get(); }
+  /// True for a shape-only Array (eqx::shape_dtype_struct).
+  static bool shape_only(const Array& a) { return a.shape_only_; }
+  static Array shape_only(Shape shape, DType dtype) { return Array(std::move(shape), dtype); }
   /// Identity of a concrete Array's buffer (equal for copies).
   static const void* storage_id(const Array& a) { return a.storage_.get(); }
 };
 
 }  // namespace detail
+
+/// An Array with a shape and dtype but no values, which allocates nothing
+/// (JAX's ShapeDtypeStruct): an argument of eqx::filter_eval_shape, or the
+/// declared type of a result (eqx::filter_pure_callback). Reading its values
+/// throws eqx::ConcretizationError; using it in an operation throws
+/// eqx::TraceError.
+/// Usage: `eqx::Array x = eqx::shape_dtype_struct({64, 3}, eqx::float32);`
+inline Array shape_dtype_struct(Shape shape, DType dtype) {
+  for (auto d : shape)
+    if (d < 0) throw ShapeError("eqx::shape_dtype_struct: negative dimension in shape " + shape.str());
+  return detail::ArrayAccess::shape_only(std::move(shape), dtype);
+}
 
 /// An Array holding a copy of `values`, with `shape` (row-major).
 /// Usage: `eqx::array(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3})`

@@ -214,9 +214,11 @@ inline std::string type_string(const Array& a) {
 }
 
 /// Header and values of `a`, numpy-style; "None" for the empty Array.
-/// "Traced<f32[3]>" for an abstract Array (it has no values to print).
+/// "Traced<f32[3]>" for an abstract Array (it has no values to print),
+/// "ShapeDtypeStruct<f32[3]>" for a shape-only one.
 inline std::string to_string(const Array& a) {
   if (!a.has_value()) return "None";
+  if (detail::ArrayAccess::shape_only(a)) return "ShapeDtypeStruct<" + type_string(a) + ">";
   if (a.is_abstract()) return "Traced<" + type_string(a) + ">";
   std::string body = detail::ArrayPrinter(a).body();
   return type_string(a) + (body.find('\n') == std::string::npos ? " " : "\n") + body;

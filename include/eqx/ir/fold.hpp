@@ -2,7 +2,8 @@
 // Constant folding: an equation whose inputs are all concrete constants is
 // computed once, now, and its outputs become constants. Results much larger
 // than their inputs (a broadcast of a scalar to a big array) are left to run
-// at call time, so folding never multiplies a plan's memory.
+// at call time, so folding never multiplies a plan's memory. Primitives that
+// are not foldable (effects, host callbacks) always run at call time.
 
 #include <cstdint>
 #include <vector>

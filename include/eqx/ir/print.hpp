@@ -108,6 +108,7 @@ class GraphPrinter {
           else if constexpr (std::is_same_v<V, std::vector<std::int64_t>>)
             return v.size() == 1 ? fmt::format("({},)", v[0]) : fmt::format("({})", fmt::join(v, ", "));
           else if constexpr (std::is_same_v<V, GraphRef>) return v ? print(*v, indent) : "None";
+          else if constexpr (std::is_same_v<V, OpaqueRef>) return v ? v->str() : "None";
           else if constexpr (std::is_same_v<V, std::vector<std::string>>) {
             std::string out = "(";
             for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", '" : "'") + v[i] + "'";

@@ -41,7 +41,7 @@ struct Tracer {
 /// The interpreter that records equations into a Graph.
 class GraphTrace final : public Interpreter, public std::enable_shared_from_this<GraphTrace> {
  public:
-  explicit GraphTrace(std::size_t level) : level_(level) {}
+  GraphTrace(std::size_t level, bool merge_literals) : level_(level), merge_literals_(merge_literals) {}
 
   std::size_t level() const { return level_; }
   bool active() const { return active_; }
@@ -87,7 +87,8 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
       if (fresh) it->second = graph_.add_const(a);
       return it->second;
     }
-    if (a.ndim() == 0) {  // literals: one constant per distinct value
+    if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
+    if (a.ndim() == 0 && merge_literals_) {  // literals: one constant per distinct value
       std::uint64_t bits = 0;
       std::memcpy(&bits, a.raw_data(), itemsize(a.dtype()));
       auto [it, fresh] = scalars_.try_emplace({bits, a.dtype()}, Var{});
@@ -108,6 +109,7 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
   }
 
   std::size_t level_;
+  bool merge_literals_;  // rank-0 constants of equal value share one variable
   bool active_ = true;
   Graph graph_;
   std::unordered_map<const Tracer*, Var> captured_;
@@ -117,6 +119,16 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
 
 }  // namespace detail
 
+/// How a TraceScope records constants.
+struct TraceOptions {
+  /// Rank-0 constants of equal value become one graph constant (literals
+  /// such as the 2 of `x * 2` are made afresh at each use). Off when every
+  /// captured Array must stay its own constant: a closed-over scalar weight
+  /// that happens to equal a literal is then not merged with it (what
+  /// filter_closure_convert differentiates).
+  bool merge_scalar_literals = true;
+};
+
 /// Records everything bound on this thread while it lives into a Graph.
 /// Usage:
 ///   eqx::TraceScope scope;
@@ -124,7 +136,9 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
 ///   eqx::Graph g = scope.finish({eqx::exp(x)});
 class TraceScope {
  public:
-  TraceScope() : trace_(std::make_shared<detail::GraphTrace>(detail::interpreter_stack().size() + 1)) {
+  explicit TraceScope(TraceOptions options = {})
+      : trace_(std::make_shared<detail::GraphTrace>(detail::interpreter_stack().size() + 1,
+                                                    options.merge_scalar_literals)) {
     detail::interpreter_stack().push_back(trace_.get());
   }
   TraceScope(const TraceScope&) = delete;

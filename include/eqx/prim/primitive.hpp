@@ -56,10 +56,19 @@ struct AbstractArray {
 /// and immutable; compared by identity.
 using GraphRef = std::shared_ptr<const Graph>;
 
+/// A host object an equation holds (filter_pure_callback's function):
+/// opaque to passes, shared and immutable; compared by identity.
+struct OpaqueParam {
+  virtual ~OpaqueParam() = default;
+  /// How graphs print it.
+  virtual std::string str() const = 0;
+};
+using OpaqueRef = std::shared_ptr<const OpaqueParam>;
+
 /// One parameter value of an equation (an axis list, a dtype, a flag, ...).
 using ParamValue =
     std::variant<std::int64_t, double, bool, DType, std::vector<std::int64_t>, std::string, GraphRef, std::vector<GraphRef>,
-                 std::vector<std::string>>;
+                 std::vector<std::string>, OpaqueRef>;
 
 /// Every parameter name eqx's primitives use, one place. Params are a bag
 /// of (name, value) rather than a typed struct per primitive because every
@@ -74,12 +83,12 @@ using ParamValue =
 /// vector) a typed struct would make too.
 inline constexpr std::string_view kParamNames[] = {
     "axes", "axis", "axis_name", "axis_size", "body_jaxpr", "body_nconsts", "branches", "broadcast_dimensions",
-    "bwd_jaxpr", "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype", "feature_group_count", "format",
-    "fwd_jaxpr", "graph", "high", "index_dtype", "interior", "jaxpr", "jvp_jaxpr", "length", "lhs_batch_dimensions",
-    "lhs_contracting_dimensions", "lhs_dilation", "limit_indices", "low", "msgs", "new_dtype", "new_sizes",
-    "num_carry", "num_consts", "num_vjp_leaves", "padding", "permutation", "reverse", "rhs_batch_dimensions",
-    "rhs_contracting_dimensions", "rhs_dilation", "shape", "start_indices", "strides", "window_dilation",
-    "window_dimensions", "window_strides"};
+    "bwd_jaxpr", "callback", "cond_jaxpr", "cond_nconsts", "dimension", "dimensions", "dtype",
+    "feature_group_count", "format", "fwd_jaxpr", "graph", "high", "index_dtype", "interior", "jaxpr",
+    "jvp_jaxpr", "length", "lhs_batch_dimensions", "lhs_contracting_dimensions", "lhs_dilation", "limit_indices",
+    "low", "msgs", "new_dtype", "new_sizes", "num_carry", "num_consts", "num_vjp_leaves", "padding",
+    "permutation", "reverse", "rhs_batch_dimensions", "rhs_contracting_dimensions", "rhs_dilation", "shape",
+    "start_indices", "strides", "window_dilation", "window_dimensions", "window_strides"};
 
 /// A parameter's name: a string literal from kParamNames, checked when the
 /// program compiles. A primitive of a program's own can use other names
@@ -256,7 +265,8 @@ class Primitive {
   virtual bool effectful() const { return false; }
   /// False for primitives that constant folding must leave to run with the
   /// plan: effectful ones, and those whose result depends on more than their
-  /// inputs (error_if reads EQX_ON_ERROR's mode when it runs).
+  /// inputs (error_if reads EQX_ON_ERROR's mode when it runs; a host
+  /// callback runs each time the plan does).
   virtual bool foldable() const { return !effectful(); }
 
   /// For call-like primitives that hold a sub-graph (filter_checkpoint):
@@ -322,6 +332,20 @@ inline std::vector<Interpreter*>& interpreter_stack() {
                    "(in a global, a captured reference or a static field); return it as an output instead");
 }
 
+/// Thrown for a shape-only Array (eqx::shape_dtype_struct) given to an operation.
+[[noreturn]] inline void throw_shape_only_input(const Primitive& prim, std::size_t input, const Array& a) {
+  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) + " is a shape-only Array " +
+                   std::string(short_name(a.dtype())) + a.shape().str() +
+                   " (from eqx::filter_eval_shape or eqx::shape_dtype_struct), which has no values to compute with; "
+                   "pass it as an argument of eqx::filter_eval_shape (which traces it), or use a real Array");
+}
+
+/// Thrown for an abstract Array that no active trace owns.
+[[noreturn]] inline void throw_unowned_abstract(const Primitive& prim, std::size_t input, const Array& a) {
+  if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
+  throw_leaked_tracer(prim, input);
+}
+
 inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
 
 /// Eager interpreter: shape rule, allocate, kernel. Operand lists of up to
@@ -337,7 +361,7 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
     if (!inputs[i].has_value())
       throw ValueError(input_error_prefix(prim) + "input " + std::to_string(i) +
                        " is an empty Array (None); a filtered-out leaf cannot be used in an operation");
-    if (inputs[i].is_abstract()) throw_leaked_tracer(prim, i);
+    if (inputs[i].is_abstract()) throw_unowned_abstract(prim, i, inputs[i]);
     in_avals[i] = {inputs[i].shape(), inputs[i].dtype()};
   }
   std::vector<AbstractArray> out_avals = prim.shape_rule(std::span<const AbstractArray>(in_avals, inputs.size()), params);

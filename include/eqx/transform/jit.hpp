@@ -132,6 +132,11 @@ struct KeyHasher : StructureHasher {
         leaked = true;
         return false;
       }
+      if (ArrayAccess::shape_only(a))
+        throw TraceError("eqx::filter_jit: argument leaf " + path.display() + " is a shape-only Array " +
+                         AbstractArray{a.shape(), a.dtype()}.str() +
+                         " (eqx::shape_dtype_struct / filter_eval_shape), which has no values to run on; pass a real "
+                         "Array, or use eqx::filter_eval_shape to get only the output's shapes");
       throw TraceError("eqx::filter_jit: argument leaf " + path.display() +
                        " is an abstract Array from a trace that has already finished (a leaked tracer); pass "
                        "concrete Arrays, or return the value from the transformed function instead");
@@ -422,9 +427,17 @@ class Jitted {
       detail::KeyHasher hasher;
       hasher.h = reinterpret_cast<std::size_t>(&detail::type_tag<std::tuple<F, Args...>>);
       hasher.leaves = &into;
+      // Leaf paths as trace_call names them: "self...", then "[i]..." per argument.
+      auto visit = [&](auto push, const auto& tree) {
+        push();
+        const bool r = detail::visit_tree(hasher, path, tree);
+        path.pop();
+        return r;
+      };
       bool ok = true;
-      if constexpr (detail::tree_callable<F>) ok = detail::visit_tree(hasher, path, f_);
-      ok = ok && (detail::visit_tree(hasher, path, args) && ...);
+      if constexpr (detail::tree_callable<F>) ok = visit([&] { path.push_field("self"); }, f_);
+      std::int64_t i = 0;
+      ok = ok && (visit([&] { path.push_index(i++); }, args) && ...);
       return std::pair{hasher.h, hasher.leaked};
     };
     // Paths only name a bad leaf: walk without them, and again with them

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <span>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "eqx/ir/graph.hpp"
 #include "eqx/ir/trace.hpp"
 #include "eqx/tree/flatten.hpp"
+#include "eqx/tree/pformat.hpp"
 #include "eqx/tree/walk.hpp"
 
 namespace eqx::detail {
@@ -67,12 +69,12 @@ struct TracedCall {
 /// pytree) and then of each argument, depth-first; `leaf_types`, if not
 /// empty, gives their types in that order instead of the leaves' own.
 template <class F, class... Args>
-TracedCall<call_result_t<F, Args...>> trace_call_as(std::span<const AbstractArray> leaf_types, const F& f,
-                                                    const Args&... args) {
+TracedCall<call_result_t<F, Args...>> trace_call_with(TraceOptions options, std::span<const AbstractArray> leaf_types,
+                                                      const F& f, const Args&... args) {
   using R = call_result_t<F, Args...>;
   static_assert(!std::is_void_v<R>, "eqx: a transformed function must return a value (an Array or a pytree)");
   require_pytree_node<R>();
-  TraceScope scope;
+  TraceScope scope(options);
   TraceInputBuilder builder{scope, leaf_types};
   TreePath path;
   auto call = [&](const auto& fn) {
@@ -97,9 +99,62 @@ TracedCall<call_result_t<F, Args...>> trace_call_as(std::span<const AbstractArra
 }
 
 template <class F, class... Args>
-TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args) {
-  return trace_call_as<F, Args...>({}, f, args...);
+TracedCall<call_result_t<F, Args...>> trace_call_as(std::span<const AbstractArray> leaf_types, const F& f,
+                                                    const Args&... args) {
+  return trace_call_with<F, Args...>({}, leaf_types, f, args...);
 }
+
+template <class F, class... Args>
+TracedCall<call_result_t<F, Args...>> trace_call(const F& f, const Args&... args) {
+  return trace_call_with<F, Args...>({}, {}, f, args...);
+}
+
+/// Checks a tree against the example a function was traced with, walking it
+/// in lockstep with the example's skeleton (SkeletonBuilder: `present` says
+/// which Array slots held an Array) and collecting its Array leaves: the
+/// same structure, Arrays where the example had them, equal static leaves,
+/// and, when `types` is given, each Array's dtype and shape. Errors name the
+/// leaf as `who` + its path, and end with `fix`.
+struct ExampleChecker {
+  std::string who, fix;
+  const std::vector<bool>& present;
+  std::span<const AbstractArray> types;
+  std::vector<Array>& leaves;
+  std::size_t slot = 0;
+
+  std::string where(const TreePath& path) const { return who + " " + path.display(); }
+  bool array(const TreePath& path, const Array& live, const Array&) {
+    const bool example_has = present[slot++];
+    if (live.has_value() != example_has)
+      throw ValueError(where(path) + " is " + (live.has_value() ? "an Array" : "None (an empty Array)") +
+                       ", the example has " + (example_has ? "an Array" : "None") + " there; " + fix);
+    if (!live.has_value()) return true;
+    if (!types.empty()) {
+      const AbstractArray& want = types[leaves.size()];
+      const std::string got = AbstractArray{live.shape(), live.dtype()}.str();
+      if (live.dtype() != want.dtype)
+        throw DTypeError(where(path) + " is " + got + ", the example is " + want.str() + " (dtype " +
+                         std::string(dtype_name(live.dtype())) + " instead of " + std::string(dtype_name(want.dtype)) +
+                         "); cast it with eqx::astype, or " + fix);
+      if (live.shape() != want.shape)
+        throw ShapeError(where(path) + " is " + got + ", the example is " + want.str() + " (shape " +
+                         live.shape().str() + " instead of " + want.shape.str() + "); " + fix);
+    }
+    leaves.push_back(live);
+    return true;
+  }
+  template <class X>
+  bool static_leaf(const TreePath& path, const X& live, const X& example) {
+    if (StructureComparer{}.static_leaf(path, live, example)) return true;
+    std::string got, want;
+    tree_doc_static(live).render_flat(got);
+    tree_doc_static(example).render_flat(want);
+    throw ValueError(where(path) + " is the static value " + got + ", the example has " + want + "; " + fix);
+  }
+  bool mismatch(const TreePath& path, const std::string& what) {
+    throw ValueError(where(path) + " is structured unlike the example (" + what + "); " + fix);
+  }
+};
 
 /// Turns the values a traced body captured from enclosing traces (tracers
 /// that became constants of `g`) into extra inputs, appended to `args`, so a

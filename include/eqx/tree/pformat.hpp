@@ -8,6 +8,7 @@
 // tree_pprint writes the same text and a newline to a stream.
 
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <ostream>
 #include <string>
@@ -28,6 +29,9 @@ struct PformatOptions {
   int indent = 2;                   ///< spaces per nesting level
   std::int64_t short_arrays = 0;    ///< show the values of Arrays with at most this many elements
   bool arrays_as_stars = false;     ///< print every Array as "*" (how TreeDefs print)
+  /// If set, each Array leaf (None included) prints as what it returns; it
+  /// is called once per Array slot, in leaf order.
+  std::function<std::string(const Array&)> array_text;
 };
 
 namespace detail {
@@ -97,9 +101,10 @@ inline std::string python_repr(double v) {
 }
 
 inline Doc array_doc(const Array& a, const PformatOptions& o) {
+  if (o.array_text) return atom(o.array_text(a));
   if (!a.has_value()) return atom("None");
   if (o.arrays_as_stars) return atom("*");
-  if (a.size() <= o.short_arrays) {
+  if (!a.is_abstract() && a.size() <= o.short_arrays) {
     std::string raw = detail::ArrayPrinter(a).body(), body;
     for (std::size_t i = 0; i < raw.size(); ++i) {  // one line: each newline and its indent become one space
       if (raw[i] != '\n') {
