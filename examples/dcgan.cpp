@@ -243,8 +243,9 @@ int main(int argc, char** argv) {
       });
 
   // ---------------------------------------------------------------- 6. sampling in inference mode
-  // The notebook binds the State with eqx.Partial; a capturing lambda is the
-  // C++ spelling. In inference mode BatchNorm uses its running statistics
+  // The notebook binds the State with eqx.Partial (eqx::Partial, as
+  // examples/stateful.cpp does); inside this jitted function a capturing
+  // lambda does the same. In inference mode BatchNorm uses its running statistics
   // and leaves the State unchanged, so the returned State is dropped.
   auto evaluate = eqx::filter_jit([](const auto& inference_model, const nn::State& state, const Array& xs) {
     auto call = [&state](const auto& model, const Array& x) { return model(x, state).first; };
