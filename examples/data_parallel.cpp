@@ -117,6 +117,7 @@ int train(int argc, char** argv) {
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const dist::CommStats comm = dist::comm_stats();  // the training steps' collectives only
 
   // 4. The replicas never diverged: every rank's parameters are rank 0's, bit for bit.
   const CNN reference = dist::tree_broadcast(model, 0);
@@ -134,7 +135,6 @@ int train(int argc, char** argv) {
 
   // 5. Rank 0 saves; every rank waits until the file is complete.
   dist::save_checkpoint(checkpoint, model);
-  const dist::CommStats comm = dist::comm_stats();
   say(fmt::format("{} steps in {:.2f} s: {:.2f} ms per step ({:.2f} ms compute, {:.2f} ms in collectives, "
                   "{:.2f} MB all-reduced per step)\n",
                   steps, seconds, 1e3 * seconds / steps, 1e3 * compute_seconds / steps, 1e3 * comm.seconds / steps,

@@ -215,6 +215,7 @@ T tree_allreduce(const T& tree, Reduce op = Reduce::sum, CollectiveOptions opts 
   }
   detail::check_same_structure(leaves, "tree_allreduce");
   const int n = size();
+  if (n == 1) return tree;  // every reduction of one rank's values is those values (Arrays are immutable)
   std::vector<Array> out = detail::bucketed(leaves, opts.bucket_bytes, [&](const void* send, void* recv, int count,
                                                                           DType d) {
     // Bools: any rank's true (logical or) for sum and max alike.
