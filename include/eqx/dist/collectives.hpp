@@ -123,7 +123,8 @@ inline void check_same_structure(const std::vector<std::pair<TreePath, Array>>& 
   }
 }
 
-inline std::vector<std::pair<TreePath, Array>> concrete_leaves(const std::vector<std::pair<TreePath, Array>>& leaves,
+/// `leaves` (taken and returned without a copy), after checking none is traced.
+inline std::vector<std::pair<TreePath, Array>> concrete_leaves(std::vector<std::pair<TreePath, Array>> leaves,
                                                                const char* fn) {
   for (const auto& [path, a] : leaves)
     if (a.is_abstract())

@@ -163,12 +163,19 @@ namespace detail {
 /// every rank then waits for all to have printed, before MPI_Abort.
 inline constexpr double kAnnounceSeconds = 30, kGraceSeconds = 5;
 
-[[noreturn]] inline void abort_job(const std::string& line) {
-  print_line(line);
+/// Gives every rank up to kGraceSeconds to reach this point (to have
+/// printed its line), then ends the job.
+[[noreturn]] inline void end_job() {
   MPI_Request barrier;
   if (MPI_Ibarrier(MPI_COMM_WORLD, &barrier) == MPI_SUCCESS) wait_for(barrier, kGraceSeconds);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();  // not reached: MPI_Abort ends the process
+}
+
+/// A rank that heard of another's failure: prints it, ends the job.
+[[noreturn]] inline void abort_job(const std::string& line) {
+  print_line(line);
+  end_job();
 }
 
 /// A failing rank: offers its message to the ranks waiting in an eqx
@@ -178,10 +185,7 @@ inline constexpr double kAnnounceSeconds = 30, kGraceSeconds = 5;
   const std::uint64_t marker[2] = {kFailureMarker, kFailureMarker};
   std::uint64_t agreed[2];
   if (allreduce_max2(marker, agreed, kAnnounceSeconds)) allgather_strings(line);
-  MPI_Request barrier;
-  if (MPI_Ibarrier(MPI_COMM_WORLD, &barrier) == MPI_SUCCESS) wait_for(barrier, kGraceSeconds);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-  std::abort();
+  end_job();
 }
 }  // namespace detail
 
