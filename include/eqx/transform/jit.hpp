@@ -29,27 +29,39 @@
 // (they register in a process-wide list of weak references), the compiled
 // control-flow bodies, the GEMM backend choices and the buffer pool's free
 // blocks. A call in flight on another thread keeps the entry it is running:
-// each call counts itself in one of two per-cache counters (by epoch), and
-// clearing a cache switches the epoch and waits for the old epoch's calls
-// to finish before freeing what it dropped.
+// each thread marks itself as inside a call (JitCallGuard, a plain store
+// per call), and clear_caches drops the entries, waits for the calls that
+// were running, then frees them.
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <span>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
-#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "eqx/core/config.hpp"
+#if EQX_KERNELS_HERE(GRAPH)
+#include <deque>
+#include <thread>
+#include <unordered_set>
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#endif
 
 #include "eqx/ir/optimize.hpp"
 #include "eqx/ir/plan.hpp"
@@ -206,23 +218,43 @@ struct JitEntryBase {
   std::vector<const char*> donation_sites;
 };
 
-/// A string kept for the rest of the process: a donated buffer's record of
-/// where it went outlives the jit entry (clear_caches may free that).
-inline const char* intern_donation_site(std::string site) {
+/// Per Array leaf with a value (the function's own, then each argument's),
+/// what it is donated to, or null: "argument 1 (leaf [1].moments["m"]) of
+/// eqx::filter_jit(Step) with donate = all". `paths` are the leaves' paths
+/// within their root, `root_ends` where each root's leaves end; the first
+/// root is the function when `has_self`. The strings live for the process:
+/// a donated buffer's record of where it went outlives the jit entry.
+std::vector<const char*> donation_sites(std::string_view function, Donate donate, bool has_self,
+                                        std::span<const std::string> paths, std::span<const std::size_t> root_ends);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::vector<const char*> donation_sites(std::string_view function, Donate donate, bool has_self,
+                                                          std::span<const std::string> paths,
+                                                          std::span<const std::size_t> root_ends) {
   static std::mutex mutex;
-  static std::unordered_set<std::string> sites;
+  static std::unordered_set<std::string> interned;
+  const std::string fn = "eqx::filter_jit(" + std::string(function) +
+                         ") with donate = " + (donate == Donate::all ? "all" : "all_except_first");
+  std::vector<const char*> sites;
   std::lock_guard lock(mutex);
-  return sites.insert(std::move(site)).first->c_str();
-}
-
-/// The paths of the Array leaves (with a value) of a tree, in leaf order.
-struct LeafPathRecorder : ArrayLeafVisitor {
-  std::vector<std::string> paths;
-  bool array(const TreePath& path, const Array& a) {
-    if (a.has_value()) paths.push_back(path.display());
-    return true;
+  std::size_t leaf = 0;
+  for (std::size_t root = 0; root < root_ends.size(); ++root) {
+    const std::size_t arg = has_self ? root - 1 : root;  // unused for the function's own leaves
+    const bool donated = (has_self && root == 0) || donate == Donate::all || arg > 0;
+    for (; leaf < root_ends[root]; ++leaf) {
+      if (!donated) {
+        sites.push_back(nullptr);
+        continue;
+      }
+      std::string site = has_self && root == 0
+                             ? "the function's own leaf " + (paths[leaf].empty() ? "(root)" : paths[leaf]) + " in " + fn
+                             : "argument " + std::to_string(arg) + " (leaf [" + std::to_string(arg) + "]" +
+                                   paths[leaf] + ") of " + fn;
+      sites.push_back(interned.insert(std::move(site)).first->c_str());
+    }
   }
-};
+  return sites;
+}
+#endif
 
 template <class Self, class R, class... Args>
 struct JitEntry final : JitEntryBase {
@@ -233,41 +265,57 @@ struct JitEntry final : JitEntryBase {
   std::tuple<Args...> arg_skeletons;
 };
 
+/// One thread's record of its jitted calls, read by clear_caches. `calls`
+/// counts the outermost calls begun and ended (odd while one runs); only
+/// the owning thread writes it, with plain stores (see JitCallGuard).
+struct JitThreadSlot {
+  std::atomic<std::uint64_t> calls{0};
+  int depth = 0;              // jitted calls this thread is inside, nested
+  bool fenced_calls = false;  // no membarrier here: each call pays a full fence
+  bool in_use = false;        // a live thread owns it (JitThreads::mutex)
+};
+
+/// Gives this thread a slot (reusing one a finished thread left) and sets
+/// `owner` to it; the thread's exit hands it back and clears `owner`.
+JitThreadSlot& register_jit_thread(JitThreadSlot*& owner);
+
+/// This thread's slot. The pointer is constant-initialised, so reading it
+/// costs no thread_local guard on the call path.
+inline JitThreadSlot& jit_thread_slot() {
+  thread_local JitThreadSlot* slot = nullptr;
+  if (!slot) [[unlikely]] return register_jit_thread(slot);
+  return *slot;
+}
+
 /// How deeply this thread is inside jitted calls (clear_caches refuses to
 /// wait for a call on its own thread).
-inline int& jit_call_depth() {
-  thread_local int depth = 0;
-  return depth;
-}
+inline int jit_call_depth() { return jit_thread_slot().depth; }
+
+/// Waits until every call that was running on another thread when this was
+/// called has ended (calls that begin later cannot see what the caller
+/// dropped before calling this).
+void wait_for_running_jit_calls();
 
 struct JitCache {
   std::mutex mutex;
   std::vector<std::unique_ptr<JitEntryBase>> entries;
   std::atomic<std::size_t> traces{0};
   // The entry the last call used, checked first without the lock: a
-  // training loop calls one specialisation over and over (clear() frees
-  // entries only once no call that could hold this pointer is running).
+  // training loop calls one specialisation over and over (clear_caches
+  // frees entries only once no call that could hold this pointer runs).
   std::atomic<const JitEntryBase*> last{nullptr};
-  // Calls in flight, counted per epoch (see the file comment).
-  std::atomic<int> epoch{0};
-  std::atomic<std::size_t> active[2] = {0, 0};
 
   std::size_t size() {
     std::lock_guard lock(mutex);
     return entries.size();
   }
-  /// Drops every entry; waits for the calls that may be using one.
-  void clear() {
-    std::vector<std::unique_ptr<JitEntryBase>> dropped;
-    int old;
-    {
-      std::lock_guard lock(mutex);
-      dropped.swap(entries);
-      last.store(nullptr);
-      old = epoch.load();
-      epoch.store(old ^ 1);
-    }
-    while (active[old].load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  /// Moves every entry into `dropped`; the caller frees them once the calls
+  /// that may be using one have ended (wait_for_running_jit_calls).
+  void drop_entries(std::vector<std::unique_ptr<JitEntryBase>>& dropped) {
+    std::lock_guard lock(mutex);
+    last.store(nullptr);
+    for (auto& e : entries) dropped.push_back(std::move(e));
+    entries.clear();
   }
   /// Bytes the entries' plans hold: constants, plus one arena and scratch each.
   std::size_t bytes() {
@@ -281,29 +329,101 @@ struct JitCache {
   }
 };
 
-/// Counts a call on `cache` in its current epoch for as long as it lives.
+/// Marks this thread as inside a jitted call for as long as it lives.
+/// The outermost call makes its thread's count odd with a plain store and
+/// only a compiler fence; clear_caches pays for the ordering instead, with
+/// membarrier(2), which runs a full fence on every thread of the process
+/// before it reads the counts (an asymmetric fence, as in userspace RCU).
+/// Where membarrier is unavailable each call fences itself.
 class JitCallGuard {
  public:
-  explicit JitCallGuard(JitCache& cache) : cache_(cache) {
-    for (;;) {
-      epoch_ = cache.epoch.load();
-      cache.active[epoch_].fetch_add(1);
-      if (cache.epoch.load() == epoch_) break;  // else a clear switched epochs in between: count in the new one
-      cache.active[epoch_].fetch_sub(1, std::memory_order_release);
-    }
-    ++jit_call_depth();
+  JitCallGuard() : slot_(jit_thread_slot()) {
+    if (slot_.depth++ != 0) return;
+    slot_.calls.store(slot_.calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // The store must be visible before this call reads a cache entry.
+    if (slot_.fenced_calls) [[unlikely]] std::atomic_thread_fence(std::memory_order_seq_cst);
+    else std::atomic_signal_fence(std::memory_order_seq_cst);
   }
   JitCallGuard(const JitCallGuard&) = delete;
   JitCallGuard& operator=(const JitCallGuard&) = delete;
   ~JitCallGuard() {
-    --jit_call_depth();
-    cache_.active[epoch_].fetch_sub(1, std::memory_order_release);
+    if (--slot_.depth == 0)  // release: this call's reads of its entry happen before a clear frees it
+      slot_.calls.store(slot_.calls.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 
  private:
-  JitCache& cache_;
-  int epoch_;
+  JitThreadSlot& slot_;
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+/// Every slot ever given out (stable addresses, never freed), and whether
+/// membarrier's private expedited command is registered for this process.
+struct JitThreads {
+  std::mutex mutex;
+  std::deque<JitThreadSlot> slots;
+  bool asymmetric = false;
+
+  static JitThreads& instance() {
+    static JitThreads* threads = new JitThreads;  // never destroyed: threads may end after static destruction
+    return *threads;
+  }
+  JitThreads() {
+#if defined(__linux__) && defined(SYS_membarrier)
+    asymmetric = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+  }
+};
+
+/// Hands a thread's slot back when the thread ends.
+struct JitThreadSlotRelease {
+  JitThreadSlot** owner = nullptr;
+  ~JitThreadSlotRelease() {
+    if (!owner || !*owner) return;
+    std::lock_guard lock(JitThreads::instance().mutex);
+    (*owner)->in_use = false;
+    *owner = nullptr;
+  }
+};
+
+EQX_KERNEL_INLINE JitThreadSlot& register_jit_thread(JitThreadSlot*& owner) {
+  thread_local JitThreadSlotRelease release;
+  JitThreads& threads = JitThreads::instance();
+  std::lock_guard lock(threads.mutex);
+  JitThreadSlot* slot = nullptr;
+  for (JitThreadSlot& s : threads.slots)
+    if (!s.in_use) {
+      slot = &s;
+      break;
+    }
+  if (!slot) slot = &threads.slots.emplace_back();
+  slot->in_use = true;
+  slot->depth = 0;
+  slot->fenced_calls = !threads.asymmetric;
+  release.owner = &owner;
+  owner = slot;
+  return *slot;
+}
+
+EQX_KERNEL_INLINE void wait_for_running_jit_calls() {
+  JitThreads& threads = JitThreads::instance();
+  bool fenced = false;
+#if defined(__linux__) && defined(SYS_membarrier)
+  fenced = threads.asymmetric && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+  if (!fenced) std::atomic_thread_fence(std::memory_order_seq_cst);
+  const JitThreadSlot* self = &jit_thread_slot();
+  std::vector<std::pair<const JitThreadSlot*, std::uint64_t>> running;
+  {
+    std::lock_guard lock(threads.mutex);
+    for (const JitThreadSlot& s : threads.slots) {
+      const std::uint64_t calls = s.calls.load(std::memory_order_acquire);
+      if (&s != self && s.in_use && calls % 2 == 1) running.emplace_back(&s, calls);
+    }
+  }
+  for (const auto& [slot, calls] : running)
+    while (slot->calls.load(std::memory_order_acquire) == calls) std::this_thread::yield();
+}
+#endif
 
 /// Every jitted function's cache, by weak reference (a cache goes with the
 /// last copy of its function).
@@ -379,7 +499,7 @@ class Jitted {
   template <class... Args>
   detail::call_result_t<F, Args...> call(const std::type_identity_t<Args>&... args) const {
     if (!detail::interpreter_stack().empty()) return std::invoke(f_, args...);  // inside a trace: inline
-    detail::JitCallGuard guard(*cache_);
+    detail::JitCallGuard guard;
     detail::LeafRefs leaves;
     const Entry<Args...>* entry = match_last(leaves, args...);
     if (!entry) {
@@ -410,7 +530,7 @@ class Jitted {
 
   template <class... Args>
   const Plan& plan_for(const std::type_identity_t<Args>&... args) const {
-    detail::JitCallGuard guard(*cache_);  // not freed by a clear while compiling
+    detail::JitCallGuard guard;  // not freed by a clear while compiling
     detail::LeafRefs leaves;
     const std::size_t hash = key_hash(leaves, args...);
     auto* entry = find(leaves, hash, args...);
@@ -501,54 +621,33 @@ class Jitted {
     auto traced = detail::trace_call(f_, args...);
     cache_->traces.fetch_add(1);
     detail::SkeletonBuilder skel;
+    std::vector<std::string> leaf_paths;  // for donation messages only
+    std::vector<std::size_t> root_ends;
+    if (options_.donate != Donate::none) skel.leaf_paths = &leaf_paths;
     TreePath path;
+    auto rebuild = [&](const auto& tree) {
+      auto skeleton = detail::rebuild_tree(skel, path, tree);
+      root_ends.push_back(leaf_paths.size());
+      return skeleton;
+    };
     SelfSkeleton self = [&] {  // built in place: a custom node (eqx::Partial) need not be default-constructible
-      if constexpr (detail::tree_callable<F>) return detail::rebuild_tree(skel, path, f_);
+      if constexpr (detail::tree_callable<F>) return rebuild(f_);
       else return std::monostate{};
     }();
-    std::tuple<Args...> arg_skeletons{detail::rebuild_tree(skel, path, args)...};
+    std::tuple<Args...> arg_skeletons{rebuild(args)...};  // braced: in order
     auto entry = std::make_unique<Entry<Args...>>(TreeDef<R>(traced.output), std::move(self), std::move(arg_skeletons));
     entry->tag = &detail::type_tag<std::tuple<F, Args...>>;
     entry->hash = hash;
     entry->present = std::move(skel.present);
     entry->leaf_types = traced.graph.input_types();
     entry->plan = std::make_unique<Plan>(optimize(std::move(traced.graph)));
-    if (options_.donate != Donate::none) entry->donation_sites = donation_sites(args...);
+    if (options_.donate != Donate::none)
+      entry->donation_sites = detail::donation_sites(detail::type_name<F>(), options_.donate,
+                                                     detail::tree_callable<F>, leaf_paths, root_ends);
     const Entry<Args...>* result = entry.get();
     std::lock_guard<std::mutex> lock(cache_->mutex);
     cache_->entries.push_back(std::move(entry));
     return result;
-  }
-
-  // Per leaf (the function's, then each argument's), where it is donated
-  // to, or null: "argument 1 (leaf [1].moments["m"]) of eqx::filter_jit(Step)".
-  template <class... Args>
-  std::vector<const char*> donation_sites(const Args&... args) const {
-    const std::string fn = "eqx::filter_jit(" + std::string(detail::type_name<F>()) + ") with donate = " +
-                           (options_.donate == Donate::all ? "all" : "all_except_first");
-    std::vector<const char*> sites;
-    detail::LeafPathRecorder rec;
-    if constexpr (detail::tree_callable<F>) {
-      TreePath path;
-      detail::visit_tree(rec, path, f_);
-      for (const std::string& p : rec.paths)
-        sites.push_back(detail::intern_donation_site("the function's own leaf " + p + " in " + fn));
-    }
-    std::size_t index = 0;
-    auto add = [&](const auto& arg) {
-      rec.paths.clear();
-      TreePath arg_path;
-      arg_path.push_index(static_cast<std::int64_t>(index));
-      detail::visit_tree(rec, arg_path, arg);
-      const bool donated = options_.donate == Donate::all || index > 0;
-      for (const std::string& p : rec.paths)
-        sites.push_back(donated ? detail::intern_donation_site("argument " + std::to_string(index) + " (leaf " + p +
-                                                               ") of " + fn)
-                                : nullptr);
-      ++index;
-    };
-    (add(args), ...);
-    return sites;
   }
 
   F f_;
@@ -608,9 +707,10 @@ inline void clear_caches() {
   if (detail::jit_call_depth() > 0)
     throw ValueError("eqx::clear_caches: called from inside a jitted call (while the function was traced or ran, "
                      "e.g. from a debug::print sink); it would wait for that call to finish. Call it between calls");
-  static std::mutex one_at_a_time;  // each cache's epoch switch waits for the previous one's calls
-  std::lock_guard lock(one_at_a_time);
-  for (const auto& cache : detail::JitRegistry::instance().live()) cache->clear();
+  std::vector<std::unique_ptr<detail::JitEntryBase>> dropped;
+  for (const auto& cache : detail::JitRegistry::instance().live()) cache->drop_entries(dropped);
+  detail::wait_for_running_jit_calls();
+  dropped.clear();
   detail::CompiledBodies::instance().clear();
   detail::GemmChoices::instance().clear();
   detail::BufferPool::instance().clear();

@@ -28,8 +28,10 @@ inline std::size_t hash_combine(std::size_t seed, std::size_t v) {
 /// Copies a tree with every Array replaced by None, remembering which were set.
 struct SkeletonBuilder {
   std::vector<bool> present;
-  Array array(const TreePath&, const Array& a) {
+  std::vector<std::string>* leaf_paths = nullptr;  // when set, gets the path of each leaf with a value
+  Array array(const TreePath& path, const Array& a) {
     present.push_back(a.has_value());
+    if (leaf_paths && a.has_value()) leaf_paths->push_back(path.str());
     return Array{};
   }
   template <class X>
