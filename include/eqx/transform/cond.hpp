@@ -192,12 +192,7 @@ EQX_KERNEL_INLINE std::vector<Array> CondPrim::vjp(const RuleOps& o, std::span<c
 EQX_KERNEL_INLINE Batched CondPrim::batch(const RuleOps& o, std::span<const Array> x, BatchDims d, const Params& p) const {
   const auto& bs = branches(p);
   const std::int64_t n = batch_size(x, d);
-  std::vector<Array> operands;
-  std::vector<std::int64_t> dims;
-  for (std::size_t i = 1; i < x.size(); ++i) {
-    operands.push_back(d[i] == not_mapped ? x[i] : o.moveaxis(x[i], d[i], 0));
-    dims.push_back(d[i] == not_mapped ? not_mapped : 0);
-  }
+  auto [operands, dims] = batch_axes_first(o, x.subspan(1), d.subspan(1));  // x[0] is the branch index
   if (d[0] != not_mapped) {
     // Every branch on the whole batch, then each example's branch selected.
     Array index = minimum(maximum(o.moveaxis(x[0], d[0], 0), 0), static_cast<std::int32_t>(bs.size() - 1));

@@ -145,16 +145,6 @@ inline std::vector<Array> float_values(const std::vector<Array>& like, std::vect
   return out;
 }
 
-/// Each argument with its Array leaves replaced by new trace inputs (leaf
-/// paths `[i]...`), in argument order.
-template <class Builder, class... Args>
-std::tuple<Args...> trace_arguments(Builder& builder, const Args&... args) {
-  TreePath path;
-  return [&]<std::size_t... I>(std::index_sequence<I...>) {
-    return std::tuple<Args...>{trace_argument(builder, path, I, args)...};  // braces: left to right
-  }(std::index_sequence_for<Args...>{});
-}
-
 /// f as a plain function of its arguments: the custom-rule wrappers treat
 /// the function itself as static (its Arrays are constants, not inputs).
 template <class F>
@@ -169,18 +159,6 @@ class StaticCall {
  private:
   const F* f_;
 };
-
-template <class... Args>
-std::vector<Array> argument_leaves(const Args&... args) {
-  std::vector<Array> out;
-  (
-      [&] {
-        std::vector<Array> l = tree_leaves(args);
-        out.insert(out.end(), l.begin(), l.end());
-      }(),
-      ...);
-  return out;
-}
 
 /// The graph of `rule(primals, tangents)`: inputs are the primal leaves,
 /// then the tangents of the float leaves; outputs the rule's primal output
@@ -249,7 +227,7 @@ class CustomJvp {
       require_no_captured_tracers(*body, "filter_custom_jvp", "function");
       GraphRef rule = trace_jvp_rule<R>(rule_, traced.output, args...);
       require_no_captured_tracers(*rule, "filter_custom_jvp", "JVP rule");
-      std::vector<Array> outs = eqx::bind(prim::custom_jvp_call, argument_leaves(args...),
+      std::vector<Array> outs = eqx::bind(prim::custom_jvp_call, call_leaves(nullptr, call, args...),
                                           Params{}.set("jaxpr", GraphRef(body)).set("jvp_jaxpr", std::move(rule)));
       return TreeDef<R>(traced.output).unflatten(outs);
     }
@@ -297,7 +275,7 @@ class CustomVjp {
       auto [fwd, residuals] = trace_fwd<R>(traced.output, vjp_arg, rest...);
       GraphRef bwd = trace_bwd<R>(residuals, traced.output, vjp_arg, rest...);
       const auto vjp_leaves = static_cast<std::int64_t>(tree_leaves(vjp_arg).size());
-      std::vector<Array> outs = eqx::bind(prim::custom_vjp_call, argument_leaves(vjp_arg, rest...),
+      std::vector<Array> outs = eqx::bind(prim::custom_vjp_call, call_leaves(nullptr, call, vjp_arg, rest...),
                                           Params{}
                                               .set("jaxpr", GraphRef(body))
                                               .set("fwd_jaxpr", std::move(fwd))

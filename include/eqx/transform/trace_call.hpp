@@ -58,6 +58,16 @@ T trace_argument(Builder& builder, TreePath& path, std::size_t i, const T& x) {
   return traced;
 }
 
+/// Each argument with its Array leaves replaced by trace inputs (leaf paths
+/// `[i]...`), in argument order.
+template <class Builder, class... Args>
+std::tuple<Args...> trace_arguments(Builder& builder, const Args&... args) {
+  TreePath path;
+  return [&]<std::size_t... I>(std::index_sequence<I...>) {
+    return std::tuple<Args...>{trace_argument(builder, path, I, args)...};  // braces: left to right
+  }(std::index_sequence_for<Args...>{});
+}
+
 /// A traced call: the graph, and the output with abstract Array leaves.
 template <class R>
 struct TracedCall {
@@ -78,10 +88,7 @@ TracedCall<call_result_t<F, Args...>> trace_call_with(TraceOptions options, std:
   TraceInputBuilder builder{scope, leaf_types};
   TreePath path;
   auto call = [&](const auto& fn) {
-    auto traced = [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return std::tuple<Args...>{trace_argument(builder, path, I, args)...};  // braces: left to right
-    }(std::index_sequence_for<Args...>{});
-    return std::apply([&](const auto&... a) -> R { return std::invoke(fn, a...); }, traced);
+    return std::apply([&](const auto&... a) -> R { return std::invoke(fn, a...); }, trace_arguments(builder, args...));
   };
   R out = [&] {
     if constexpr (tree_callable<F>) {
