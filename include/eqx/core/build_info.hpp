@@ -16,8 +16,6 @@
 
 #include <string>
 
-#include <Eigen/Core>
-
 #include "eqx/core/cpu_level.hpp"
 #include "eqx/prim/gemm.hpp"
 
@@ -27,7 +25,7 @@ namespace eqx {
 struct BuildInfo {
   std::string kernels;  ///< "eqx::kernels", "EQX_KERNELS_IMPLEMENTATION" (one file of the program) or "header-only"
   std::string isa;      ///< the x86-64 level the kernels were compiled for, e.g. "x86-64-v4"
-  std::string simd;     ///< Eigen's instruction sets in the kernels, e.g. "AVX512, FMA, AVX2, ..."
+  std::string simd;     ///< the SIMD sets the kernels are compiled for, e.g. "AVX512F, AVX512BW, ..., AVX2, FMA, AVX, ..."
   std::string cpu;      ///< the best x86-64 level this CPU has
   std::string gemm;     ///< "auto (OpenBLAS or Eigen, by timing per shape)", "eigen" or "blas"
 
@@ -51,6 +49,54 @@ inline std::string compiled_isa_level() {
 #else
   return "baseline";
 #endif
+}
+
+/// The SIMD instruction sets the current translation unit is compiled for,
+/// widest first, from the compiler's macros (Eigen uses each of them; its
+/// own SimdInstructionSetsInUse() does not tell AVX from AVX2+FMA).
+inline std::string compiled_simd() {
+  std::string sets;
+  auto add = [&](const char* name) { sets += (sets.empty() ? "" : ", ") + std::string(name); };
+#if defined(__AVX512F__)
+  add("AVX512F");
+#endif
+#if defined(__AVX512BW__)
+  add("AVX512BW");
+#endif
+#if defined(__AVX512DQ__)
+  add("AVX512DQ");
+#endif
+#if defined(__AVX512VL__)
+  add("AVX512VL");
+#endif
+#if defined(__AVX2__)
+  add("AVX2");
+#endif
+#if defined(__FMA__)
+  add("FMA");
+#endif
+#if defined(__AVX__)
+  add("AVX");
+#endif
+#if defined(__SSE4_2__)
+  add("SSE4.2");
+#endif
+#if defined(__SSE4_1__)
+  add("SSE4.1");
+#endif
+#if defined(__SSSE3__)
+  add("SSSE3");
+#endif
+#if defined(__SSE3__)
+  add("SSE3");
+#endif
+#if defined(__SSE2__)
+  add("SSE2");
+#endif
+#if defined(__ARM_NEON)
+  add("NEON");
+#endif
+  return sets.empty() ? "none" : sets;
 }
 
 /// The message a CPU without the kernels' ISA gets. Usage:
@@ -81,11 +127,11 @@ std::string kernels_simd();
 #else
 inline std::string kernels_origin() { return "header-only"; }
 inline std::string kernels_isa_level() { return compiled_isa_level(); }
-inline std::string kernels_simd() { return Eigen::SimdInstructionSetsInUse(); }
+inline std::string kernels_simd() { return compiled_simd(); }
 #endif
 
 #if defined(EQX_COMPILED_KERNELS) && EQX_KERNELS_HERE(DOT)
-std::string kernels_simd() { return Eigen::SimdInstructionSetsInUse(); }
+std::string kernels_simd() { return compiled_simd(); }
 #endif
 #if defined(EQX_KERNELS_IMPLEMENTATION)  // compiled with the program's own flags
 std::string kernels_origin() { return "EQX_KERNELS_IMPLEMENTATION"; }
