@@ -19,6 +19,10 @@
 #include "check.hpp"
 #include "primitive_names.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ad_autodiff_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -348,3 +352,5 @@ TEST_CASE("stop_gradient: the value passes, the derivative is zero; on pytrees o
   check(jitted(x), {3}, std::vector<double>{2, -4, 6});
   for (const eqx::Equation& eq : jitted.plan(x).graph().equations) CHECK(eq.prim->name() != "stop_gradient");
 }
+
+}  // namespace ad_autodiff_test

@@ -20,6 +20,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ad_cnn_gradient_test {
+
 using eqx::Array;
 
 namespace {
@@ -449,3 +453,5 @@ TEST_CASE("conv and pooling gradients with empty operands are zeros of the opera
   };
   check(eqx::filter_grad(pool_sum)(eqx::zeros({2, 0}, eqx::float64)), {2, 0}, std::vector<double>{});
 }
+
+}  // namespace ad_cnn_gradient_test

@@ -19,6 +19,10 @@
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/shape.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace core_array_test {
+
 using Catch::Contains;
 
 namespace {
@@ -660,3 +664,5 @@ TEST_CASE("arrays over 1000 elements print 3 items at each edge of every axis", 
   std::string f = fmt::format("{}", (eqx::arange(0.0, 2001.0, 1.0, eqx::float32) + 1000) / 2000);
   REQUIRE(f == "f32[2001] [0.5   , 0.5005, 0.501 , ..., 1.499 , 1.4995, 1.5   ]");
 }
+
+}  // namespace core_array_test

@@ -10,6 +10,10 @@
 #include "eqx/core/buffer_pool.hpp"
 #include "eqx/ops/creation.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace core_buffer_pool_test {
+
 namespace {
 
 using eqx::detail::BufferPool;
@@ -146,3 +150,5 @@ TEST_CASE("with the pool off, small blocks go straight back to the allocator", "
   CHECK(pool.allocate(64) == c);
   pool.release(c, 64);
 }
+
+}  // namespace core_buffer_pool_test

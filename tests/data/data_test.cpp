@@ -18,6 +18,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace data_data_test {
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -270,3 +274,5 @@ TEST_CASE("mutated and truncated IDX files never crash the reader", "[data][fuzz
   CHECK(refused > 1000);
   CHECK(loaded > 50);  // some mutants stay valid (pixel flips, consistent truncations of nothing)
 }
+
+}  // namespace data_data_test

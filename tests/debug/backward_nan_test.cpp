@@ -10,6 +10,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace debug_backward_nan_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -85,3 +89,5 @@ TEST_CASE("debug::backward_nan: the identity on a pytree, gradients unchanged wh
   check<float>(same.weight, {2}, {1.0f, -2.0f});
   CHECK(out.text.empty());
 }
+
+}  // namespace debug_backward_nan_test

@@ -19,6 +19,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace io_safetensors_test {
+
 namespace {
 
 struct Block {
@@ -586,3 +590,5 @@ TEST_CASE("mutated safetensors files never crash the reader", "[io][safetensors]
   CHECK(loaded > 100);
   CHECK(loaded + rejected == rounds);
 }
+
+}  // namespace io_safetensors_test

@@ -18,6 +18,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace io_serialise_test {
+
 namespace {
 
 struct Linear {
@@ -318,3 +322,5 @@ TEST_CASE("mutated and truncated files never crash the loader", "[io][fuzz]") {
   CHECK(rejected > 1000);
   CHECK(loaded + rejected == 3000);
 }
+
+}  // namespace io_serialise_test

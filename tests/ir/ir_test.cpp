@@ -15,6 +15,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ir_ir_test {
+
 using eqx::Array;
 using eqx::Graph;
 using eqx_test::check;
@@ -461,3 +465,5 @@ TEST_CASE("Plan outputs may repeat, and may be inputs or constants", "[ir][plan]
   CHECK(out[3].same_storage(out[0]));
   CHECK(plan.memory_stats().arena_bytes == 0);
 }
+
+}  // namespace ir_ir_test

@@ -21,6 +21,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_activations_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -226,3 +230,5 @@ TEST_CASE("nn activations are usable as eqx::Array (*)(const eqx::Array&) and co
   }
   check_close(nn::swish(xs), nn::silu(xs), 0, "swish is silu");
 }
+
+}  // namespace nn_activations_test

@@ -30,6 +30,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_attention_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -359,3 +363,5 @@ TEST_CASE("nn::MultiheadAttention / RotaryPositionalEmbedding misuse messages", 
         "eqx::nn::RotaryPositionalEmbedding: expected the input to have 4 channels (embedding_size) (axis 1) but got "
         "shape [3,6]");
 }
+
+}  // namespace nn_attention_test

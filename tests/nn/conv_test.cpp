@@ -28,6 +28,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_conv_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -293,3 +297,5 @@ TEST_CASE("nn::Conv and ConvTranspose misuse messages", "[nn]") {
         }) == "eqx::nn::ConvTranspose1d: expected padding nn::same or nn::same_lower and output_padding 0 with "
               "padding_mode CIRCULAR but got output_padding (1,); Equinox implements CIRCULAR for those only");
 }
+
+}  // namespace nn_conv_test

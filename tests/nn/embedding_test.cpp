@@ -25,6 +25,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_embedding_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -259,3 +263,5 @@ TEST_CASE("nn::Shared: serialised once, printing, several nodes, structure misma
       [](const Pair& p) { return eqx::transpose(p.first.weight); });
   CHECK(eqx::tree_equal(fixed().second.weight, eqx::transpose(e.weight)));
 }
+
+}  // namespace nn_embedding_test

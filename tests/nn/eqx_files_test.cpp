@@ -26,6 +26,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_eqx_files_test {
+
 namespace nn = eqx::nn;
 using eqx::Array;
 using eqx_test::check_close;
@@ -137,3 +141,5 @@ TEST_CASE("eqx files: Equinox's MultiheadAttention with Dropout's p (<f8) and in
   check_close(mha(f32(fixture(c, "mha_query")), kv, kv), fixture(c, "mha_y"), 1e-5, "attention outputs");
   CHECK(saved(mha) == bytes);
 }
+
+}  // namespace nn_eqx_files_test

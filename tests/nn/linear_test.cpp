@@ -15,6 +15,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_linear_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -136,3 +140,5 @@ TEST_CASE("nn::Linear misuse: a batch, a wrong size, a non-float dtype", "[nn]")
         "eqx::nn::Linear: dtype int32 is not a floating dtype; parameters are float32 (the default) or float64");
   CHECK(nn::Identity{}(eqx::ones({2})).shape() == eqx::Shape{2});
 }
+
+}  // namespace nn_linear_test

@@ -24,6 +24,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_mlp_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -399,3 +403,5 @@ TEST_CASE("nn::Sequential and nn::Lambda: vmap, printing, serialisation in layer
   CHECK(eqx::read_npy(copy).dtype() == eqx::bool_);
   CHECK(copy.peek() == std::char_traits<char>::eof());
 }
+
+}  // namespace nn_mlp_test

@@ -24,6 +24,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_norm_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -312,3 +316,5 @@ TEST_CASE("nn::WeightNorm: a named field, axes, vmap/jit, printing, leaf order a
   CHECK(message_of<eqx::ValueError>([&] { nn::weight_norm(Scaled{}, {.weight = &Scaled::kernel}); }) ==
         "eqx::nn::WeightNorm: expected the weight field to hold an Array but it is empty (None)");
 }
+
+}  // namespace nn_norm_test

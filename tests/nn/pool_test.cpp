@@ -22,6 +22,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_pool_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -175,3 +179,5 @@ TEST_CASE("nn pools misuse messages", "[nn]") {
   CHECK(eqx_test::message_of<eqx::ShapeError>([] { nn::AdaptiveMaxPool1d::init(2)(eqx::zeros({8})); }) ==
         "eqx::nn::AdaptiveMaxPool1d: expected the input to have rank 2 [C, W] but got shape [8]");
 }
+
+}  // namespace nn_pool_test

@@ -24,6 +24,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_rnn_test {
+
 namespace nn = eqx::nn;
 using eqx_test::check_close;
 using eqx_test::fixture;
@@ -298,3 +302,5 @@ TEST_CASE("nn::GRUCell / LSTMCell misuse: wrong hidden shape, a batch, bad sizes
   CHECK(eqx_test::message_of<eqx::DTypeError>([&] { nn::LSTMCell::init(4, 3, eqx::random::key(0), {.dtype = eqx::int32}); }) ==
         "eqx::nn::LSTMCell: dtype int32 is not a floating dtype; parameters are float32 (the default) or float64");
 }
+
+}  // namespace nn_rnn_test

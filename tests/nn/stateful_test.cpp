@@ -20,6 +20,10 @@
 #include "check.hpp"
 #include "nn/fixtures.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace nn_stateful_test {
+
 namespace nn = eqx::nn;
 using eqx::Array;
 using eqx_test::check_close;
@@ -371,3 +375,5 @@ TEST_CASE("eqx::Partial binds a stateful model and its State for inference under
   CHECK(eqx::tree_leaves(evaluate).size() == eqx::tree_leaves(nn::inference_mode(model)).size() +
                                                  eqx::tree_leaves(state).size());
 }
+
+}  // namespace nn_stateful_test

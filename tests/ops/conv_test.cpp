@@ -15,6 +15,10 @@
 #include <string>
 #include <vector>
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_conv_test {
+
 namespace {
 
 using Ints = std::vector<std::int64_t>;
@@ -443,3 +447,8 @@ TEST_CASE("reduce_window and pooling errors", "[conv]") {
   REQUIRE_THROWS_MSG(eqx::bind1(eqx::prim::reduce_window_max, {eqx::astype(x, eqx::bool_)}, params({0, 0, 0, 0})),
                      eqx::DTypeError, "eqx::reduce_window_max");
 }
+
+}  // namespace ops_conv_test
+
+// Unity batches: this file's macros end with it.
+#undef REQUIRE_THROWS_MSG

@@ -8,6 +8,10 @@
 #include "eqx/core/error.hpp"
 #include "eqx/ops/creation.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_creation_test {
+
 using Catch::Contains;
 
 namespace {
@@ -160,3 +164,5 @@ TEST_CASE("eye", "[creation]") {
   REQUIRE_THROWS_WITH(eqx::eye(-2), Contains("eqx::eye: negative size -2"));
   REQUIRE_THROWS_WITH(eqx::eye(2, -3), Contains("eqx::eye: negative size -3"));
 }
+
+}  // namespace ops_creation_test

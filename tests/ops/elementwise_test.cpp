@@ -19,6 +19,10 @@
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/vmap.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_elementwise_test {
+
 using Catch::Contains;
 
 namespace {
@@ -649,3 +653,5 @@ TEST_CASE("clip: gradient 1 inside, 0 outside (finite differences, float64), 0.5
   auto per_row = eqx::filter_vmap([](const eqx::Array& r, const eqx::Array& hi) { return eqx::clip(r, 0.0, hi); });
   require_exact<float>(per_row(xs, his), eqx::float32, {2, 3}, {0, 0.5f, 1, 0, 0.25f, 0.25f});
 }
+
+}  // namespace ops_elementwise_test

@@ -15,6 +15,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_indexing_test {
+
 namespace {
 
 using eqx::Array;
@@ -248,3 +252,5 @@ TEST_CASE("large slices and takes match naive loops", "[indexing][threads]") {
     for (auto k : idx) taken1.push_back(v[i * C + (k < 0 ? k + C : k)]);
   check<float>(eqx::take(x, eqx::array(idx), 1), {R, 500}, taken1);
 }
+
+}  // namespace ops_indexing_test

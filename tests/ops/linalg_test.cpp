@@ -13,6 +13,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_linalg_test {
+
 namespace {
 
 using eqx::Array;
@@ -294,3 +298,5 @@ TEST_CASE("large int32 and batched GEMMs match naive loops", "[linalg][threads]"
   // the same product with the batch axis of the rhs moved to the end (needs a copy)
   check<float>(eqx::dot_general(L, eqx::transpose(R, {1, 2, 0}), {{2}, {0}}, {{0}, {2}}), {Bn, m, n}, wantb);
 }
+
+}  // namespace ops_linalg_test

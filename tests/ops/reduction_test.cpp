@@ -17,6 +17,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_reduction_test {
+
 namespace {
 
 using eqx::Array;
@@ -587,3 +591,5 @@ TEST_CASE("cumsum matches numpy: axes, flattened default, bool and int32, gradie
   check<double>(eqx::filter_vmap([](const Array& r) { return eqx::cumsum(r); })(x), {3, 4},
                 {3, 2, 4, 9, 0.5, 1, -1, 6, 1, 5, 2, 2});
 }
+
+}  // namespace ops_reduction_test

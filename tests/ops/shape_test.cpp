@@ -15,6 +15,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace ops_shape_test {
+
 namespace {
 
 using eqx::Array;
@@ -353,3 +357,5 @@ TEST_CASE("large layout kernels match naive loops", "[shape][threads]") {
   }
   check<float>(eqx::concatenate({x, -x}, 1), {A, 2 * B, C}, cat);
 }
+
+}  // namespace ops_shape_test

@@ -24,6 +24,10 @@
 #include "check.hpp"
 #include "optim/two_leaf_problem.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace optim_optim_combine_test {
+
 using eqx::Array;
 namespace optim = eqx::optim;
 using eqx_test::message_of;
@@ -836,3 +840,5 @@ TEST_CASE("optim: a jitted grad + adamw + apply_updates step is one Plan with th
   CHECK(ms.arena_bytes <= hms.arena_bytes);
   CHECK(ms.num_instructions <= hms.num_instructions);
 }
+
+}  // namespace optim_optim_combine_test

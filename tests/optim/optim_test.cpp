@@ -21,6 +21,10 @@
 #include "check.hpp"
 #include "optim/two_leaf_problem.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace optim_optim_test {
+
 using eqx::Array;
 namespace optim = eqx::optim;
 using eqx_test::message_of;
@@ -487,3 +491,5 @@ TEST_CASE("optim: a bare Array as the parameters (no struct around it)", "[optim
   eqx_test::check(eqx::apply_updates(p, updates), {2}, std::vector<double>{1.0 - 0.1 * (1 / (1 + 1e-8)), -2.0 + 0.1 * (2 / (2 + 1e-8))});
   CHECK(std::get<0>(next).count.item<std::int32_t>() == 1);
 }
+
+}  // namespace optim_optim_test

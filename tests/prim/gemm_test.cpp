@@ -9,6 +9,10 @@
 #include "eqx/core/error.hpp"
 #include "eqx/prim/gemm.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace prim_gemm_test {
+
 using Catch::Contains;
 using eqx::detail::GemmPolicy;
 
@@ -139,3 +143,5 @@ TEST_CASE("EQX_GEMM accepts eigen, blas and auto, and names the choices otherwis
   REQUIRE_THROWS_WITH(eqx::detail::parse_gemm_policy("fast"),
                       "EQX_GEMM must be 'eigen', 'blas' or 'auto', got 'fast'; unset it to choose per shape by timing");
 }
+
+}  // namespace prim_gemm_test

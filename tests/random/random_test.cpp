@@ -29,6 +29,10 @@
 #include <string>
 #include <vector>
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace random_random_test {
+
 namespace {
 
 namespace rnd = eqx::random;
@@ -680,3 +684,5 @@ TEST_CASE("random: argument errors", "[random]") {
   CHECK_THROWS_WITH(rnd::permutation(k, eqx::Array()),
                     Contains("eqx::random::permutation: x is an empty Array (None)"));
 }
+
+}  // namespace random_random_test

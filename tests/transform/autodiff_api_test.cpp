@@ -14,6 +14,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_autodiff_api_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -297,3 +301,5 @@ TEST_CASE("Jacobian and tape edge cases: None output, empty and integer leaves, 
   CHECK(message_of<eqx::ValueError>([&] { eqx::vjp_backward(tape, {}); }) ==
         "eqx::vjp_backward: the graph has 1 outputs but 0 cotangents were given (an empty Array is a zero cotangent)");
 }
+
+}  // namespace transform_autodiff_api_test

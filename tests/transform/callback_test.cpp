@@ -15,6 +15,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_callback_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -205,3 +209,5 @@ TEST_CASE("filter_pure_callback: wrong results, exceptions and differentiation",
   check(eqx::filter_grad(cube_loss)(x), {2}, std::vector<float>{3, 12});
   check(eqx::filter_jit(eqx::filter_grad(cube_loss))(x), {2}, std::vector<float>{3, 12});
 }
+
+}  // namespace transform_callback_test

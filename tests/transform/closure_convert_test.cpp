@@ -14,6 +14,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_closure_convert_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -148,3 +152,5 @@ TEST_CASE("filter_closure_convert: calls unlike the example are refused, naming 
         "eqx::ClosureConverted: it holds 1 captured Arrays, its graph takes 2; replace leaves of a converted function "
         "(tree_at), do not add or remove them");
 }
+
+}  // namespace transform_closure_convert_test

@@ -14,6 +14,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_collectives_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -168,3 +172,5 @@ TEST_CASE("collectives: inside a scan body under vmap", "[vmap][collectives]") {
         "eqx::filter_vmap: 'scan' uses a collective over the axis 'b' in its body, but none of its inputs depends on the "
         "example; pass a value that varies over 'b' into it (or call the collective outside it)");
 }
+
+}  // namespace transform_collectives_test

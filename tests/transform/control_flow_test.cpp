@@ -18,6 +18,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_control_flow_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -479,3 +483,5 @@ TEST_CASE("debug::print: values printed when compiled code runs, in loops, under
             .starts_with("eqx::debug::print: the format string \"{} {}\" does not fit its 1 Arrays: "));
   eqx::debug::print_sink() = saved;
 }
+
+}  // namespace transform_control_flow_test

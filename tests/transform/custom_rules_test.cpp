@@ -16,6 +16,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_custom_rules_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -275,3 +279,5 @@ TEST_CASE("custom rules: error messages", "[ad][custom]") {
         }) == "eqx::filter_custom_jvp: the function closes over an Array that an enclosing transformation is tracing "
               "(f32[2]); pass it as an argument of the function instead of capturing it");
 }
+
+}  // namespace transform_custom_rules_test

@@ -17,6 +17,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_elementwise_kernel_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -161,3 +165,5 @@ TEST_CASE("elementwise_kernel: errors name the argument, its type and the fix", 
         "it uses as an argument");
   outside = Array{};
 }
+
+}  // namespace transform_elementwise_kernel_test

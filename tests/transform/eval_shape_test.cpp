@@ -15,6 +15,10 @@
 
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_eval_shape_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -155,3 +159,5 @@ TEST_CASE("filter_eval_shape: values cannot be read, in the function or from its
   CHECK(message_of<eqx::ShapeError>([] { eqx::shape_dtype_struct({2, -1}, eqx::float32); }) ==
         "eqx::shape_dtype_struct: negative dimension in shape [2,-1]");
 }
+
+}  // namespace transform_eval_shape_test

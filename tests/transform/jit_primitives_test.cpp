@@ -26,6 +26,10 @@
 #include <type_traits>
 #include <vector>
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_jit_primitives_test {
+
 namespace {
 
 using eqx::Array;
@@ -370,3 +374,9 @@ TEST_CASE("the jit primitive table binds every registered primitive", "[jit][jit
     CHECK(bound.count(p) == 1);
   }
 }
+
+}  // namespace transform_jit_primitives_test
+
+// Unity batches: this file's macros end with it.
+#undef ROW
+#undef FUSED_ROW

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <map>
 #include <new>
@@ -21,8 +22,9 @@
 
 // ------------------------------------------------ counting allocator hook
 // Every heap allocation of this test binary (all replaceable forms of
-// operator new, over malloc/free) passes through here; a test
-// arms the counter around the code it measures (on its own thread).
+// operator new, over malloc/free) passes through here; a test arms the
+// counter around the code it measures (on its own thread). Global: the
+// replacements may not be declared in this file's namespace.
 namespace {
 thread_local bool g_counting = false;
 thread_local std::size_t g_allocations = 0;
@@ -68,6 +70,10 @@ void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_jit_test {
 
 using eqx::Array;
 using eqx_test::check;
@@ -132,11 +138,17 @@ class Scaled {
 
 }  // namespace
 
+}  // namespace transform_jit_test
+
+// Specialisations live in eqx's namespace, outside this file's.
 template <>
-struct eqx::tree_traits<Scaled> {
+struct eqx::tree_traits<transform_jit_test::Scaled> {
+  using Scaled = transform_jit_test::Scaled;
   static std::tuple<Array, float> flatten(const Scaled& s) { return {s.value(), s.scale()}; }
   static Scaled unflatten(std::tuple<Array, float> c) { return Scaled(std::get<0>(c), std::get<1>(c)); }
 };
+
+namespace transform_jit_test {
 
 /// A node that counts how often a live value (one with a value, not a cached
 /// skeleton's empty slot) is flattened: the walks a jitted call makes.
@@ -145,14 +157,19 @@ struct Counted {
 };
 int g_live_flattens = 0;
 
+}  // namespace transform_jit_test
+
 template <>
-struct eqx::tree_traits<Counted> {
+struct eqx::tree_traits<transform_jit_test::Counted> {
+  using Counted = transform_jit_test::Counted;
   static std::tuple<Array> flatten(const Counted& c) {
-    if (c.value.has_value()) ++g_live_flattens;
+    if (c.value.has_value()) ++transform_jit_test::g_live_flattens;
     return {c.value};
   }
   static Counted unflatten(std::tuple<Array> t) { return {std::get<0>(t)}; }
 };
+
+namespace transform_jit_test {
 
 namespace {
 
@@ -517,13 +534,22 @@ TEST_CASE("clear_caches while other threads run jitted calls", "[jit][caches][th
   const Array x = eqx::random::normal(eqx::random::key(1), {16, 16});
   const Array y = eqx::random::normal(eqx::random::key(2), {16, 16});
   const std::vector<float> want = (eqx::tanh(eqx::matmul(x, y) * 0.5f) + 1.0f).to_vector<float>();
+  // Each clear forgets the GEMM backend choice, and a new timing may pick
+  // the other backend, whose sums round differently: compare to 1e-5. A
+  // freed entry would give garbage, not rounding.
+  auto close = [&](const std::vector<float>& got) {
+    if (got.size() != want.size()) return false;
+    for (std::size_t i = 0; i < want.size(); ++i)
+      if (!(std::abs(got[i] - want[i]) <= 1e-5f * (1.0f + std::abs(want[i])))) return false;
+    return true;
+  };
   std::atomic<int> wrong{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t)
     threads.emplace_back([&] {
       while (!stop)
-        if (f(x, y).to_vector<float>() != want) ++wrong;
+        if (!close(f(x, y).to_vector<float>())) ++wrong;
     });
   for (int i = 0; i < 50; ++i) {
     eqx::clear_caches();
@@ -533,7 +559,7 @@ TEST_CASE("clear_caches while other threads run jitted calls", "[jit][caches][th
   for (auto& t : threads) t.join();
   CHECK(wrong == 0);
   CHECK(f.num_traces() >= 1);
-  CHECK(f(x, y).to_vector<float>() == want);
+  CHECK(close(f(x, y).to_vector<float>()));
 }
 
 TEST_CASE("clear_caches from inside a jitted call is an error", "[jit][caches]") {
@@ -731,3 +757,5 @@ TEST_CASE("a donated training step allocates nothing per call", "[jit][donate]")
   CHECK(donated_allocations == (pooled ? 1 + 1 : 1 * 2 + 1));
   CHECK(leaf_values(std::get<0>(out_a)) == leaf_values(std::get<0>(out_b)));
 }
+
+}  // namespace transform_jit_test

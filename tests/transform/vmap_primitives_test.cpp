@@ -35,6 +35,10 @@
 #include <utility>
 #include <vector>
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_vmap_primitives_test {
+
 namespace {
 
 using eqx::Array;
@@ -584,3 +588,9 @@ TEST_CASE("the vmap primitive table batches every registered primitive", "[vmap]
   }
   CHECK(batched.count("iota") == 0);
 }
+
+}  // namespace transform_vmap_primitives_test
+
+// Unity batches: this file's macros end with it.
+#undef ROW
+#undef SUM_ORDER_ROW

@@ -13,6 +13,10 @@
 #include "ad/check_grads.hpp"
 #include "check.hpp"
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace transform_vmap_test {
+
 using eqx::Array;
 using eqx_test::check;
 using eqx_test::message_of;
@@ -164,3 +168,5 @@ TEST_CASE("vmap(grad), grad(vmap) and jit(vmap(grad)): per-example gradients", "
   }
   CHECK(eqx::debug::get_num_traces(per_example_jit) == 1);
 }
+
+}  // namespace transform_vmap_test

@@ -17,6 +17,10 @@
 #include <eqx/eqx.hpp>
 #include <eqx/tree.hpp>
 
+// Each test file keeps its names in its own namespace: the files are compiled
+// together in unity batches (tests/CMakeLists.txt).
+namespace tree_tree_test {
+
 namespace {
 
 /// The what() of the E that f() throws, or "(no exception)" (tests/check.hpp
@@ -92,12 +96,18 @@ std::vector<std::string> paths_of(const auto& tree) {
 
 }  // namespace
 
+}  // namespace tree_tree_test
+
+// Specialisations live in eqx's namespace, outside this file's.
 template <>
-struct eqx::tree_traits<Scaled> {
+struct eqx::tree_traits<tree_tree_test::Scaled> {
+  using Scaled = tree_tree_test::Scaled;
   static auto flatten(const Scaled& s) { return std::tuple{s.value(), s.scale()}; }
   static Scaled unflatten(std::tuple<eqx::Array, float> c) { return Scaled(std::get<0>(c), std::get<1>(c)); }
   static constexpr std::array<std::string_view, 2> names{"value", "scale"};
 };
+
+namespace tree_tree_test {
 
 TEST_CASE("field names and type names come from reflection", "[tree]") {
   STATIC_REQUIRE(eqx::detail::field_names<MLP>[0] == "layers");
@@ -567,3 +577,5 @@ TEST_CASE("Partial under filter_grad: gradients for the bound function's and arg
   };
   CHECK(g.func.s.item<double>() == Approx((at(2.0 + h) - at(2.0 - h)) / (2 * h)).epsilon(1e-8));
 }
+
+}  // namespace tree_tree_test
