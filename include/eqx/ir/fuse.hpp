@@ -153,24 +153,36 @@ class FusedProgram final : public PreparedKernel {
         }
         const auto ustart = static_cast<std::size_t>(start);
         auto locate = [&](const Operand& o) -> void* { return bases[o.base] + o.offset + ustart * o.step; };
-        for (const Op& op : ops_) {
-          if (op.tile || op.multi) {  // the fast path: a plain function on contiguous tiles
+        auto run_op = [&](const Op& op) __attribute__((always_inline)) {
+          if (op.tile) [[likely]] {  // the fast path: a plain function on contiguous tiles
             const void* ptrs[kMaxInputs];
             for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
-            if (op.tile) {
-              op.tile(ptrs, locate(op.out[0]), len);
-            } else {
-              void* outs[kMaxOutputs];
-              for (int j = 0; j < op.nout; ++j) outs[j] = locate(op.out[j]);
-              op.multi(ptrs, outs, len);
-            }
-            continue;
+            op.tile(ptrs, locate(op.out[0]), len);
+          } else if (op.multi) {
+            const void* ptrs[kMaxInputs];
+            for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
+            void* outs[kMaxOutputs];
+            for (int j = 0; j < op.nout; ++j) outs[j] = locate(op.out[j]);
+            op.multi(ptrs, outs, len);
+          } else {
+            for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in_dtype[j]};
+            out_view = View{locate(op.out[0]), &tile_shape, op.out_dtype};
+            op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
+                            std::span<const View>(&out_view, 1), *op.params);
           }
-          for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in_dtype[j]};
-          out_view = View{locate(op.out[0]), &tile_shape, op.out_dtype};
-          op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
-                          std::span<const View>(&out_view, 1), *op.params);
+        };
+        // Four call sites in turn rather than one: a chain of many small
+        // ops calls a different tile function each time, and separate sites
+        // give the branch predictor a history of their own.
+        const std::size_t nops = ops_.size();
+        std::size_t k = 0;
+        for (; k + 4 <= nops; k += 4) {
+          run_op(ops_[k]);
+          run_op(ops_[k + 1]);
+          run_op(ops_[k + 2]);
+          run_op(ops_[k + 3]);
         }
+        for (; k < nops; ++k) run_op(ops_[k]);
       }
     });
   }
