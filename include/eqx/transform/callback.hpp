@@ -242,8 +242,7 @@ R filter_pure_callback(CallbackVmap vmap, F callback, const R& result_shape_dtyp
     detail::visit_tree(checker, p, result, *result_skeleton);
     return out;
   };
-  std::vector<Array> in;
-  ([&] { for (const Array& a : tree_leaves(args)) in.push_back(a); }(), ...);
+  std::vector<Array> in = detail::call_leaves(nullptr, [] {}, args...);  // the arguments' leaves only
   std::vector<Array> out = eqx::bind(prim::pure_callback, in, Params{}.set("callback", OpaqueRef(std::move(hc))));
   return TreeDef<R>(result_shape_dtypes).unflatten(out);
 }

@@ -25,24 +25,6 @@ inline constexpr HasAux has_aux{};
 
 namespace detail {
 
-/// The Array leaves of f (when it is a pytree) and of each argument, in the
-/// order trace_call makes them graph inputs; `first_arg` (if given) gets the
-/// index range of the first argument's leaves.
-template <class F, class... Args>
-std::vector<Array> call_leaves(std::pair<std::size_t, std::size_t>* first_arg, const F& f, const Args&... args) {
-  std::vector<Array> out;
-  if constexpr (tree_callable<F>) out = tree_leaves(f);
-  std::size_t index = 0;
-  (
-      [&] {
-        auto l = tree_leaves(args);
-        if (index++ == 0 && first_arg) *first_arg = {out.size(), out.size() + l.size()};
-        out.insert(out.end(), l.begin(), l.end());
-      }(),
-      ...);
-  return out;
-}
-
 /// Which of `n` leaves reverse mode differentiates: those in [begin, end).
 class LeafMask {
  public:

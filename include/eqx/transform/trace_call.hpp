@@ -4,6 +4,7 @@
 // function itself, when it is a pytree such as a callable module) become
 // graph inputs, in leaf order; every other leaf is passed through as is.
 
+#include <cstddef>
 #include <functional>
 #include <span>
 #include <string>
@@ -66,6 +67,24 @@ std::tuple<Args...> trace_arguments(Builder& builder, const Args&... args) {
   return [&]<std::size_t... I>(std::index_sequence<I...>) {
     return std::tuple<Args...>{trace_argument(builder, path, I, args)...};  // braces: left to right
   }(std::index_sequence_for<Args...>{});
+}
+
+/// The Array leaves of f (when it is a pytree) and of each argument, in the
+/// order trace_call makes them graph inputs; `first_arg` (if given) gets the
+/// index range of the first argument's leaves.
+template <class F, class... Args>
+std::vector<Array> call_leaves(std::pair<std::size_t, std::size_t>* first_arg, const F& f, const Args&... args) {
+  std::vector<Array> out;
+  if constexpr (tree_callable<F>) out = tree_leaves(f);
+  std::size_t index = 0;
+  (
+      [&] {
+        auto l = tree_leaves(args);
+        if (index++ == 0 && first_arg) *first_arg = {out.size(), out.size() + l.size()};
+        out.insert(out.end(), l.begin(), l.end());
+      }(),
+      ...);
+  return out;
 }
 
 /// A traced call: the graph, and the output with abstract Array leaves.
