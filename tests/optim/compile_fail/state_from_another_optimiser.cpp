@@ -2,7 +2,8 @@
 // An optimiser's state is its own C++ type (Adam's holds count, mu and nu;
 // SGD's a trace), so passing another optimiser's state to update() is
 // rejected when it is compiled, not at run time.
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/optim/alias.hpp>
 
 int main() {
   eqx::Array params = eqx::ones({3});

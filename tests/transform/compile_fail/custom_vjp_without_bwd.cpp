@@ -1,5 +1,6 @@
 // EXPECT: define both rules before calling: filter_custom_vjp(f).def_fwd(fwd).def_bwd(bwd)
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/transform/custom_rules.hpp>
 
 #include <tuple>
 #include <utility>

@@ -1,5 +1,6 @@
 // EXPECT: the function must be a lambda without captures
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/transform/elementwise_kernel.hpp>
 
 int main() {
   float scale = 2.0f;

@@ -1,5 +1,7 @@
 // EXPECT: eqx::filter_hessian: differentiates with respect to one eqx::Array
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/ops/reductions.hpp>
+#include <eqx/transform/jacobian.hpp>
 
 struct Params {
   eqx::Array w, b;

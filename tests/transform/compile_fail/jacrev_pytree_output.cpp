@@ -1,5 +1,6 @@
 // EXPECT: eqx::filter_jacrev: f must return an eqx::Array
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/transform/jacobian.hpp>
 
 #include <utility>
 

@@ -1,5 +1,6 @@
 // EXPECT: this type is not a pytree
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/transform/jit.hpp>
 
 class Opaque {  // private state, no operator==: neither a node nor a static leaf
  public:

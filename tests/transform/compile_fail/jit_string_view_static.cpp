@@ -1,5 +1,6 @@
 // EXPECT: a std::string_view or char pointer argument would be cached as a pointer
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/transform/jit.hpp>
 
 #include <string_view>
 

@@ -1,5 +1,5 @@
 // EXPECT: an aggregate with a base class cannot be reflected as a pytree
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
 #include <eqx/tree.hpp>
 
 struct Base {

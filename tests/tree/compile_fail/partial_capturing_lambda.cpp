@@ -1,5 +1,5 @@
 // EXPECT: eqx::Partial: the function must be a pytree
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
 #include <eqx/tree.hpp>
 
 // A capturing lambda hides its captures from the tree (and cannot be compared

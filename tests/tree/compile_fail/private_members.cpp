@@ -1,5 +1,5 @@
 // EXPECT: this type is not a pytree: it is not an aggregate
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
 #include <eqx/tree.hpp>
 
 class Hidden {

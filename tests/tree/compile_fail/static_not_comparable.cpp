@@ -1,5 +1,6 @@
 // EXPECT: T must have operator== (or be an empty, stateless type)
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
+#include <eqx/tree.hpp>
 
 #include <functional>
 

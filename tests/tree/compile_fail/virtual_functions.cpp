@@ -1,5 +1,5 @@
 // EXPECT: a type with virtual functions cannot be reflected as a pytree
-#include <eqx/eqx.hpp>
+#include <eqx/ops/creation.hpp>
 #include <eqx/tree.hpp>
 
 struct Layer {
