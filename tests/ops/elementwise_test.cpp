@@ -157,6 +157,24 @@ TEST_CASE("pow on floats and integers", "[elementwise]") {
   REQUIRE_THROWS_WITH(eqx::pow(eqx::array({true}), eqx::array({true})), Contains("eqx::pow: got dtype bool"));
 }
 
+TEST_CASE("arctan2: the angle in every quadrant, signed zeros, promotion", "[elementwise]") {
+  // np.arctan2(np.array([1, 1, -1, -1, 0, -0., 0, 2.5], np.float32),
+  //            np.array([1, -1, 1, -1, -1, -1, 0, 0], np.float32))
+  const eqx::Array y = f32({1, 1, -1, -1, 0, -0.0f, 0, 2.5f}, {8}), x = f32({1, -1, 1, -1, -1, -1, 0, 0}, {8});
+  require_close(eqx::arctan2(y, x), {8},
+                {0.7853981f, 2.3561945f, -0.7853981f, -2.3561945f, 3.1415927f, -3.1415927f, 0.f, 1.5707964f});
+  // np.arctan2(3.0, np.array([4.0, -4.0])) -> [0.643501109, 2.498091545], broadcasting a scalar
+  const eqx::Array r = eqx::arctan2(3.0, eqx::array(std::vector<double>{4.0, -4.0}, {2}));
+  REQUIRE(r.dtype() == eqx::float64);
+  CHECK(r.to_vector<double>()[0] == Approx(0.643501109).epsilon(1e-9));
+  CHECK(r.to_vector<double>()[1] == Approx(2.498091545).epsilon(1e-9));
+  // int32 operands give float32 (as jnp.arctan2; numpy gives float64): [0.463647609, 1.107148718]
+  require_close(eqx::arctan2(eqx::array({1, 2}), eqx::array({2, 1})), {2}, {0.463647609f, 1.107148718f});
+  REQUIRE_THROWS_AS(eqx::bind1(eqx::prim::atan2, {eqx::array({1}), eqx::array({2})}), eqx::DTypeError);
+  REQUIRE_THROWS_WITH(eqx::bind1(eqx::prim::atan2, {eqx::array({1}), eqx::array({2})}),
+                      Contains("eqx::atan2: got dtype int32"));
+}
+
 TEST_CASE("maximum and minimum, NaN propagating", "[elementwise]") {
   // np.maximum([1, nan, 3, -0.], [2, 1, nan, 0.]) -> [2, nan, nan, 0]
   eqx::Array a = f32({1, kNaN, 3, -0.f, -5}, {5});

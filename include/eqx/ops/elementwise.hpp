@@ -45,6 +45,12 @@ inline Array divide(const Operand& a, const Operand& b) {
 /// a ** b. Integer powers are exact; a negative integer exponent gives 0
 /// unless the base is +-1.
 inline Array pow(const Operand& a, const Operand& b) { return detail::apply_binary(prim::pow, a, b); }
+/// The angle of (x, y) in (-pi, pi], elementwise, as jnp.arctan2 (y first;
+/// integer and bool operands give float32). Usage: `eqx::arctan2(y, x)`
+inline Array arctan2(const Operand& y, const Operand& x) {
+  DType t = detail::inexact(detail::result_dtype({&y, &x}, "atan2"));
+  return bind1(prim::atan2, {y.as(t), x.as(t)});
+}
 /// Elementwise maximum; NaN if either is NaN.
 inline Array maximum(const Operand& a, const Operand& b) { return detail::apply_binary(prim::max, a, b); }
 /// Elementwise minimum; NaN if either is NaN.

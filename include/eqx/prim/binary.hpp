@@ -321,6 +321,25 @@ struct RemOp {
   }
 };
 
+/// The angle of the point (x=b, y=a) in (-pi, pi], as lax.atan2 (arguments
+/// y first); atan2(+-0, x) keeps the sign of the zero, as C's atan2.
+struct Atan2Op {
+  static constexpr std::string_view name = "atan2";
+  static constexpr const char* accepts = kFloating;
+  static constexpr bool kCompare = false;
+  static constexpr int cost = 16;
+  template <class T> static constexpr bool supports = is_float_v<T>;
+  template <class A, class B> static auto eval(const A& a, const B& b) {
+    using T = typename A::Scalar;
+    return a.binaryExpr(b, [](T y, T x) { return std::atan2(y, x); });
+  }
+  // d atan2(a, b)/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2).
+  static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
+    (void)y;
+    const Array radius_squared = o.add(o.mul(a, a), o.mul(b, b));
+    return i == 0 ? o.div(b, radius_squared) : o.neg(o.div(a, radius_squared));
+  }
+};
 
 }  // namespace eqx::detail
 
@@ -331,7 +350,7 @@ struct RemOp {
   X(add, AddOp) X(sub, SubOp) X(mul, MulOp) X(div, DivOp) X(pow, PowOp) X(max, ExtremumOp<true>)                 \
   X(min, ExtremumOp<false>) X(and_, AndOp) X(or_, OrOp) X(xor_, XorOp) X(eq, EqOp) X(ne, NeOp) X(lt, LtOp)       \
   X(le, LeOp) X(gt, GtOp) X(ge, GeOp) X(shift_left, ShiftLeftOp) X(shift_right_logical, ShiftRightLogicalOp)     \
-  X(rem, RemOp)
+  X(rem, RemOp) X(atan2, Atan2Op)
 
 #if defined(EQX_COMPILED_KERNELS)
 #define EQX_BINARY_INSTANTIATE(instance, Op) EQX_INSTANTIATION(BINARY) struct eqx::detail::BinaryPrim<eqx::detail::Op>;

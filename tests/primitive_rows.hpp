@@ -1,7 +1,13 @@
 #pragma once
-// Pieces shared by the primitive tables (jit_primitives_test.cpp,
-// vmap_primitives_test.cpp): deterministic operands, awkward edge values,
-// dtype lists, and an exact comparison of two results.
+// The elementwise primitives' one table, and pieces the rule tables share.
+// Each elementwise primitive is one row of unary_ops() or binary_ops(): its
+// function, dtypes and operand range, and where its derivatives are checked.
+// The autodiff table (ad/autodiff_test.cpp), the jit table
+// (transform/jit_primitives_test.cpp) and the vmap table
+// (transform/vmap_primitives_test.cpp) all build their elementwise rows from
+// it, so a new elementwise primitive is one row here. Also: deterministic
+// operands, awkward edge values, dtype lists, and an exact comparison of two
+// results.
 
 #include <catch2/catch.hpp>
 #include <eqx/eqx.hpp>
@@ -9,8 +15,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -96,46 +104,60 @@ inline const std::vector<eqx::DType> kF{eqx::float32, eqx::float64},
     kBits{eqx::bool_, eqx::int32, eqx::uint32}, kAll{eqx::float32, eqx::float64, eqx::int32, eqx::uint32, eqx::bool_};
 
 
+/// The float64 range the autodiff table draws an operand from, to compare
+/// an op's derivatives with finite differences: ground where the op is
+/// smooth. An op without one (logic, comparisons, integer-only ops, sign)
+/// has no derivative to check; autodiff_test.cpp's no-tangent rows check
+/// that gradients pass around it.
+struct GradDomain {
+  double lo, hi;
+};
+inline constexpr GradDomain kUnit{-1, 1}, kPositive{0.5, 2};
+
 /// One unary primitive of the tables: its name, the op, the dtypes it takes,
-/// the operand range, and `approx`: whether its Eigen kernel has a
-/// vectorised path that differs from the scalar one in the last bits.
+/// the operand range, `approx`: whether its Eigen kernel has a vectorised
+/// path that differs from the scalar one in the last bits, and the range
+/// its derivative is checked on.
 struct UnaryOp {
   const char* name;
   std::function<eqx::Array(const eqx::Array&)> f;
   std::vector<eqx::DType> dts;
   double lo, hi;
   bool approx;
+  std::optional<GradDomain> grad;
 };
 
 /// Every unary elementwise primitive of the foundation.
 inline std::vector<UnaryOp> unary_ops() {
   using eqx::Array;
   auto op = [](auto f) { return std::function<Array(const Array&)>(f); };
-  return {{"neg", op([](const Array& x) { return -x; }), kNum, -3, 3, false},
-          {"exp", op([](const Array& x) { return eqx::exp(x); }), kF, -5, 5, true},
-          {"log", op([](const Array& x) { return eqx::log(x); }), kF, 0.01, 10, true},
-          {"log1p", op([](const Array& x) { return eqx::log1p(x); }), kF, -0.9, 5, true},
-          {"expm1", op([](const Array& x) { return eqx::expm1(x); }), kF, -3, 3, true},
-          {"sqrt", op([](const Array& x) { return eqx::sqrt(x); }), kF, 0, 10, true},
-          {"rsqrt", op([](const Array& x) { return eqx::rsqrt(x); }), kF, 0.01, 10, true},
-          {"abs", op([](const Array& x) { return eqx::abs(x); }), kNum, -3, 3, false},
-          {"sign", op([](const Array& x) { return eqx::sign(x); }), kNum, -3, 3, false},
-          {"sin", op([](const Array& x) { return eqx::sin(x); }), kF, -10, 10, true},
-          {"cos", op([](const Array& x) { return eqx::cos(x); }), kF, -10, 10, true},
-          {"tanh", op([](const Array& x) { return eqx::tanh(x); }), kF, -5, 5, true},
-          {"logistic", op([](const Array& x) { return eqx::logistic(x); }), kF, -8, 8, true},
-          {"erf", op([](const Array& x) { return eqx::erf(x); }), kF, -3, 3, false},
-          {"not", op([](const Array& x) { return eqx::logical_not(x); }), kBits, 0, 0, false},
-          {"erf_inv", op([](const Array& x) { return eqx::bind1(eqx::prim::erf_inv, {x}); }), kF, -0.999, 0.999, false}};
+  return {{"neg", op([](const Array& x) { return -x; }), kNum, -3, 3, false, kUnit},
+          {"exp", op([](const Array& x) { return eqx::exp(x); }), kF, -5, 5, true, kUnit},
+          {"log", op([](const Array& x) { return eqx::log(x); }), kF, 0.01, 10, true, kPositive},
+          {"log1p", op([](const Array& x) { return eqx::log1p(x); }), kF, -0.9, 5, true, kPositive},
+          {"expm1", op([](const Array& x) { return eqx::expm1(x); }), kF, -3, 3, true, kUnit},
+          {"sqrt", op([](const Array& x) { return eqx::sqrt(x); }), kF, 0, 10, true, kPositive},
+          {"rsqrt", op([](const Array& x) { return eqx::rsqrt(x); }), kF, 0.01, 10, true, kPositive},
+          {"abs", op([](const Array& x) { return eqx::abs(x); }), kNum, -3, 3, false, kUnit},
+          {"sign", op([](const Array& x) { return eqx::sign(x); }), kNum, -3, 3, false, std::nullopt},
+          {"sin", op([](const Array& x) { return eqx::sin(x); }), kF, -10, 10, true, kUnit},
+          {"cos", op([](const Array& x) { return eqx::cos(x); }), kF, -10, 10, true, kUnit},
+          {"tanh", op([](const Array& x) { return eqx::tanh(x); }), kF, -5, 5, true, kUnit},
+          {"logistic", op([](const Array& x) { return eqx::logistic(x); }), kF, -8, 8, true, kUnit},
+          {"erf", op([](const Array& x) { return eqx::erf(x); }), kF, -3, 3, false, kUnit},
+          {"not", op([](const Array& x) { return eqx::logical_not(x); }), kBits, 0, 0, false, std::nullopt},
+          {"erf_inv", op([](const Array& x) { return eqx::bind1(eqx::prim::erf_inv, {x}); }), kF, -0.999, 0.999, false, GradDomain{-0.9, 0.9}}};
 }
 
 /// One binary primitive of the tables: its name, the op, the dtypes it
-/// takes and the operand range (NaN: the dtype's default).
+/// takes, the operand range (NaN: the dtype's default), and the ranges of
+/// its two operands where its derivatives are checked.
 struct BinaryOp {
   const char* name;
   std::function<eqx::Array(const eqx::Array&, const eqx::Array&)> f;
   std::vector<eqx::DType> dts;
   double lo, hi;
+  std::optional<std::array<GradDomain, 2>> grad;
 };
 
 /// Every binary elementwise primitive of the foundation.
@@ -147,25 +169,29 @@ inline std::vector<BinaryOp> binary_ops() {
         [&p](const Array& a, const Array& b) { return eqx::bind1(p, {a, b}); });
   };
   const double d = NAN;
-  return {{"add", op([](const Array& a, const Array& b) { return a + b; }), kNum, d, d},
-          {"sub", op([](const Array& a, const Array& b) { return a - b; }), kNum, d, d},
-          {"mul", op([](const Array& a, const Array& b) { return a * b; }), kNum, d, d},
-          {"div", op([](const Array& a, const Array& b) { return a / b; }), kF, d, d},
-          {"pow", op([](const Array& a, const Array& b) { return eqx::pow(a, b); }), {eqx::float32, eqx::float64, eqx::int32}, d, d},
-          {"max", op([](const Array& a, const Array& b) { return eqx::maximum(a, b); }), kAll, d, d},
-          {"min", op([](const Array& a, const Array& b) { return eqx::minimum(a, b); }), kAll, d, d},
-          {"and", op([](const Array& a, const Array& b) { return eqx::logical_and(a, b); }), kBits, d, d},
-          {"or", op([](const Array& a, const Array& b) { return eqx::logical_or(a, b); }), kBits, d, d},
-          {"xor", op([](const Array& a, const Array& b) { return eqx::logical_xor(a, b); }), kBits, d, d},
-          {"eq", op([](const Array& a, const Array& b) { return a == b; }), kAll, d, d},
-          {"ne", op([](const Array& a, const Array& b) { return a != b; }), kAll, d, d},
-          {"lt", op([](const Array& a, const Array& b) { return a < b; }), kAll, d, d},
-          {"le", op([](const Array& a, const Array& b) { return a <= b; }), kAll, d, d},
-          {"gt", op([](const Array& a, const Array& b) { return a > b; }), kAll, d, d},
-          {"ge", op([](const Array& a, const Array& b) { return a >= b; }), kAll, d, d},
-          {"shift_left", prim(eqx::prim::shift_left), kInt, 0, 40},
-          {"shift_right_logical", prim(eqx::prim::shift_right_logical), kInt, 0, 40},
-          {"rem", prim(eqx::prim::rem), kNum, d, d}};
+  using Grads = std::array<GradDomain, 2>;
+  constexpr Grads kBothUnit{kUnit, kUnit};
+  return {{"add", op([](const Array& a, const Array& b) { return a + b; }), kNum, d, d, kBothUnit},
+          {"sub", op([](const Array& a, const Array& b) { return a - b; }), kNum, d, d, kBothUnit},
+          {"mul", op([](const Array& a, const Array& b) { return a * b; }), kNum, d, d, kBothUnit},
+          {"div", op([](const Array& a, const Array& b) { return a / b; }), kF, d, d, Grads{kUnit, kPositive}},
+          {"pow", op([](const Array& a, const Array& b) { return eqx::pow(a, b); }), {eqx::float32, eqx::float64, eqx::int32}, d, d, Grads{kPositive, kUnit}},
+          {"max", op([](const Array& a, const Array& b) { return eqx::maximum(a, b); }), kAll, d, d, kBothUnit},
+          {"min", op([](const Array& a, const Array& b) { return eqx::minimum(a, b); }), kAll, d, d, kBothUnit},
+          {"and", op([](const Array& a, const Array& b) { return eqx::logical_and(a, b); }), kBits, d, d, std::nullopt},
+          {"or", op([](const Array& a, const Array& b) { return eqx::logical_or(a, b); }), kBits, d, d, std::nullopt},
+          {"xor", op([](const Array& a, const Array& b) { return eqx::logical_xor(a, b); }), kBits, d, d, std::nullopt},
+          {"eq", op([](const Array& a, const Array& b) { return a == b; }), kAll, d, d, std::nullopt},
+          {"ne", op([](const Array& a, const Array& b) { return a != b; }), kAll, d, d, std::nullopt},
+          {"lt", op([](const Array& a, const Array& b) { return a < b; }), kAll, d, d, std::nullopt},
+          {"le", op([](const Array& a, const Array& b) { return a <= b; }), kAll, d, d, std::nullopt},
+          {"gt", op([](const Array& a, const Array& b) { return a > b; }), kAll, d, d, std::nullopt},
+          {"ge", op([](const Array& a, const Array& b) { return a >= b; }), kAll, d, d, std::nullopt},
+          {"shift_left", prim(eqx::prim::shift_left), kInt, 0, 40, std::nullopt},
+          {"shift_right_logical", prim(eqx::prim::shift_right_logical), kInt, 0, 40, std::nullopt},
+          // (a / b stays in (1, 2): rem's derivative jumps where it is an integer)
+          {"rem", prim(eqx::prim::rem), kNum, d, d, Grads{GradDomain{1.3, 1.7}, GradDomain{1.0, 1.2}}},
+          {"atan2", op([](const Array& y, const Array& x) { return eqx::arctan2(y, x); }), kF, d, d, kBothUnit}};
 }
 
 }  // namespace eqx_test
