@@ -2,7 +2,7 @@
 // (their collectives must match), and the job fails if any rank fails.
 // Launched by ctest as `mpirun -np N eqx_dist_tests` (tests/CMakeLists.txt).
 
-#define CATCH_CONFIG_RUNNER
+// Catch2's implementation comes from tests/catch_runner.cpp.
 #include <catch2/catch.hpp>
 
 #include <mpi.h>
