@@ -1,5 +1,4 @@
-// The eqx_tests runner: Catch2's own (its implementation is compiled once,
-// in catch_runner.cpp, for this runner and the MPI one).
-#include <catch2/catch.hpp>
+// The eqx_tests runner: Catch2's session (catch_runner.cpp).
+#include "catch_runner.hpp"
 
-int main(int argc, char** argv) { return Catch::Session().run(argc, argv); }
+int main(int argc, char** argv) { return eqx_test::run_catch_session(argc, argv); }

@@ -2,8 +2,7 @@
 // (their collectives must match), and the job fails if any rank fails.
 // Launched by ctest as `mpirun -np N eqx_dist_tests` (tests/CMakeLists.txt).
 
-// Catch2's implementation comes from tests/catch_runner.cpp.
-#include <catch2/catch.hpp>
+#include "catch_runner.hpp"
 
 #include <mpi.h>
 
@@ -11,7 +10,7 @@
 
 int main(int argc, char** argv) {
   eqx::dist::Session mpi(argc, argv);
-  const int failed = Catch::Session().run(argc, argv);
+  const int failed = eqx_test::run_catch_session(argc, argv);
   int any_failed = 0;
   MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   return any_failed;
