@@ -334,8 +334,7 @@ struct Atan2Op {
     return a.binaryExpr(b, [](T y, T x) { return std::atan2(y, x); });
   }
   // d atan2(a, b)/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2).
-  static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
-    (void)y;
+  static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& /*y*/, std::size_t i) {
     const Array radius_squared = o.add(o.mul(a, a), o.mul(b, b));
     return i == 0 ? o.div(b, radius_squared) : o.neg(o.div(a, radius_squared));
   }
