@@ -72,6 +72,20 @@ class Storage {
   mutable std::atomic<const char*> donated_to_{nullptr};
 };
 
+/// The allocator of Storage objects (with their shared_ptr control block,
+/// one block of about 64 bytes): BufferPool's per-thread small blocks, so
+/// an eager op on small arrays does not call malloc for its result's handle.
+template <class T>
+struct PooledAllocator {
+  using value_type = T;
+  PooledAllocator() = default;
+  template <class U>
+  PooledAllocator(const PooledAllocator<U>&) {}  // NOLINT: rebinding, as std::allocator
+  T* allocate(std::size_t n) { return static_cast<T*>(BufferPool::instance().allocate(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) { BufferPool::instance().release(p, n * sizeof(T)); }
+  friend bool operator==(const PooledAllocator&, const PooledAllocator&) { return true; }
+};
+
 struct ArrayAccess;
 struct Tracer;  // a value of a graph being traced (eqx/ir/trace.hpp)
 
@@ -233,7 +247,7 @@ struct ArrayAccess {
     for (auto d : shape)  // check each: an even count of negatives has a positive product
       if (d < 0) throw ShapeError("eqx: negative dimension in shape " + shape.str());
     std::int64_t n = shape.numel();
-    auto storage = std::make_shared<const Storage>(static_cast<std::size_t>(n) * itemsize(dtype));
+    auto storage = std::allocate_shared<const Storage>(PooledAllocator<Storage>{}, static_cast<std::size_t>(n) * itemsize(dtype));
     return Array(std::move(shape), dtype, std::move(storage));
   }
   static void* mutable_data(const Array& a) { return a.storage_->data(); }
@@ -299,7 +313,9 @@ Array array(const std::vector<T>& values) {
 /// A rank-0 Array. Usage: `eqx::array(3.0f)` is f32[]; `eqx::array(true)` is bool[].
 template <Element T>
 Array array(T value) {
-  return array(std::vector<T>{value}, Shape{});
+  Array a = detail::ArrayAccess::allocate(Shape{}, dtype_of<T>());
+  *static_cast<T*>(detail::ArrayAccess::mutable_data(a)) = value;
+  return a;
 }
 
 }  // namespace eqx

@@ -14,9 +14,10 @@
 // Under AddressSanitizer it is off, so use-after-free stays detectable.
 //
 // Small blocks (up to kSmallMax bytes: an eager op's output, a jitted
-// call's small results) are kept too, per thread, a few per 64-byte size
-// class: glibc serves 64-byte aligned requests through its slow memalign
-// path, which cost about as much as the 16-float op it allocated for.
+// call's small results, every Array's handle) are kept too, per thread, a
+// few per 64-byte size class: glibc serves 64-byte aligned requests through
+// its slow memalign path, which cost about as much as the 16-float op it
+// allocated for, and an eager op on small arrays pays for every malloc.
 //
 //   eqx::detail::BufferPool::instance().cached_bytes();  // what it holds now
 
@@ -137,28 +138,35 @@ class BufferPool {
     return std::size_t{1} << 30;
   }
 
-  /// One thread's small blocks: a short stack per 64-byte size class.
-  /// A block freed on another thread than the one that allocated it joins
-  /// the freeing thread's cache (any block of its class can serve).
+  /// One thread's small blocks: a short stack per 64-byte size class, a
+  /// longer one for the first class, which also serves every Array's
+  /// handle (its Storage and shared_ptr control block, see PooledAllocator
+  /// in core/array.hpp): a training step's tens of small outputs each take
+  /// one, and often a buffer of that class too. A block freed on another
+  /// thread than the one that allocated it joins the freeing thread's cache
+  /// (any block of its class can serve).
   struct SmallCache {
-    static constexpr std::size_t kClasses = kSmallMax / kAlign, kPerClass = 8;
-    void* blocks[kClasses][kPerClass];
+    static constexpr std::size_t kClasses = kSmallMax / kAlign, kPerClass = 8, kFirstClassSlots = 64;
+    static_assert(kFirstClassSlots < 256, "counts are bytes");
+    void* blocks[kFirstClassSlots + (kClasses - 1) * kPerClass];
     std::uint8_t count[kClasses] = {};
 
     static std::size_t class_of(std::size_t nbytes) { return (nbytes + kAlign - 1) / kAlign - 1; }
+    static std::size_t capacity(std::size_t c) { return c == 0 ? kFirstClassSlots : kPerClass; }
+    void** stack(std::size_t c) { return blocks + (c == 0 ? 0 : kFirstClassSlots + (c - 1) * kPerClass); }
     void* allocate(std::size_t nbytes) {
       const std::size_t c = class_of(nbytes);
-      if (count[c] > 0) return blocks[c][--count[c]];
+      if (count[c] > 0) return stack(c)[--count[c]];
       return ::operator new((c + 1) * kAlign, std::align_val_t{kAlign});  // the class size, so it can serve any
     }
     void release(void* p, std::size_t nbytes) {
       const std::size_t c = class_of(nbytes);
-      if (count[c] < kPerClass) blocks[c][count[c]++] = p;
+      if (count[c] < capacity(c)) stack(c)[count[c]++] = p;
       else ::operator delete(p, std::align_val_t{kAlign});
     }
     void clear() {
       for (std::size_t c = 0; c < kClasses; ++c)
-        while (count[c] > 0) ::operator delete(blocks[c][--count[c]], std::align_val_t{kAlign});
+        while (count[c] > 0) ::operator delete(stack(c)[--count[c]], std::align_val_t{kAlign});
     }
     std::size_t bytes() const {
       std::size_t total = 0;

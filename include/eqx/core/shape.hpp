@@ -132,7 +132,9 @@ class Shape {
     o.size_ = 0;
   }
 
-  std::int64_t inline_[kInline] = {};
+  // Not zeroed: only the first size_ entries are ever read, and an eager
+  // op builds several Shapes (zeroing them showed in its profile).
+  std::int64_t inline_[kInline];
   std::unique_ptr<std::int64_t[]> heap_;
   std::size_t heap_cap_ = 0;
   std::size_t size_ = 0;

@@ -15,9 +15,11 @@ namespace eqx {
 
 namespace detail {
 
-inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b) {
-  DType t = result_dtype({&a, &b}, p.name());
+inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b, DType t) {
   return bind1(p, {a.as(t), b.as(t)});
+}
+inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b) {
+  return apply_binary(p, a, b, result_dtype({&a, &b}, p.name()));
 }
 
 }  // namespace detail
@@ -27,15 +29,15 @@ inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b
 /// a + b, broadcasting; logical or on two bools (as numpy and jnp).
 /// Usage: `eqx::add(x, 1)` or `x + 1`.
 inline Array add(const Operand& a, const Operand& b) {
-  if (detail::result_dtype({&a, &b}, "add") == bool_) return detail::apply_binary(prim::or_, a, b);
-  return detail::apply_binary(prim::add, a, b);
+  const DType t = detail::result_dtype({&a, &b}, "add");
+  return t == bool_ ? detail::apply_binary(prim::or_, a, b, t) : detail::apply_binary(prim::add, a, b, t);
 }
 /// a - b, broadcasting.
 inline Array subtract(const Operand& a, const Operand& b) { return detail::apply_binary(prim::sub, a, b); }
 /// a * b, broadcasting; logical and on two bools (as numpy and jnp).
 inline Array multiply(const Operand& a, const Operand& b) {
-  if (detail::result_dtype({&a, &b}, "mul") == bool_) return detail::apply_binary(prim::and_, a, b);
-  return detail::apply_binary(prim::mul, a, b);
+  const DType t = detail::result_dtype({&a, &b}, "mul");
+  return t == bool_ ? detail::apply_binary(prim::and_, a, b, t) : detail::apply_binary(prim::mul, a, b, t);
 }
 /// True division: integer and bool operands give float32, as in numpy/JAX.
 inline Array divide(const Operand& a, const Operand& b) {

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -39,13 +40,16 @@ struct BinaryPrim final : Primitive {
   }
   bool elementwise() const override { return true; }
 
-  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {*output_type(in, p)};
+  }
+  std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params&) const override {
     if (in[0].dtype != in[1].dtype)
       throw DTypeError("eqx::" + std::string(Op::name) + ": operands have dtypes " + std::string(dtype_name(in[0].dtype)) +
                        " and " + std::string(dtype_name(in[1].dtype)) +
                        "; the primitive needs equal dtypes (eqx's operators promote for you; convert with eqx::astype)");
     require_dtype<Op>(in[0].dtype);
-    return {{broadcast_shapes(in[0].shape, in[1].shape, Op::name), Op::kCompare ? DType::bool_ : in[0].dtype}};
+    return AbstractArray{broadcast_shapes(in[0].shape, in[1].shape, Op::name), Op::kCompare ? DType::bool_ : in[0].dtype};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;

@@ -16,6 +16,7 @@
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -230,6 +231,15 @@ class Primitive {
   virtual std::string_view name() const = 0;
   /// Output shapes and dtypes for these inputs; throws on invalid inputs.
   virtual std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& params) const = 0;
+  /// For primitives that always have one output: shape_rule's one result,
+  /// without its vector (an eager call on small arrays pays for each heap
+  /// allocation); std::nullopt, the default, means "use shape_rule". A
+  /// primitive that overrides it defines shape_rule as `{*output_type(in, params)}`.
+  virtual std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params& params) const {
+    (void)in;
+    (void)params;
+    return std::nullopt;
+  }
   /// Computes the outputs into preallocated, contiguous row-major buffers
   /// whose shapes are what shape_rule returned.
   virtual void kernel(std::span<const detail::View> in, std::span<const detail::View> out,
@@ -348,11 +358,14 @@ inline std::vector<Interpreter*>& interpreter_stack() {
 
 inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
 
-/// Eager interpreter: shape rule, allocate, kernel. Operand lists of up to
-/// kInlineOperands live on the stack: an eager op on small arrays costs
-/// about as much as its bookkeeping, so each heap allocation shows.
-inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
-  constexpr std::size_t kInlineOperands = 4;
+/// Eager interpreter, first half: checks the inputs and returns the output
+/// types (the shape rule). Operand lists of up to kInlineOperands live on
+/// the stack: an eager op on small arrays costs about as much as its
+/// bookkeeping, so each heap allocation shows.
+inline constexpr std::size_t kInlineOperands = 4;
+/// Checks `inputs` and calls `rule` with their types.
+template <class Rule>
+decltype(auto) with_input_types(const Primitive& prim, std::span<const Array> inputs, Rule&& rule) {
   const bool inline_in = inputs.size() <= kInlineOperands;
   AbstractArray in_inline[kInlineOperands];
   std::vector<AbstractArray> in_heap(inline_in ? 0 : inputs.size());
@@ -364,11 +377,17 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
     if (inputs[i].is_abstract()) throw_unowned_abstract(prim, i, inputs[i]);
     in_avals[i] = {inputs[i].shape(), inputs[i].dtype()};
   }
-  std::vector<AbstractArray> out_avals = prim.shape_rule(std::span<const AbstractArray>(in_avals, inputs.size()), params);
-  std::vector<Array> outputs;
-  outputs.reserve(out_avals.size());
-  for (auto& aval : out_avals) outputs.push_back(ArrayAccess::allocate(std::move(aval.shape), aval.dtype));
+  return rule(std::span<const AbstractArray>(in_avals, inputs.size()));
+}
+inline std::vector<AbstractArray> eager_output_types(const Primitive& prim, std::span<const Array> inputs,
+                                                     const Params& params) {
+  return with_input_types(prim, inputs, [&](std::span<const AbstractArray> in) { return prim.shape_rule(in, params); });
+}
 
+/// Eager interpreter, second half: runs the kernel on `inputs` into
+/// `outputs`, fresh Arrays of the types eager_output_types returned.
+inline void run_eager_kernel(const Primitive& prim, std::span<const Array> inputs, std::span<const Array> outputs,
+                             const Params& params) {
   const std::size_t nviews = inputs.size() + outputs.size();
   View views_inline[2 * kInlineOperands];
   std::vector<View> views_heap(nviews <= 2 * kInlineOperands ? 0 : nviews);
@@ -379,7 +398,45 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
     views[inputs.size() + i] = {ArrayAccess::mutable_data(outputs[i]), &outputs[i].shape(), outputs[i].dtype()};
   prim.kernel(std::span<const View>(views, inputs.size()), std::span<const View>(views + inputs.size(), outputs.size()),
               params);
+}
+
+/// Eager interpreter, given the output types: allocate, run the kernel.
+inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params,
+                                     std::vector<AbstractArray> out_avals) {
+  std::vector<Array> outputs;
+  outputs.reserve(out_avals.size());
+  for (auto& aval : out_avals) outputs.push_back(ArrayAccess::allocate(std::move(aval.shape), aval.dtype));
+  run_eager_kernel(prim, inputs, outputs, params);
   return outputs;
+}
+
+/// Eager interpreter: shape rule, allocate, kernel.
+inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
+  return eval_eager(prim, inputs, params, eager_output_types(prim, inputs, params));
+}
+
+/// eval_eager of a primitive bound for its first output (bind1): a
+/// single-output primitive's result needs no vector of outputs.
+inline Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
+  std::vector<AbstractArray> out_avals;
+  std::optional<AbstractArray> out_type = with_input_types(prim, inputs, [&](std::span<const AbstractArray> in) {
+    std::optional<AbstractArray> t = prim.output_type(in, params);
+    if (!t) out_avals = prim.shape_rule(in, params);
+    return t;
+  });
+  if (out_type) {
+    Array out = ArrayAccess::allocate(std::move(out_type->shape), out_type->dtype);
+    run_eager_kernel(prim, inputs, std::span<const Array>(&out, 1), params);
+    return out;
+  }
+  if (out_avals.size() != 1) {
+    if (out_avals.empty())
+      throw ValueError(input_error_prefix(prim) + "internal error: bind1 of a primitive with no outputs");
+    return std::move(eval_eager(prim, inputs, params, std::move(out_avals))[0]);
+  }
+  Array out = ArrayAccess::allocate(std::move(out_avals[0].shape), out_avals[0].dtype);
+  run_eager_kernel(prim, inputs, std::span<const Array>(&out, 1), params);
+  return out;
 }
 
 }  // namespace detail
@@ -395,7 +452,10 @@ inline std::vector<Array> bind(const Primitive& prim, std::span<const Array> inp
 
 /// bind for single-output primitives. Usage: `eqx::Array z = eqx::bind1(eqx::prim::add, {x, y});`
 inline Array bind1(const Primitive& prim, std::initializer_list<Array> inputs, const Params& params = {}) {
-  return std::move(bind(prim, std::span<const Array>(inputs.begin(), inputs.size()), params)[0]);
+  const std::span<const Array> in(inputs.begin(), inputs.size());
+  auto& stack = detail::interpreter_stack();
+  if (!stack.empty()) return std::move(stack.back()->process(prim, in, params)[0]);
+  return detail::eval_eager1(prim, in, params);
 }
 
 /// The operations differentiation rules are written with. The AD layer

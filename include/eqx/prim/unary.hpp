@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -62,9 +63,12 @@ struct UnaryPrim final : Primitive {
   }
   bool elementwise() const override { return true; }
 
-  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
+  std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params&) const override {
     require_dtype<Op>(in[0].dtype);
-    return {in[0]};
+    return in[0];
+  }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {*output_type(in, p)};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;

@@ -1,0 +1,123 @@
+// The eager interpreter's paths (eqx/prim/primitive.hpp): a primitive's
+// output_type, where it gives one, agrees with its shape_rule; bind1 of a
+// primitive with several outputs gives the first, and of one with none says
+// so; Arrays whose handles come from the per-thread pool stay correct when
+// they are freed on another thread.
+
+#include <catch2/catch.hpp>
+#include <eqx/eqx.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "primitive_rows.hpp"
+
+namespace prim_primitive_test {
+
+using eqx::AbstractArray;
+
+/// The shapes to probe an op of `arity` operands with: equal, broadcasting,
+/// a scalar, and two that do not broadcast.
+std::vector<std::vector<eqx::Shape>> probe_shapes(std::size_t arity) {
+  using eqx::Shape;
+  if (arity == 1) return {{Shape{2, 3}}, {Shape{}}, {Shape{0, 4}}};
+  return {{Shape{2, 3}, Shape{2, 3}}, {Shape{2, 3}, Shape{3}}, {Shape{}, Shape{4}}, {Shape{2}, Shape{3}}};
+}
+
+TEST_CASE("output_type of an elementwise primitive is shape_rule's one result", "[prim][eager]") {
+  // The eager fast path (bind1) asks output_type, traces ask shape_rule:
+  // every unary and binary primitive must give both the same answer, for
+  // every dtype (those it rejects too, with the same message).
+  std::vector<std::pair<std::string, std::size_t>> arity;
+  for (const auto& row : eqx_test::unary_ops()) arity.emplace_back(row.name, 1);
+  for (const auto& row : eqx_test::binary_ops()) arity.emplace_back(row.name, 2);
+  std::size_t checked = 0;
+  for (const eqx::Primitive* p : eqx::detail::registered_primitives())
+    for (const auto& [name, n] : arity) {
+      if (p->name() != name) continue;
+      ++checked;
+      for (const auto& shapes : probe_shapes(n))
+        for (eqx::DType dt : eqx_test::kAll) {
+          std::vector<AbstractArray> in;
+          for (const eqx::Shape& s : shapes) in.push_back({s, dt});
+          if (n == 2 && dt == eqx::float64) in[1].dtype = eqx::float32;  // mismatched dtypes are rejected
+          INFO(name << " on " << in[0].str() << (n == 2 ? ", " + in[1].str() : std::string()));
+          std::string type_error, rule_error;
+          std::optional<AbstractArray> type;
+          std::vector<AbstractArray> rule;
+          try {
+            type = p->output_type(in, eqx::Params{});
+            REQUIRE(type.has_value());
+          } catch (const eqx::Error& e) {
+            type_error = e.what();
+          }
+          try {
+            rule = p->shape_rule(in, eqx::Params{});
+          } catch (const eqx::Error& e) {
+            rule_error = e.what();
+          }
+          CHECK(type_error == rule_error);
+          if (type) {
+            REQUIRE(rule.size() == 1);
+            CHECK(rule[0] == *type);
+          }
+        }
+    }
+  CHECK(checked == arity.size());  // each row's primitive is registered under its name
+}
+
+TEST_CASE("bind1 of a primitive with two outputs gives the first, eagerly", "[prim][eager]") {
+  const eqx::Array keys = eqx::array({3, 1, 2});
+  const eqx::Array values = eqx::array({30.f, 10.f, 20.f});
+  const eqx::Params params = eqx::Params{}.set("dimension", std::int64_t{0});
+  const eqx::Array first = eqx::bind1(eqx::prim::sort_key_val, {keys, values}, params);
+  const std::vector<eqx::Array> both = eqx::bind(eqx::prim::sort_key_val, std::vector<eqx::Array>{keys, values}, params);
+  REQUIRE(both.size() == 2);
+  CHECK(first.to_vector<std::int32_t>() == std::vector<std::int32_t>{1, 2, 3});
+  CHECK(both[0].to_vector<std::int32_t>() == std::vector<std::int32_t>{1, 2, 3});
+  CHECK(both[1].to_vector<float>() == std::vector<float>{10, 20, 30});
+}
+
+/// A primitive with no outputs (a program's own side effect, say).
+struct NoOutputsPrim final : eqx::Primitive {
+  std::string_view name() const override { return "test_no_outputs"; }
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const eqx::Params&) const override {
+    return {};
+  }
+  void kernel(std::span<const eqx::detail::View>, std::span<const eqx::detail::View>,
+              const eqx::Params&) const override {}
+};
+
+TEST_CASE("bind1 of a primitive with no outputs throws, naming it", "[prim][eager][error]") {
+  const NoOutputsPrim no_outputs;
+  CHECK(eqx::bind(no_outputs, std::vector<eqx::Array>{eqx::array(1.f)}).empty());
+  CHECK_THROWS_MATCHES(eqx::bind1(no_outputs, {eqx::array(1.f)}), eqx::ValueError,
+                       Catch::Matchers::Message("eqx::test_no_outputs: internal error: bind1 of a primitive with no outputs"));
+}
+
+TEST_CASE("eager results made on one thread and freed on another keep their values", "[prim][eager]") {
+  // Each result's handle and small buffer come from the making thread's
+  // pool and go back to the freeing thread's: both must stay usable.
+  std::vector<eqx::Array> made;
+  std::thread maker([&] {
+    eqx::Array x = eqx::arange(16) / 16.0f;
+    for (int i = 0; i < 64; ++i) made.push_back(x = x * 2.0f - 1.0f);
+  });
+  maker.join();
+  float want = 15.0f / 16.0f;
+  for (int i = 0; i < 64; ++i) want = want * 2.0f - 1.0f;
+  CHECK(made.back().to_vector<float>()[15] == Approx(want));
+  std::thread freer([&] { made.clear(); });
+  freer.join();
+  eqx::Array y = eqx::array(2.5f);
+  for (int i = 0; i < 100; ++i) y = y + 1.0f;  // reuses what the freeing thread did not keep
+  CHECK(y.item<float>() == 102.5f);
+}
+
+}  // namespace prim_primitive_test
