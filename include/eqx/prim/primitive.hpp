@@ -358,12 +358,13 @@ inline std::vector<Interpreter*>& interpreter_stack() {
 
 inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
 
-/// Eager interpreter, first half: checks the inputs and returns the output
-/// types (the shape rule). Operand lists of up to kInlineOperands live on
-/// the stack: an eager op on small arrays costs about as much as its
-/// bookkeeping, so each heap allocation shows.
+// The eager interpreter: check the inputs, compute the output types,
+// allocate the outputs, run the kernel. Operand lists of up to
+// kInlineOperands live on the stack: an eager op on small arrays costs
+// about as much as its bookkeeping, so each heap allocation shows.
 inline constexpr std::size_t kInlineOperands = 4;
-/// Checks `inputs` and calls `rule` with their types.
+
+/// Checks `inputs` and calls `rule` with their types (a shape rule).
 template <class Rule>
 decltype(auto) with_input_types(const Primitive& prim, std::span<const Array> inputs, Rule&& rule) {
   const bool inline_in = inputs.size() <= kInlineOperands;
@@ -379,13 +380,14 @@ decltype(auto) with_input_types(const Primitive& prim, std::span<const Array> in
   }
   return rule(std::span<const AbstractArray>(in_avals, inputs.size()));
 }
+/// The output types of `prim` on `inputs`, checked.
 inline std::vector<AbstractArray> eager_output_types(const Primitive& prim, std::span<const Array> inputs,
                                                      const Params& params) {
   return with_input_types(prim, inputs, [&](std::span<const AbstractArray> in) { return prim.shape_rule(in, params); });
 }
 
-/// Eager interpreter, second half: runs the kernel on `inputs` into
-/// `outputs`, fresh Arrays of the types eager_output_types returned.
+/// Runs the kernel on `inputs` into `outputs`, fresh Arrays of the types
+/// the shape rule returned.
 inline void run_eager_kernel(const Primitive& prim, std::span<const Array> inputs, std::span<const Array> outputs,
                              const Params& params) {
   const std::size_t nviews = inputs.size() + outputs.size();
@@ -424,17 +426,13 @@ inline Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, c
     if (!t) out_avals = prim.shape_rule(in, params);
     return t;
   });
-  if (out_type) {
-    Array out = ArrayAccess::allocate(std::move(out_type->shape), out_type->dtype);
-    run_eager_kernel(prim, inputs, std::span<const Array>(&out, 1), params);
-    return out;
-  }
-  if (out_avals.size() != 1) {
+  if (!out_type) {
     if (out_avals.empty())
       throw ValueError(input_error_prefix(prim) + "internal error: bind1 of a primitive with no outputs");
-    return std::move(eval_eager(prim, inputs, params, std::move(out_avals))[0]);
+    if (out_avals.size() > 1) return std::move(eval_eager(prim, inputs, params, std::move(out_avals))[0]);
+    out_type = std::move(out_avals[0]);
   }
-  Array out = ArrayAccess::allocate(std::move(out_avals[0].shape), out_avals[0].dtype);
+  Array out = ArrayAccess::allocate(std::move(out_type->shape), out_type->dtype);
   run_eager_kernel(prim, inputs, std::span<const Array>(&out, 1), params);
   return out;
 }
