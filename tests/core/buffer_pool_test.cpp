@@ -9,6 +9,7 @@
 #include "eqx/core/array.hpp"
 #include "eqx/core/buffer_pool.hpp"
 #include "eqx/ops/creation.hpp"
+#include "pool_scope.hpp"
 
 // Each test file keeps its names in its own namespace: the files are compiled
 // together in unity batches (tests/CMakeLists.txt).
@@ -18,20 +19,7 @@ namespace {
 
 using eqx::detail::BufferPool;
 
-/// Runs a test with the pool on (it is off under AddressSanitizer), emptied
-/// before and after, and its limit restored.
-struct PoolScope {
-  BufferPool& pool = BufferPool::instance();
-  std::size_t saved = pool.limit();
-  explicit PoolScope(std::size_t limit) {
-    pool.clear();
-    pool.set_limit(limit);
-  }
-  ~PoolScope() {
-    pool.clear();
-    pool.set_limit(saved);
-  }
-};
+using eqx_test::PoolScope;
 
 constexpr std::size_t kBig = std::size_t{1} << 20;  // 1 MiB
 
@@ -108,6 +96,31 @@ TEST_CASE("small blocks are kept per thread, a few per 64-byte size class", "[bu
   for (int i = 0; i < 8; ++i) pool.release(blocks[i], 4096);
   CHECK(pool.cached_bytes() == 0);  // cached_bytes counts the shared large blocks only
   CHECK(pool.small_cached_bytes() == 8 * 4096 + 128 + 64);  // this thread's small blocks
+}
+
+TEST_CASE("the first size class, which every Array's handle uses, keeps 64 blocks", "[buffer_pool]") {
+  PoolScope scope(std::size_t{64} << 20);
+  BufferPool& pool = scope.pool;
+  // Of 66 released 64-byte blocks the first 64 come back, last released
+  // first; the other two went to the allocator.
+  void* blocks[66];
+  for (void*& p : blocks) p = pool.allocate(48);  // a Storage and its control block
+  for (void* p : blocks) pool.release(p, 48);
+  CHECK(pool.small_cached_bytes() == 64 * 64);
+  for (int i = 63; i >= 0; --i) CHECK(pool.allocate(64) == blocks[i]);
+  CHECK(pool.small_cached_bytes() == 0);
+  for (int i = 0; i < 64; ++i) pool.release(blocks[i], 64);
+  // An Array's handle comes from there: one eager op on small Arrays takes
+  // its output's handle and buffer (both 64-byte blocks) from the cache.
+  const eqx::Array x = eqx::zeros({4});
+  const std::size_t cached = pool.small_cached_bytes();
+  const eqx::Array y = x;  // a copy shares the handle: nothing taken
+  CHECK(pool.small_cached_bytes() == cached);
+  {
+    const eqx::Array z = eqx::ones({4});
+    CHECK(pool.small_cached_bytes() == cached - 2 * 64);
+  }
+  CHECK(pool.small_cached_bytes() == cached);
 }
 
 TEST_CASE("clear() frees every thread's small blocks: another thread's at its next use", "[buffer_pool]") {

@@ -1,12 +1,13 @@
 // The eager interpreter's paths (eqx/prim/primitive.hpp): a primitive's
 // output_type, where it gives one, agrees with its shape_rule; bind1 of a
 // primitive with several outputs gives the first, and of one with none says
-// so; Arrays whose handles come from the per-thread pool stay correct when
-// they are freed on another thread.
+// so, eagerly and under a trace; Arrays whose handles come from the
+// per-thread cache of small blocks stay correct when another thread frees them.
 
 #include <catch2/catch.hpp>
 #include <eqx/eqx.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "pool_scope.hpp"
 #include "primitive_rows.hpp"
 
 namespace prim_primitive_test {
@@ -94,16 +96,22 @@ struct NoOutputsPrim final : eqx::Primitive {
               const eqx::Params&) const override {}
 };
 
-TEST_CASE("bind1 of a primitive with no outputs throws, naming it", "[prim][eager][error]") {
+TEST_CASE("bind1 of a primitive with no outputs throws, naming it, eagerly and under a trace", "[prim][eager][error]") {
   const NoOutputsPrim no_outputs;
+  const char* const message =
+      "eqx::test_no_outputs: bind1 of a primitive with no outputs; call eqx::bind, which returns its (empty) outputs";
   CHECK(eqx::bind(no_outputs, std::vector<eqx::Array>{eqx::array(1.f)}).empty());
-  CHECK_THROWS_MATCHES(eqx::bind1(no_outputs, {eqx::array(1.f)}), eqx::ValueError,
-                       Catch::Matchers::Message("eqx::test_no_outputs: internal error: bind1 of a primitive with no outputs"));
+  CHECK_THROWS_MATCHES(eqx::bind1(no_outputs, {eqx::array(1.f)}), eqx::ValueError, Catch::Matchers::Message(message));
+  auto traced = eqx::filter_make_jaxpr([&](const eqx::Array& x) { return eqx::bind1(no_outputs, {x}); });
+  CHECK_THROWS_MATCHES(traced(eqx::array(1.f)), eqx::ValueError, Catch::Matchers::Message(message));
 }
 
 TEST_CASE("eager results made on one thread and freed on another keep their values", "[prim][eager]") {
   // Each result's handle and small buffer come from the making thread's
-  // pool and go back to the freeing thread's: both must stay usable.
+  // cache of small blocks and go back to the freeing thread's (or to the
+  // allocator once that cache is full): both must stay usable. The pool is
+  // switched on, so this runs under AddressSanitizer too.
+  eqx_test::PoolScope scope(std::size_t{64} << 20);
   std::vector<eqx::Array> made;
   std::thread maker([&] {
     eqx::Array x = eqx::arange(16) / 16.0f;
@@ -116,7 +124,7 @@ TEST_CASE("eager results made on one thread and freed on another keep their valu
   std::thread freer([&] { made.clear(); });
   freer.join();
   eqx::Array y = eqx::array(2.5f);
-  for (int i = 0; i < 100; ++i) y = y + 1.0f;  // reuses what the freeing thread did not keep
+  for (int i = 0; i < 100; ++i) y = y + 1.0f;  // this thread's cache, after the other threads
   CHECK(y.item<float>() == 102.5f);
 }
 

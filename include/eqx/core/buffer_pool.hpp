@@ -98,7 +98,8 @@ class BufferPool {
 
   /// Frees every cached block: the large ones and the calling thread's
   /// small ones now, other threads' small ones at their next allocation or
-  /// release.
+  /// release while the pool is on (with the limit at 0 they are not looked
+  /// at again, so they stay until that thread exits).
   void clear() {
     small_epoch_.fetch_add(1, std::memory_order_relaxed);
     if (SmallCache* c = small_cache()) c->clear();

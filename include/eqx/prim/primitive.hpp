@@ -417,6 +417,12 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
   return eval_eager(prim, inputs, params, eager_output_types(prim, inputs, params));
 }
 
+/// Thrown when bind1 is given a primitive with no outputs (call bind instead).
+[[noreturn]] inline void throw_bind1_without_outputs(const Primitive& prim) {
+  throw ValueError(input_error_prefix(prim) +
+                   "bind1 of a primitive with no outputs; call eqx::bind, which returns its (empty) outputs");
+}
+
 /// eval_eager of a primitive bound for its first output (bind1): a
 /// single-output primitive's result needs no vector of outputs.
 inline Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
@@ -427,8 +433,7 @@ inline Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, c
     return t;
   });
   if (!out_type) {
-    if (out_avals.empty())
-      throw ValueError(input_error_prefix(prim) + "internal error: bind1 of a primitive with no outputs");
+    if (out_avals.empty()) throw_bind1_without_outputs(prim);
     if (out_avals.size() > 1) return std::move(eval_eager(prim, inputs, params, std::move(out_avals))[0]);
     out_type = std::move(out_avals[0]);
   }
@@ -452,8 +457,10 @@ inline std::vector<Array> bind(const Primitive& prim, std::span<const Array> inp
 inline Array bind1(const Primitive& prim, std::initializer_list<Array> inputs, const Params& params = {}) {
   const std::span<const Array> in(inputs.begin(), inputs.size());
   auto& stack = detail::interpreter_stack();
-  if (!stack.empty()) return std::move(stack.back()->process(prim, in, params)[0]);
-  return detail::eval_eager1(prim, in, params);
+  if (stack.empty()) return detail::eval_eager1(prim, in, params);
+  std::vector<Array> outputs = stack.back()->process(prim, in, params);
+  if (outputs.empty()) detail::throw_bind1_without_outputs(prim);
+  return std::move(outputs[0]);
 }
 
 /// The operations differentiation rules are written with. The AD layer
