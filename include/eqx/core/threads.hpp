@@ -12,12 +12,14 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 
 #if defined(EQX_HAVE_OPENBLAS)
@@ -142,30 +144,47 @@ class ThreadPool {
 /// Elements below which an elementwise kernel stays on one thread.
 inline constexpr std::int64_t kParallelGrain = 1 << 15;
 
+/// A range body without its type: `call(body, begin, end)`.
+struct ErasedRangeBody {
+  void (*call)(void* body, std::int64_t begin, std::int64_t end);
+  void* body;
+};
+
+/// parallel_for's threaded half, the same code for every body (the bodies
+/// are type-erased so that each kernel instantiates a function pointer,
+/// not a std::function of its own: hundreds of kernels call parallel_for).
+inline void parallel_for_erased(std::int64_t n, int threads, ErasedRangeBody body) {
+  // The task captures two pointers, so std::function stores it inline: a
+  // parallel kernel in a compiled plan allocates nothing.
+  const std::function<void(int)> task = [&body, n, threads](int i) {
+    std::int64_t begin = n * i / threads, end = n * (i + 1) / threads;
+    if (begin < end) body.call(body.body, begin, end);
+  };
+  ThreadPool::instance().run(threads, task);
+}
+
+// One copy of a kernel's loop body, called on one thread and from the
+// pool alike (inlined into both, it would be compiled twice).
+template <class B>
+EQX_NOINLINE void call_range_body(void* body, std::int64_t begin, std::int64_t end) {
+  (*static_cast<B*>(body))(begin, end);
+}
+
 /// Calls body(begin, end) over [0, n) split into contiguous chunks, on up to
 /// num_threads() threads when `n * cost_per_item` is at least kParallelGrain.
+/// Usage: `parallel_for(n, 1, [&](std::int64_t b, std::int64_t e) { ... });`
 template <class Body>
 void parallel_for(std::int64_t n, std::int64_t cost_per_item, Body&& body) {
-  auto& pool = ThreadPool::instance();
   std::int64_t work = n * std::max<std::int64_t>(cost_per_item, 1);
-  int threads = static_cast<int>(std::min<std::int64_t>(pool.num_threads(), work / kParallelGrain));
+  int threads = static_cast<int>(std::min<std::int64_t>(ThreadPool::instance().num_threads(), work / kParallelGrain));
   threads = static_cast<int>(std::min<std::int64_t>(threads, n));
+  void* erased = const_cast<void*>(static_cast<const void*>(std::addressof(body)));
+  using B = std::remove_reference_t<Body>;
   if (threads <= 1) {
-    if (n > 0) body(std::int64_t{0}, n);
+    if (n > 0) call_range_body<B>(erased, 0, n);
     return;
   }
-  // The task captures one pointer, so std::function stores it inline: a
-  // parallel kernel in a compiled plan allocates nothing.
-  struct Split {
-    std::int64_t n;
-    int threads;
-    std::remove_reference_t<Body>* body;
-  } split{n, threads, &body};
-  std::function<void(int)> task = [s = &split](int i) {
-    std::int64_t begin = s->n * i / s->threads, end = s->n * (i + 1) / s->threads;
-    if (begin < end) (*s->body)(begin, end);
-  };
-  pool.run(threads, task);
+  parallel_for_erased(n, threads, {&call_range_body<B>, erased});
 }
 
 }  // namespace detail

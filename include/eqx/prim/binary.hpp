@@ -4,7 +4,7 @@
 // the integer operations behind eqx::random: shift_left,
 // shift_right_logical, rem.
 //
-// Each is a small Op struct (name, accepted dtypes, Eigen expression and
+// Each is a small Op struct (name, accepted dtypes, value on one element and
 // partial derivatives) plugged into BinaryPrim, which holds the shape rule,
 // the kernel and the JVP/VJP they share. Adding one: write its struct below
 // and add it to EQX_BINARY_PRIMITIVES at the end of this file.
@@ -15,12 +15,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
 #include <type_traits>
-
-#include <Eigen/Core>
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"
@@ -30,6 +29,13 @@
 #include "eqx/prim/unary.hpp"
 
 namespace eqx::detail {
+
+/// The error of a binary primitive given operands of two dtypes.
+[[noreturn]] inline void throw_unequal_dtypes(std::string_view op, DType a, DType b) {
+  throw DTypeError("eqx::" + std::string(op) + ": operands have dtypes " + std::string(dtype_name(a)) + " and " +
+                   std::string(dtype_name(b)) +
+                   "; the primitive needs equal dtypes (eqx's operators promote for you; convert with eqx::astype)");
+}
 
 /// Shape rule and kernel shared by all binary elementwise primitives.
 template <class Op>
@@ -44,10 +50,7 @@ struct BinaryPrim final : Primitive {
     return {*output_type(in, p)};
   }
   std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params&) const override {
-    if (in[0].dtype != in[1].dtype)
-      throw DTypeError("eqx::" + std::string(Op::name) + ": operands have dtypes " + std::string(dtype_name(in[0].dtype)) +
-                       " and " + std::string(dtype_name(in[1].dtype)) +
-                       "; the primitive needs equal dtypes (eqx's operators promote for you; convert with eqx::astype)");
+    if (in[0].dtype != in[1].dtype) throw_unequal_dtypes(Op::name, in[0].dtype, in[1].dtype);
     require_dtype<Op>(in[0].dtype);
     return AbstractArray{broadcast_shapes(in[0].shape, in[1].shape, Op::name), Op::kCompare ? DType::bool_ : in[0].dtype};
   }
@@ -81,56 +84,42 @@ struct BinaryPrim final : Primitive {
   // b[i]) for i < n, where an operand that does not move is one value
   // broadcast over the tile and kept in a register (x + 1; Adam's b1 in a
   // fused tile, which then streams one array instead of two). They are the
-  // fused regions' tile kernels as they are, and the eager kernel and its
-  // broadcast segments call them too (apply): three Eigen loops per dtype
-  // instead of one per call site, as this family is the most expensive to
-  // compile. Not inlined into those callers, for the same reason.
+  // fused regions' tile kernels as they are, and the eager kernel calls
+  // them too (run_binary): three loops per dtype, and the loops over
+  // threads and broadcast segments compiled once for all ops and dtypes,
+  // as this family is the most expensive to compile.
   template <class T, bool kLhsMoves, bool kRhsMoves>
   EQX_NOINLINE static void tile(const void* const* in, void* out, std::int64_t n) {
     static_assert(kLhsMoves || kRhsMoves, "two single values are one call with n = 1");
-    const T* a = static_cast<const T*>(in[0]);
-    const T* b = static_cast<const T*>(in[1]);
-    EMap<Out<T>> o(static_cast<Out<T>*>(out), n);
-    if constexpr (kLhsMoves && kRhsMoves) o = Op::eval(ECMap<T>(a, n), ECMap<T>(b, n));
-    else if constexpr (kLhsMoves) o = Op::eval(ECMap<T>(a, n), EArray<T>::Constant(n, *b));
-    else o = Op::eval(EArray<T>::Constant(n, *a), ECMap<T>(b, n));
-  }
-  template <class T>
-  static void apply(const T* a, bool a_moves, const T* b, bool b_moves, Out<T>* o, std::int64_t n) {
-    const void* in[2] = {a, b};
-    if (a_moves && b_moves) tile<T, true, true>(in, o, n);
-    else if (a_moves) tile<T, true, false>(in, o, n);
-    else if (b_moves || n == 1) tile<T, false, true>(in, o, n);
-    else if (n > 1) {  // two single values: one result, repeated
-      tile<T, false, true>(in, o, 1);
-      std::fill_n(o + 1, n - 1, o[0]);
-    }
-  }
-
-  template <class T>
-  static void run(std::span<const View> in, const View& out) {
-    const T* a = in[0].as<const T>();
-    const T* b = in[1].as<const T>();
-    Out<T>* o = out.as<Out<T>>();
-    const std::int64_t n = out.numel();
-    // No broadcast plan when each operand is the output's shape or one
-    // value (x + y, x + 1).
-    const bool a_full = *in[0].shape == *out.shape, b_full = *in[1].shape == *out.shape;
-    if ((a_full || in[0].shape->size() == 0) && (b_full || in[1].shape->size() == 0)) {
-      parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
-        apply<T>(a_full ? a + s : a, a_full, b_full ? b + s : b, b_full, o + s, e - s);
-      });
-      return;
-    }
-    auto plan = plan_broadcast<2>(*out.shape, {in[0].shape, in[1].shape});
-    const bool a_moves = plan.strides[0].back() != 0, b_moves = plan.strides[1].back() != 0;
-    parallel_for(n, Op::cost, [&](std::int64_t s, std::int64_t e) {
-      for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 2>& off, std::int64_t pos, std::int64_t len) {
-        apply<T>(a + off[0], a_moves, b + off[1], b_moves, o + pos, len);
-      });
-    });
+    // __restrict: the output is a buffer of its own or exactly an operand's
+    // (a donated buffer), never a partial overlap; o[i] depends only on
+    // a[i] and b[i], so the blocks below stay right when o == a.
+    const T* __restrict a = static_cast<const T*>(in[0]);
+    const T* __restrict b = static_cast<const T*>(in[1]);
+    Out<T>* __restrict o = static_cast<Out<T>*>(out);
+    const T a0 = *a, b0 = *b;  // an operand that does not move is one value
+    auto at = [&](std::int64_t i) { return Op::apply(kLhsMoves ? a[i] : a0, kRhsMoves ? b[i] : b0); };
+    // Blocks of one cache line of T with a constant trip count, which
+    // compilers vectorise at -O2 too (an n-long loop waits for -O3).
+    constexpr std::int64_t kBlock = 64 / sizeof(T);
+    std::int64_t i = 0;
+    for (; i + kBlock <= n; i += kBlock)
+      for (std::int64_t j = i; j < i + kBlock; ++j) o[j] = at(j);
+    for (; i < n; ++i) o[i] = at(i);
   }
 };
+
+/// One binary op's tile loops for one dtype, for run_binary.
+struct BinaryTiles {
+  TileKernel both_move, lhs_moves, rhs_moves;
+  std::size_t in_size, out_size;  // bytes per element
+  std::int64_t cost;              // per element, for parallel_for
+};
+
+/// A binary op's eager kernel, given its tiles: the operands broadcast into
+/// `out` in segments, each one tile call. Usage: `run_binary(in, out[0], tiles);`
+EQX_KERNEL_INLINE void run_binary(std::span<const View> in, const View& out, const BinaryTiles& tiles);
+
 #if EQX_KERNELS_HERE(BINARY)
 template <class Op>
 TileKernel BinaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
@@ -152,7 +141,43 @@ template <class Op>
 void BinaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   visit_dtype(in[0].dtype, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (Op::template supports<T>) run<T>(in, out[0]);
+    if constexpr (Op::template supports<T>)
+      run_binary(in, out[0], {&tile<T, true, true>, &tile<T, true, false>, &tile<T, false, true>, sizeof(T),
+                              sizeof(Out<T>), Op::cost});
+  });
+}
+
+EQX_KERNEL_INLINE void run_binary(std::span<const View> in, const View& out, const BinaryTiles& tiles) {
+  const char* a = static_cast<const char*>(in[0].data);
+  const char* b = static_cast<const char*>(in[1].data);
+  char* o = static_cast<char*>(out.data);
+  const std::size_t in_size = tiles.in_size, out_size = tiles.out_size;
+  auto apply = [&](const char* x, bool x_moves, const char* y, bool y_moves, char* to, std::int64_t n) {
+    const void* operands[2] = {x, y};
+    if (x_moves && y_moves) tiles.both_move(operands, to, n);
+    else if (x_moves) tiles.lhs_moves(operands, to, n);
+    else if (y_moves || n == 1) tiles.rhs_moves(operands, to, n);
+    else if (n > 1) {  // two single values: one result, repeated
+      tiles.rhs_moves(operands, to, 1);
+      for (std::int64_t i = 1; i < n; ++i) std::memcpy(to + i * out_size, to, out_size);
+    }
+  };
+  const std::int64_t n = out.numel();
+  // No broadcast plan when each operand is the output's shape or one
+  // value (x + y, x + 1).
+  const bool a_full = *in[0].shape == *out.shape, b_full = *in[1].shape == *out.shape;
+  if ((a_full || in[0].shape->size() == 0) && (b_full || in[1].shape->size() == 0)) {
+    parallel_for(n, tiles.cost, [&](std::int64_t s, std::int64_t e) {
+      apply(a_full ? a + s * in_size : a, a_full, b_full ? b + s * in_size : b, b_full, o + s * out_size, e - s);
+    });
+    return;
+  }
+  auto plan = plan_broadcast<2>(*out.shape, {in[0].shape, in[1].shape});
+  const bool a_moves = plan.strides[0].back() != 0, b_moves = plan.strides[1].back() != 0;
+  parallel_for(n, tiles.cost, [&](std::int64_t s, std::int64_t e) {
+    for_each_segment(plan, s, e, [&](const std::array<std::int64_t, 2>& off, std::int64_t pos, std::int64_t len) {
+      apply(a + off[0] * in_size, a_moves, b + off[1] * in_size, b_moves, o + pos * out_size, len);
+    });
   });
 }
 #endif
@@ -161,10 +186,10 @@ template <class T>
 inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
 
 // An op: its name, accepted dtypes (text and trait), whether it compares
-// (bool result), Eigen expression of `a` and `b`, and partial derivative
-// d op(a, b)/d(input i) written with the rule ops `o`, the inputs `a`, `b`,
-// the output `y` and the constant maker `c`; an empty Array where it is
-// zero (comparisons, logic).
+// (bool result), its value on one element of each operand, `x` and `y` of
+// type T, and partial derivative d op(a, b)/d(input i) written with the
+// rule ops `o`, the inputs `a`, `b`, the output `y` and the constant maker
+// `c`; an empty Array where it is zero (comparisons, logic).
 #define EQX_BINARY_OP(Struct, op_name, accepts_, supports_, compare_, expr, partial_)                         \
   struct Struct {                                                                                            \
     static constexpr std::string_view name = op_name;                                                        \
@@ -172,11 +197,7 @@ inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
     static constexpr bool kCompare = compare_;                                                               \
     static constexpr int cost = 1;                                                                           \
     template <class T> static constexpr bool supports = supports_;                                           \
-    template <class A, class B> static auto eval(const A& a, const B& b) {                                   \
-      using T = typename A::Scalar;                                                                          \
-      (void)sizeof(T);                                                                                       \
-      return expr;                                                                                           \
-    }                                                                                                        \
+    template <class T> static auto apply(T x, T y) { return expr; }                                          \
     static Array partial([[maybe_unused]] const RuleOps& o, [[maybe_unused]] const Array& a,                 \
                          [[maybe_unused]] const Array& b, [[maybe_unused]] const Array& y,                   \
                          [[maybe_unused]] std::size_t i) {                                                   \
@@ -190,26 +211,23 @@ inline constexpr bool is_numeric_v = !std::is_same_v<T, bool>;
 #define EQX_WRAPPING(op)                                                                                    \
   [&] {                                                                                                     \
     if constexpr (std::is_same_v<T, std::int32_t>)                                                          \
-      return (a.template cast<std::uint32_t>() op b.template cast<std::uint32_t>()).template cast<std::int32_t>(); \
-    else return a op b;                                                                                     \
+      return static_cast<T>(static_cast<std::uint32_t>(x) op static_cast<std::uint32_t>(y));               \
+    else return static_cast<T>(x op y);                                                                     \
   }()
 EQX_BINARY_OP(AddOp, "add", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(+), c(1))
 EQX_BINARY_OP(SubOp, "sub", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(-), c(i == 0 ? 1 : -1))
 EQX_BINARY_OP(MulOp, "mul", kNumeric, is_numeric_v<T>, false, EQX_WRAPPING(*), i == 0 ? b : a)
 #undef EQX_WRAPPING
-EQX_BINARY_OP(DivOp, "div", kFloating, is_float_v<T>, false, a / b, i == 0 ? o.div(c(1), b) : o.neg(o.div(y, b)))
-EQX_BINARY_OP(EqOp, "eq", kAny, true, true, a == b, Array{})
-EQX_BINARY_OP(NeOp, "ne", kAny, true, true, a != b, Array{})
-EQX_BINARY_OP(LtOp, "lt", kAny, true, true, a < b, Array{})
-EQX_BINARY_OP(LeOp, "le", kAny, true, true, a <= b, Array{})
-EQX_BINARY_OP(GtOp, "gt", kAny, true, true, a > b, Array{})
-EQX_BINARY_OP(GeOp, "ge", kAny, true, true, a >= b, Array{})
-EQX_BINARY_OP(AndOp, "and", kIntegral, !is_float_v<T>, false,
-              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x & y); }), Array{})
-EQX_BINARY_OP(OrOp, "or", kIntegral, !is_float_v<T>, false,
-              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x | y); }), Array{})
-EQX_BINARY_OP(XorOp, "xor", kIntegral, !is_float_v<T>, false,
-              a.binaryExpr(b, [](T x, T y) { return static_cast<T>(x ^ y); }), Array{})
+EQX_BINARY_OP(DivOp, "div", kFloating, is_float_v<T>, false, x / y, i == 0 ? o.div(c(1), b) : o.neg(o.div(y, b)))
+EQX_BINARY_OP(EqOp, "eq", kAny, true, true, x == y, Array{})
+EQX_BINARY_OP(NeOp, "ne", kAny, true, true, x != y, Array{})
+EQX_BINARY_OP(LtOp, "lt", kAny, true, true, x < y, Array{})
+EQX_BINARY_OP(LeOp, "le", kAny, true, true, x <= y, Array{})
+EQX_BINARY_OP(GtOp, "gt", kAny, true, true, x > y, Array{})
+EQX_BINARY_OP(GeOp, "ge", kAny, true, true, x >= y, Array{})
+EQX_BINARY_OP(AndOp, "and", kIntegral, !is_float_v<T>, false, static_cast<T>(x & y), Array{})
+EQX_BINARY_OP(OrOp, "or", kIntegral, !is_float_v<T>, false, static_cast<T>(x | y), Array{})
+EQX_BINARY_OP(XorOp, "xor", kIntegral, !is_float_v<T>, false, static_cast<T>(x ^ y), Array{})
 
 /// x ** y. Integer powers are exact (by squaring); a negative integer
 /// exponent gives 0 unless the base is 1 or -1 (no exception mid-kernel).
@@ -233,10 +251,9 @@ struct PowOp {
   static constexpr bool kCompare = false;
   static constexpr int cost = 16;
   template <class T> static constexpr bool supports = is_numeric_v<T>;
-  template <class A, class B> static auto eval(const A& a, const B& b) {
-    using T = typename A::Scalar;
-    if constexpr (is_float_v<T>) return a.binaryExpr(b, [](T x, T y) { return std::pow(x, y); });
-    else return a.binaryExpr(b, [](T x, T y) { return integer_pow(x, y); });
+  template <class T> static T apply(T x, T y) {
+    if constexpr (is_float_v<T>) return std::pow(x, y);
+    else return integer_pow(x, y);
   }
   static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
     const DType d = y.dtype();
@@ -258,14 +275,11 @@ struct ExtremumOp {
   static constexpr bool kCompare = false;
   static constexpr int cost = 1;
   template <class T> static constexpr bool supports = true;
-  template <class A, class B> static auto eval(const A& a, const B& b) {
-    using T = typename A::Scalar;
-    if constexpr (is_float_v<T>) {
-      if constexpr (kIsMax) return a.binaryExpr(b, Eigen::internal::scalar_max_op<T, T, Eigen::PropagateNaN>());
-      else return a.binaryExpr(b, Eigen::internal::scalar_min_op<T, T, Eigen::PropagateNaN>());
-    } else {
-      return a.binaryExpr(b, [](T x, T y) { return kIsMax ? (x > y ? x : y) : (x < y ? x : y); });
-    }
+  template <class T> static T apply(T x, T y) {
+    if constexpr (is_float_v<T>)
+      if (x != x || y != y) return x + y;  // NaN
+    if constexpr (kIsMax) return x < y ? y : x;
+    else return y < x ? y : x;
   }
   // 1 where this operand is the result, 0.5 each on ties (as JAX).
   static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
@@ -292,9 +306,9 @@ T shift_bits(T x, T shift) {
   return static_cast<T>(k >= 32 ? 0u : (kLeft ? u << k : u >> k));
 }
 EQX_BINARY_OP(ShiftLeftOp, "shift_left", kInt32Types, is_int32_or_uint32_v<T>, false,
-              a.binaryExpr(b, [](T x, T k) { return shift_bits<true>(x, k); }), Array{})
+              shift_bits<true>(x, y), Array{})
 EQX_BINARY_OP(ShiftRightLogicalOp, "shift_right_logical", kInt32Types, is_int32_or_uint32_v<T>, false,
-              a.binaryExpr(b, [](T x, T k) { return shift_bits<false>(x, k); }), Array{})
+              shift_bits<false>(x, y), Array{})
 #undef EQX_BINARY_OP
 
 /// Remainder with the sign of the dividend (C's % and fmod, XLA's rem).
@@ -306,18 +320,15 @@ struct RemOp {
   static constexpr bool kCompare = false;
   static constexpr int cost = 4;
   template <class T> static constexpr bool supports = is_numeric_v<T>;
-  template <class A, class B> static auto eval(const A& a, const B& b) {
-    using T = typename A::Scalar;
-    return a.binaryExpr(b, [](T x, T y) -> T {
-      if constexpr (is_float_v<T>) {
-        return std::fmod(x, y);
-      } else {
-        if (y == 0) return x;
-        if constexpr (std::is_signed_v<T>)
-          if (y == -1) return 0;
-        return static_cast<T>(x % y);
-      }
-    });
+  template <class T> static T apply(T x, T y) {
+    if constexpr (is_float_v<T>) {
+      return std::fmod(x, y);
+    } else {
+      if (y == 0) return x;
+      if constexpr (std::is_signed_v<T>)
+        if (y == -1) return 0;
+      return static_cast<T>(x % y);
+    }
   }
   // rem(a, b) = a - b * trunc(a / b): d/da = 1, d/db = -trunc(a / b) = (y - a) / b.
   static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {
@@ -333,10 +344,7 @@ struct Atan2Op {
   static constexpr bool kCompare = false;
   static constexpr int cost = 16;
   template <class T> static constexpr bool supports = is_float_v<T>;
-  template <class A, class B> static auto eval(const A& a, const B& b) {
-    using T = typename A::Scalar;
-    return a.binaryExpr(b, [](T y, T x) { return std::atan2(y, x); });
-  }
+  template <class T> static T apply(T y, T x) { return std::atan2(y, x); }
   // d atan2(a, b)/da = b / (a^2 + b^2), d/db = -a / (a^2 + b^2).
   static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& /*y*/, std::size_t i) {
     const Array radius_squared = o.add(o.mul(a, a), o.mul(b, b));

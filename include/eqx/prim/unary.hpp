@@ -47,11 +47,16 @@ bool op_accepts(DType d) {
   return visit_dtype(d, [](auto tag) { return Op::template supports<decltype(tag)>; });
 }
 
+/// The error of an op given a dtype it does not accept (one function for
+/// every op: the message is built where it is thrown, not in each op's rule).
+[[noreturn]] inline void throw_rejected_dtype(std::string_view op, DType d, const char* accepts) {
+  throw DTypeError("eqx::" + std::string(op) + ": got dtype " + std::string(dtype_name(d)) + ", but " +
+                   std::string(op) + " needs " + accepts + "; convert first with eqx::astype");
+}
+
 template <class Op>
 void require_dtype(DType d) {
-  if (!op_accepts<Op>(d))
-    throw DTypeError("eqx::" + std::string(Op::name) + ": got dtype " + std::string(dtype_name(d)) + ", but " +
-                     std::string(Op::name) + " needs " + Op::accepts + "; convert first with eqx::astype");
+  if (!op_accepts<Op>(d)) throw_rejected_dtype(Op::name, d, Op::accepts);
 }
 
 /// Shape rule and kernel shared by all unary elementwise primitives.
@@ -113,6 +118,11 @@ template <class Op, class T>
 void unary_tile(const void* const* in, void* out, std::int64_t n) {
   unary_apply<Op, T>(static_cast<const T*>(in[0]), static_cast<T*>(out), n);
 }
+
+/// A unary op's eager kernel, given its tile for the operand's dtype: the
+/// tile over threads' chunks (one loop over threads for every op and dtype).
+/// Usage: `run_unary(in[0], out[0], &unary_tile<Op, T>, Op::cost);`
+EQX_KERNEL_INLINE void run_unary(const View& in, const View& out, TileKernel tile, std::int64_t cost);
 #if EQX_KERNELS_HERE(UNARY)
 template <class Op>
 TileKernel UnaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
@@ -126,12 +136,17 @@ template <class Op>
 void UnaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
   visit_dtype(in[0].dtype, [&](auto tag) {
     using T = decltype(tag);
-    if constexpr (Op::template supports<T>) {
-      const T* a = in[0].as<const T>();
-      T* o = out[0].as<T>();
-      parallel_for(in[0].numel(), Op::cost,
-                   [&](std::int64_t b, std::int64_t e) { unary_apply<Op, T>(a + b, o + b, e - b); });
-    }
+    if constexpr (Op::template supports<T>) run_unary(in[0], out[0], &unary_tile<Op, T>, Op::cost);
+  });
+}
+
+EQX_KERNEL_INLINE void run_unary(const View& in, const View& out, TileKernel tile, std::int64_t cost) {
+  const char* a = static_cast<const char*>(in.data);
+  char* o = static_cast<char*>(out.data);
+  const std::size_t size = itemsize(in.dtype);
+  parallel_for(in.numel(), cost, [&](std::int64_t b, std::int64_t e) {
+    const void* operand = a + b * size;
+    tile(&operand, o + b * size, e - b);
   });
 }
 #endif
