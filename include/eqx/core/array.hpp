@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "eqx/core/buffer_pool.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/core/shape.hpp"
@@ -207,28 +208,11 @@ class Array {
   void require_concrete(const char* what) const {
     if (storage_ && storage_->generation() == generation_) [[likely]]
       return;
-    require_value(what);
-    if (storage_) throw_donated(what);
-    if (shape_only_)
-      throw ConcretizationError(
-          std::string("eqx: ") + what + " on a shape-only Array " + std::string(short_name(dtype_)) + shape_.str() +
-          " (from eqx::filter_eval_shape or eqx::shape_dtype_struct): it describes an Array and holds no values. "
-          "Compute the real value (call the function itself), or load it (eqx::tree_deserialise_leaves with this "
-          "tree as `like`)");
-    throw ConcretizationError(
-        std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
-        ": inside eqx::filter_jit and other transformations an Array has no value until the compiled function "
-        "runs. Branch on it with eqx::where (elementwise) or eqx::cond, check it with eqx::error_if, or mark the "
-        "argument static (pass it as a non-Array leaf) if it really is a compile-time constant");
+    throw_not_concrete(what);
   }
-  [[noreturn]] void throw_donated(const char* what) const {
-    const char* site = storage_->donated_to();
-    throw ValueError(std::string("eqx: ") + what + " on an Array " + std::string(short_name(dtype_)) + shape_.str() +
-                     " whose buffer was donated to " + (site ? site : "a jitted call") +
-                     "; the call may have written its outputs there. Use the values the call returned instead of "
-                     "the donated Array, or do not donate this argument (eqx::Donate::none, or "
-                     "eqx::Donate::all_except_first with it as the first argument)");
-  }
+  // Why `what` cannot read this Array: empty, donated, shape-only or traced.
+  [[noreturn]] void throw_not_concrete(const char* what) const;
+  [[noreturn]] void throw_donated(const char* what) const;
 
   Shape shape_;
   DType dtype_ = DType::float32;
@@ -237,6 +221,34 @@ class Array {
   std::shared_ptr<const detail::Storage> storage_;
   std::shared_ptr<const detail::Tracer> tracer_;
 };
+
+// Compiled in family GRAPH (with eqx::kernels, once, in the library).
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE void Array::throw_not_concrete(const char* what) const {
+  require_value(what);
+  if (storage_) throw_donated(what);
+  if (shape_only_)
+    throw ConcretizationError(
+        std::string("eqx: ") + what + " on a shape-only Array " + std::string(short_name(dtype_)) + shape_.str() +
+        " (from eqx::filter_eval_shape or eqx::shape_dtype_struct): it describes an Array and holds no values. "
+        "Compute the real value (call the function itself), or load it (eqx::tree_deserialise_leaves with this "
+        "tree as `like`)");
+  throw ConcretizationError(
+      std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
+      ": inside eqx::filter_jit and other transformations an Array has no value until the compiled function "
+      "runs. Branch on it with eqx::where (elementwise) or eqx::cond, check it with eqx::error_if, or mark the "
+      "argument static (pass it as a non-Array leaf) if it really is a compile-time constant");
+}
+
+EQX_KERNEL_INLINE void Array::throw_donated(const char* what) const {
+  const char* site = storage_->donated_to();
+  throw ValueError(std::string("eqx: ") + what + " on an Array " + std::string(short_name(dtype_)) + shape_.str() +
+                   " whose buffer was donated to " + (site ? site : "a jitted call") +
+                   "; the call may have written its outputs there. Use the values the call returned instead of "
+                   "the donated Array, or do not donate this argument (eqx::Donate::none, or "
+                   "eqx::Donate::all_except_first with it as the first argument)");
+}
+#endif
 
 namespace detail {
 

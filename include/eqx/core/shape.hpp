@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "eqx/core/config.hpp"
+
 namespace eqx {
 
 /// Row-major dimensions of an Array. Rank 0 (`Shape{}`) is a scalar.
@@ -96,14 +98,7 @@ class Shape {
   friend bool operator==(const Shape& a, const Shape& b) { return std::equal(a.begin(), a.end(), b.begin(), b.end()); }
 
   /// "[2,3]", as in the `f32[2,3]` headers.
-  std::string str() const {
-    std::string s = "[";
-    for (std::size_t i = 0; i < size_; ++i) {
-      if (i) s += ',';
-      s += std::to_string(data()[i]);
-    }
-    return s + "]";
-  }
+  std::string str() const;
 
  private:
   static constexpr std::size_t kInline = 6;
@@ -139,6 +134,18 @@ class Shape {
   std::size_t heap_cap_ = 0;
   std::size_t size_ = 0;
 };
+
+// Compiled in family GRAPH (with eqx::kernels, once, in the library).
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string Shape::str() const {
+  std::string s = "[";
+  for (std::size_t i = 0; i < size_; ++i) {
+    if (i) s += ',';
+    s += std::to_string(data()[i]);
+  }
+  return s + "]";
+}
+#endif
 
 /// Row-major strides (in elements) of a contiguous array of `shape`.
 inline Shape contiguous_strides(const Shape& shape) {

@@ -338,5 +338,13 @@ void gemm(const GemmArgs<T>& g, bool parallel) {
   gemm_eigen(g, parallel);
 }
 
+#if defined(EQX_COMPILED_KERNELS) && (EQX_KERNELS_DOT || EQX_KERNELS_CONV)
+// Eigen's GEMM is the costliest template eqx compiles: the kernels compile
+// it in family DOT only, and family CONV calls that copy. (A program's own
+// direct call still instantiates its own copy, in its own ABI namespace.)
+EQX_INSTANTIATION(DOT) void gemm<float>(const GemmArgs<float>&, bool);
+EQX_INSTANTIATION(DOT) void gemm<double>(const GemmArgs<double>&, bool);
+#endif
+
 }  // inline namespace EQX_KERNELS_ABI
 }  // namespace eqx::detail

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/core/shape.hpp"
@@ -335,33 +336,50 @@ inline std::vector<Interpreter*>& interpreter_stack() {
   return stack;
 }
 
-[[noreturn]] inline void throw_leaked_tracer(const Primitive& prim, std::size_t input) {
-  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) +
-                   " is an abstract Array from a trace that has already finished (a leaked tracer). An Array "
-                   "created inside eqx::filter_jit or another transformation must not be kept after it returns "
-                   "(in a global, a captured reference or a static field); return it as an output instead");
-}
+// The eager interpreter: check the inputs, compute the output types,
+// allocate the outputs, run the kernel. Declared here and defined below in
+// family GRAPH, so that with eqx::kernels every program and every kernel
+// family calls the library's one copy instead of compiling its own.
+
+/// Thrown for an abstract Array from a trace that has finished.
+[[noreturn]] EQX_KERNEL_INLINE void throw_leaked_tracer(const Primitive& prim, std::size_t input);
 
 /// Thrown for a shape-only Array (eqx::shape_dtype_struct) given to an operation.
-[[noreturn]] inline void throw_shape_only_input(const Primitive& prim, std::size_t input, const Array& a) {
-  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) + " is a shape-only Array " +
-                   std::string(short_name(a.dtype())) + a.shape().str() +
-                   " (from eqx::filter_eval_shape or eqx::shape_dtype_struct), which has no values to compute with; "
-                   "pass it as an argument of eqx::filter_eval_shape (which traces it), or use a real Array");
-}
+[[noreturn]] EQX_KERNEL_INLINE void throw_shape_only_input(const Primitive& prim, std::size_t input, const Array& a);
 
 /// Thrown for an abstract Array that no active trace owns.
-[[noreturn]] inline void throw_unowned_abstract(const Primitive& prim, std::size_t input, const Array& a) {
-  if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
-  throw_leaked_tracer(prim, input);
-}
+[[noreturn]] EQX_KERNEL_INLINE void throw_unowned_abstract(const Primitive& prim, std::size_t input, const Array& a);
 
-inline std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
+/// "eqx::<name>: ", how an operation's input errors begin.
+EQX_KERNEL_INLINE std::string input_error_prefix(const Primitive& p);
 
-// The eager interpreter: check the inputs, compute the output types,
-// allocate the outputs, run the kernel. Operand lists of up to
-// kInlineOperands live on the stack: an eager op on small arrays costs
-// about as much as its bookkeeping, so each heap allocation shows.
+/// The output types of `prim` on `inputs`, checked.
+EQX_KERNEL_INLINE std::vector<AbstractArray> eager_output_types(const Primitive& prim, std::span<const Array> inputs,
+                                                                const Params& params);
+
+/// Runs the kernel on `inputs` into `outputs`, fresh Arrays of the types
+/// the shape rule returned.
+EQX_KERNEL_INLINE void run_eager_kernel(const Primitive& prim, std::span<const Array> inputs, std::span<const Array> outputs,
+                                        const Params& params);
+
+/// Eager interpreter, given the output types: allocate, run the kernel.
+EQX_KERNEL_INLINE std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params,
+                                                std::vector<AbstractArray> out_avals);
+
+/// Eager interpreter: shape rule, allocate, kernel.
+EQX_KERNEL_INLINE std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params);
+
+/// Thrown when bind1 is given a primitive with no outputs (call bind instead).
+[[noreturn]] EQX_KERNEL_INLINE void throw_bind1_without_outputs(const Primitive& prim);
+
+/// eval_eager of a primitive bound for its first output (bind1): a
+/// single-output primitive's result needs no vector of outputs.
+EQX_KERNEL_INLINE Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, const Params& params);
+
+#if EQX_KERNELS_HERE(GRAPH)
+// Operand lists of up to kInlineOperands live on the stack: an eager op on
+// small arrays costs about as much as its bookkeeping, so each heap
+// allocation shows.
 inline constexpr std::size_t kInlineOperands = 4;
 
 /// Checks `inputs` and calls `rule` with their types (a shape rule).
@@ -380,16 +398,35 @@ decltype(auto) with_input_types(const Primitive& prim, std::span<const Array> in
   }
   return rule(std::span<const AbstractArray>(in_avals, inputs.size()));
 }
-/// The output types of `prim` on `inputs`, checked.
-inline std::vector<AbstractArray> eager_output_types(const Primitive& prim, std::span<const Array> inputs,
-                                                     const Params& params) {
+
+[[noreturn]] EQX_KERNEL_INLINE void throw_leaked_tracer(const Primitive& prim, std::size_t input) {
+  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) +
+                   " is an abstract Array from a trace that has already finished (a leaked tracer). An Array "
+                   "created inside eqx::filter_jit or another transformation must not be kept after it returns "
+                   "(in a global, a captured reference or a static field); return it as an output instead");
+}
+
+[[noreturn]] EQX_KERNEL_INLINE void throw_shape_only_input(const Primitive& prim, std::size_t input, const Array& a) {
+  throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) + " is a shape-only Array " +
+                   std::string(short_name(a.dtype())) + a.shape().str() +
+                   " (from eqx::filter_eval_shape or eqx::shape_dtype_struct), which has no values to compute with; "
+                   "pass it as an argument of eqx::filter_eval_shape (which traces it), or use a real Array");
+}
+
+[[noreturn]] EQX_KERNEL_INLINE void throw_unowned_abstract(const Primitive& prim, std::size_t input, const Array& a) {
+  if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
+  throw_leaked_tracer(prim, input);
+}
+
+EQX_KERNEL_INLINE std::string input_error_prefix(const Primitive& p) { return "eqx::" + std::string(p.name()) + ": "; }
+
+EQX_KERNEL_INLINE std::vector<AbstractArray> eager_output_types(const Primitive& prim, std::span<const Array> inputs,
+                                                                const Params& params) {
   return with_input_types(prim, inputs, [&](std::span<const AbstractArray> in) { return prim.shape_rule(in, params); });
 }
 
-/// Runs the kernel on `inputs` into `outputs`, fresh Arrays of the types
-/// the shape rule returned.
-inline void run_eager_kernel(const Primitive& prim, std::span<const Array> inputs, std::span<const Array> outputs,
-                             const Params& params) {
+EQX_KERNEL_INLINE void run_eager_kernel(const Primitive& prim, std::span<const Array> inputs, std::span<const Array> outputs,
+                                        const Params& params) {
   const std::size_t nviews = inputs.size() + outputs.size();
   View views_inline[2 * kInlineOperands];
   std::vector<View> views_heap(nviews <= 2 * kInlineOperands ? 0 : nviews);
@@ -402,9 +439,8 @@ inline void run_eager_kernel(const Primitive& prim, std::span<const Array> input
               params);
 }
 
-/// Eager interpreter, given the output types: allocate, run the kernel.
-inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params,
-                                     std::vector<AbstractArray> out_avals) {
+EQX_KERNEL_INLINE std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params,
+                                                std::vector<AbstractArray> out_avals) {
   std::vector<Array> outputs;
   outputs.reserve(out_avals.size());
   for (auto& aval : out_avals) outputs.push_back(ArrayAccess::allocate(std::move(aval.shape), aval.dtype));
@@ -412,20 +448,16 @@ inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Arra
   return outputs;
 }
 
-/// Eager interpreter: shape rule, allocate, kernel.
-inline std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
+EQX_KERNEL_INLINE std::vector<Array> eval_eager(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
   return eval_eager(prim, inputs, params, eager_output_types(prim, inputs, params));
 }
 
-/// Thrown when bind1 is given a primitive with no outputs (call bind instead).
-[[noreturn]] inline void throw_bind1_without_outputs(const Primitive& prim) {
+[[noreturn]] EQX_KERNEL_INLINE void throw_bind1_without_outputs(const Primitive& prim) {
   throw ValueError(input_error_prefix(prim) +
                    "bind1 of a primitive with no outputs; call eqx::bind, which returns its (empty) outputs");
 }
 
-/// eval_eager of a primitive bound for its first output (bind1): a
-/// single-output primitive's result needs no vector of outputs.
-inline Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
+EQX_KERNEL_INLINE Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, const Params& params) {
   std::vector<AbstractArray> out_avals;
   std::optional<AbstractArray> out_type = with_input_types(prim, inputs, [&](std::span<const AbstractArray> in) {
     std::optional<AbstractArray> t = prim.output_type(in, params);
@@ -441,6 +473,7 @@ inline Array eval_eager1(const Primitive& prim, std::span<const Array> inputs, c
   run_eager_kernel(prim, inputs, std::span<const Array>(&out, 1), params);
   return out;
 }
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 }  // namespace detail
 
@@ -566,10 +599,14 @@ struct RuleOps {
 };
 
 namespace detail {
-[[noreturn]] inline void throw_no_rule(const Primitive& p, const char* rule, const char* mode, const char* method) {
+/// Thrown by a default differentiation rule of Primitive.
+[[noreturn]] EQX_KERNEL_INLINE void throw_no_rule(const Primitive& p, const char* rule, const char* mode, const char* method);
+#if EQX_KERNELS_HERE(GRAPH)
+[[noreturn]] EQX_KERNEL_INLINE void throw_no_rule(const Primitive& p, const char* rule, const char* mode, const char* method) {
   throw ValueError("eqx: primitive '" + std::string(p.name()) + "' has no " + rule +
                    " rule, so it cannot be differentiated in " + mode + " mode; give it one by overriding " + method);
 }
+#endif
 }  // namespace detail
 
 inline Batched Primitive::batch(const RuleOps&, std::span<const Array>, std::span<const std::int64_t>,
@@ -596,7 +633,9 @@ inline std::vector<Array> Primitive::vjp(const RuleOps&, std::span<const Array>,
   detail::throw_no_rule(*this, "VJP", "reverse", "Primitive::vjp");
 }
 
-inline Array RuleOps::scalar(double v, DType dtype) const {
+// Compiled in family GRAPH (with eqx::kernels, once, in the library).
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Array RuleOps::scalar(double v, DType dtype) const {
   return visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     Array a = detail::ArrayAccess::allocate(Shape{}, dtype);
@@ -605,7 +644,7 @@ inline Array RuleOps::scalar(double v, DType dtype) const {
   });
 }
 
-inline Array RuleOps::broadcast_to(const Array& a, const Shape& shape) const {
+EQX_KERNEL_INLINE Array RuleOps::broadcast_to(const Array& a, const Shape& shape) const {
   if (!a.has_value() || a.shape() == shape) return a;
   std::vector<std::int64_t> dims;
   const std::size_t extra = shape.size() - a.ndim();
@@ -613,5 +652,6 @@ inline Array RuleOps::broadcast_to(const Array& a, const Shape& shape) const {
   return bind1(*broadcast_p, {a},
                Params{}.set("shape", std::vector<std::int64_t>(shape.begin(), shape.end())).set("broadcast_dimensions", dims));
 }
+#endif
 
 }  // namespace eqx

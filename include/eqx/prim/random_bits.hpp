@@ -198,29 +198,30 @@ EQX_KERNEL_INLINE void SortKeyValPrim::kernel(std::span<const View> in, std::spa
   const std::int64_t len = s[dim], total = in[0].numel();
   if (total == 0) return;
   const std::int64_t outer = total / (len * inner);
+  // The order depends on the keys' type only; the values are moved as
+  // bytes, so the sort is compiled once per key type, not per value type.
+  const char* vals = static_cast<const char*>(in[1].data);
+  char* ovals = static_cast<char*>(out[1].data);
+  const std::size_t vsize = itemsize(in[1].dtype);
   visit_dtype(in[0].dtype, [&](auto ktag) {
     using K = decltype(ktag);
     if constexpr (is_int32_or_uint32_v<K>) {
-      visit_dtype(in[1].dtype, [&](auto vtag) {
-        using V = decltype(vtag);
-        const K* keys = in[0].as<const K>();
-        const V* vals = in[1].as<const V>();
-        K* okeys = out[0].as<K>();
-        V* ovals = out[1].as<V>();
-        std::vector<std::int64_t> order(static_cast<std::size_t>(len));
-        for (std::int64_t o = 0; o < outer; ++o)
-          for (std::int64_t i = 0; i < inner; ++i) {
-            const std::int64_t base = o * len * inner + i;
-            std::iota(order.begin(), order.end(), std::int64_t{0});
-            std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-              return keys[base + a * inner] < keys[base + b * inner];
-            });
-            for (std::int64_t j = 0; j < len; ++j) {
-              okeys[base + j * inner] = keys[base + order[j] * inner];
-              ovals[base + j * inner] = vals[base + order[j] * inner];
-            }
+      const K* keys = in[0].as<const K>();
+      K* okeys = out[0].as<K>();
+      std::vector<std::int64_t> order(static_cast<std::size_t>(len));
+      for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t i = 0; i < inner; ++i) {
+          const std::int64_t base = o * len * inner + i;
+          std::iota(order.begin(), order.end(), std::int64_t{0});
+          std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
+            return keys[base + a * inner] < keys[base + b * inner];
+          });
+          for (std::int64_t j = 0; j < len; ++j) {
+            const std::int64_t to = base + j * inner, from = base + order[j] * inner;
+            okeys[to] = keys[from];
+            std::memcpy(ovals + to * vsize, vals + from * vsize, vsize);
           }
-      });
+        }
     }
   });
 }

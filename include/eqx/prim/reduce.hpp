@@ -286,24 +286,23 @@ void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const V
     std::int64_t d[3];
     const T* a = as_three_axes<T>(in[0], {axis}, scratch, d);
     const std::int64_t R = d[1], B = d[2];
-    visit_dtype(out[0].dtype, [&](auto itag) {
-      using I = decltype(itag);
-      I* o = out[0].as<I>();
-      parallel_for(d[0] * B, R, [&](std::int64_t s, std::int64_t e) {
-        for (std::int64_t k = s; k < e; ++k) {
-          const T* base = a + (k / B) * R * B + (k % B);
-          std::int64_t best = 0;
-          for (std::int64_t r = 1; r < R; ++r) {
-            T v = base[r * B], bv = base[best * B];
-            if constexpr (std::is_floating_point_v<T>) {
-              if (std::isnan(bv)) break;
-              if (std::isnan(v)) { best = r; break; }
-            }
-            if (kIsMax ? v > bv : v < bv) best = r;
+    // The index is stored through a switch on its dtype, not a loop per
+    // (operand, index) dtype pair.
+    const View& o = out[0];
+    parallel_for(d[0] * B, R, [&](std::int64_t s, std::int64_t e) {
+      for (std::int64_t k = s; k < e; ++k) {
+        const T* base = a + (k / B) * R * B + (k % B);
+        std::int64_t best = 0;
+        for (std::int64_t r = 1; r < R; ++r) {
+          T v = base[r * B], bv = base[best * B];
+          if constexpr (std::is_floating_point_v<T>) {
+            if (std::isnan(bv)) break;
+            if (std::isnan(v)) { best = r; break; }
           }
-          o[k] = static_cast<I>(best);
+          if (kIsMax ? v > bv : v < bv) best = r;
         }
-      });
+        visit_dtype(o.dtype, [&](auto itag) { o.as<decltype(itag)>()[k] = static_cast<decltype(itag)>(best); });
+      }
     });
   });
 }
