@@ -1,5 +1,6 @@
 // The eager interpreter's paths (eqx/prim/primitive.hpp): a primitive's
-// output_type, where it gives one, agrees with its shape_rule; bind1 of a
+// output_type, where it gives one (elementwise ops, select, convert, the
+// reductions), agrees with its shape_rule; bind1 of a
 // primitive with several outputs gives the first, and of one with none says
 // so, eagerly and under a trace; Arrays whose handles come from the
 // per-thread cache of small blocks stay correct when another thread frees them.
@@ -72,6 +73,67 @@ TEST_CASE("output_type of an elementwise primitive is shape_rule's one result", 
         }
     }
   CHECK(checked == arity.size());  // each row's primitive is registered under its name
+}
+
+TEST_CASE("output_type of select, convert and the reductions is shape_rule's one result", "[prim][eager]") {
+  // Each case: a primitive, its operand types and params, and the type it
+  // gives or the start of its error; output_type and shape_rule must agree.
+  using eqx::Params;
+  using eqx::Shape;
+  using Ints = std::vector<std::int64_t>;
+  struct Case {
+    const eqx::Primitive* prim;
+    std::vector<AbstractArray> in;
+    Params params;
+    std::optional<AbstractArray> type;
+    std::string error;
+  };
+  const AbstractArray f32_23{Shape{2, 3}, eqx::float32}, b_23{Shape{2, 3}, eqx::bool_};
+  const std::vector<Case> cases = {
+      {&eqx::prim::reduce_sum, {f32_23}, Params{}.set("axes", Ints{1}), AbstractArray{Shape{2}, eqx::float32}, ""},
+      {&eqx::prim::reduce_max, {f32_23}, Params{}.set("axes", Ints{0, 1}), AbstractArray{Shape{}, eqx::float32}, ""},
+      {&eqx::prim::reduce_sum, {f32_23}, Params{}.set("axes", Ints{2}), std::nullopt,
+       "eqx::reduce_sum: axes (2,) are not distinct axes of f32[2,3]"},
+      {&eqx::prim::reduce_max, {{Shape{0, 3}, eqx::float32}}, Params{}.set("axes", Ints{0}), std::nullopt,
+       "eqx::max: cannot reduce over axis 0"},
+      {&eqx::prim::reduce_and, {f32_23}, Params{}.set("axes", Ints{0}), std::nullopt, "eqx::reduce_and: got dtype"},
+      {&eqx::prim::argmax, {f32_23}, Params{}.set("axis", std::int64_t{1}).set("index_dtype", eqx::int32),
+       AbstractArray{Shape{2}, eqx::int32}, ""},
+      {&eqx::prim::convert, {f32_23}, Params{}.set("new_dtype", eqx::uint32), AbstractArray{Shape{2, 3}, eqx::uint32},
+       ""},
+      {&eqx::prim::select, {b_23, {Shape{3}, eqx::float64}, {Shape{}, eqx::float64}}, Params{},
+       AbstractArray{Shape{2, 3}, eqx::float64}, ""},
+      {&eqx::prim::select, {f32_23, f32_23, f32_23}, Params{}, std::nullopt, "eqx::where: the condition has dtype"},
+      {&eqx::prim::select, {b_23, f32_23, {Shape{2, 3}, eqx::int32}}, Params{}, std::nullopt,
+       "eqx::select: branches have dtypes"},
+      {&eqx::prim::select, {b_23, {Shape{4}, eqx::float32}, f32_23}, Params{}, std::nullopt,
+       "eqx::where: shapes [2,3] and [4] cannot be broadcast"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.prim->name() << " on " << c.in[0].str());
+    std::string type_error, rule_error;
+    std::optional<AbstractArray> type;
+    std::vector<AbstractArray> rule;
+    try {
+      type = c.prim->output_type(c.in, c.params);
+    } catch (const eqx::Error& e) {
+      type_error = e.what();
+    }
+    try {
+      rule = c.prim->shape_rule(c.in, c.params);
+    } catch (const eqx::Error& e) {
+      rule_error = e.what();
+    }
+    CHECK(type_error == rule_error);
+    if (c.type) {
+      REQUIRE(type.has_value());
+      CHECK(*type == *c.type);
+      REQUIRE(rule.size() == 1);
+      CHECK(rule[0] == *c.type);
+    } else {
+      CHECK_THAT(type_error, Catch::Matchers::StartsWith(c.error));
+    }
+  }
 }
 
 TEST_CASE("bind1 of a primitive with two outputs gives the first, eagerly", "[prim][eager]") {

@@ -3,7 +3,7 @@
 //
 // By default every primitive's kernel and rules are inline functions in its
 // header, so `#include <eqx/eqx.hpp>` is all a program needs. They are the
-// expensive part to compile (one Eigen loop per operation and dtype, and
+// expensive part to compile (a loop per operation and dtype, and
 // the JVP, VJP and batching rules of every primitive), so, as fmt does, eqx
 // also offers two ways to compile them once per program instead of once
 // per file. Every file of the program defines EQX_COMPILED_KERNELS, and

@@ -97,7 +97,7 @@ struct BinaryPrim final : Primitive {
     const T* __restrict a = static_cast<const T*>(in[0]);
     const T* __restrict b = static_cast<const T*>(in[1]);
     Out<T>* __restrict o = static_cast<Out<T>*>(out);
-    const T a0 = *a, b0 = *b;  // an operand that does not move is one value
+    const T a0 = kLhsMoves ? T{} : *a, b0 = kRhsMoves ? T{} : *b;  // an operand that does not move: one value
     auto at = [&](std::int64_t i) { return Op::apply(kLhsMoves ? a[i] : a0, kRhsMoves ? b[i] : b0); };
     // Blocks of one cache line of T with a constant trip count, which
     // compilers vectorise at -O2 too (an n-long loop waits for -O3).

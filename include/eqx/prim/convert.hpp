@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
 #include "eqx/core/threads.hpp"
@@ -25,8 +26,11 @@ struct ConvertPrim final : Primitive {
   }
   bool elementwise() const override { return true; }
 
+  std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params& p) const override {
+    return AbstractArray{in[0].shape, p.get<DType>("new_dtype")};
+  }
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
-    return {{in[0].shape, p.get<DType>("new_dtype")}};
+    return {*output_type(in, p)};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;

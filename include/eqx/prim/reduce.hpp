@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -145,6 +146,9 @@ struct ReducePrim final : Primitive {
   }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {*output_type(in, p)};
+  }
+  std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params& p) const override {
     const Ints& axes = p.get<Ints>("axes");
     check_axes(Op::name, axes, in[0]);
     require_dtype<Op>(in[0].dtype);
@@ -154,7 +158,7 @@ struct ReducePrim final : Primitive {
           throw ValueError("eqx::" + std::string(Op::user_name) + ": cannot reduce over axis " + std::to_string(a) +
                            " of size 0 in " + in[0].str() + "; the operation has no identity");
     }
-    return {{reduced_shape(in[0].shape, axes), in[0].dtype}};
+    return AbstractArray{reduced_shape(in[0].shape, axes), in[0].dtype};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
@@ -266,12 +270,15 @@ struct ArgExtremumPrim final : Primitive {
   }
 
   std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {*output_type(in, p)};
+  }
+  std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params& p) const override {
     auto axis = p.get<std::int64_t>("axis");
     check_axes(name(), {axis}, in[0]);
     if (in[0].shape[axis] == 0)
       throw ValueError("eqx::" + std::string(name()) + ": cannot take " + std::string(name()) + " over axis " +
                        std::to_string(axis) + " of size 0 in " + in[0].str());
-    return {{reduced_shape(in[0].shape, {axis}), p.get<DType>("index_dtype")}};
+    return AbstractArray{reduced_shape(in[0].shape, {axis}), p.get<DType>("index_dtype")};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;

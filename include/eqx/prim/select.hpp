@@ -2,6 +2,7 @@
 // select: `where(pred, on_true, on_false)` with numpy broadcasting of all three.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -20,7 +21,10 @@ struct SelectPrim final : Primitive {
   }
   bool elementwise() const override { return true; }
 
-  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params&) const override {
+  std::vector<AbstractArray> shape_rule(std::span<const AbstractArray> in, const Params& p) const override {
+    return {*output_type(in, p)};
+  }
+  std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params&) const override {
     if (in[0].dtype != DType::bool_)
       throw DTypeError("eqx::where: the condition has dtype " + std::string(dtype_name(in[0].dtype)) +
                        ", it must be bool; compare first (x > 0) or use eqx::astype(c, eqx::bool_)");
@@ -28,7 +32,7 @@ struct SelectPrim final : Primitive {
       throw DTypeError("eqx::select: branches have dtypes " + std::string(dtype_name(in[1].dtype)) + " and " +
                        std::string(dtype_name(in[2].dtype)) + "; the primitive needs equal dtypes");
     Shape s = broadcast_shapes(broadcast_shapes(in[0].shape, in[1].shape, "where"), in[2].shape, "where");
-    return {{s, in[1].dtype}};
+    return AbstractArray{std::move(s), in[1].dtype};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override;
