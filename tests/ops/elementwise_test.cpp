@@ -102,6 +102,13 @@ TEST_CASE("integer arithmetic stays integer, division gives float32", "[elementw
   require_exact<i32>(a - b, eqx::int32, {3}, {5, -9, 10});
   require_exact<i32>(a * b, eqx::int32, {3}, {14, -14, -24});
   require_exact<i32>(-a, eqx::int32, {3}, {-7, 7, -6});
+  // int32 wraps on overflow, as numpy's does: np.array([2**31 - 1, -2**31, 65536, 46341], np.int32) with
+  // + 1, - 1 and squared -> [-2147483648, 2147483647], [0, -2147479015]
+  const eqx::Array big = i32s({2147483647, -2147483647 - 1}, {2});
+  require_exact<i32>(big + i32s({1, -1}, {2}), eqx::int32, {2}, {-2147483647 - 1, 2147483647});
+  require_exact<i32>(big - i32s({-1, 1}, {2}), eqx::int32, {2}, {-2147483647 - 1, 2147483647});
+  const eqx::Array sq = i32s({65536, 46341}, {2});
+  require_exact<i32>(sq * sq, eqx::int32, {2}, {0, -2147479015});
   // np.array([7, -7, 6]) / np.array([2, 2, -4]) -> [3.5, -3.5, -1.5] (float32 in jnp)
   require_exact<float>(a / b, eqx::float32, {3}, {3.5f, -3.5f, -1.5f});
   require_exact<float>(a / 2, eqx::float32, {3}, {3.5f, -3.5f, 3.f});
@@ -196,6 +203,14 @@ TEST_CASE("maximum and minimum, NaN propagating", "[elementwise]") {
                       {true, false});
   // mixed: i32 with f32 -> f32
   require_exact<float>(eqx::maximum(eqx::array({1, 5}), f32({2.5f, 2.5f}, {2})), eqx::float32, {2}, {2.5f, 5.f});
+  // Both NaN gives NaN; a tie of signed zeros gives the second operand, as numpy's does:
+  // np.signbit(np.maximum(-0., 0.)), (0., -0.), np.minimum(0., -0.), (-0., 0.) -> False True True False
+  CHECK(std::isnan(eqx::maximum(f32({kNaN}, {1}), f32({kNaN}, {1})).item<float>()));
+  CHECK(std::isnan(eqx::minimum(f32({kNaN}, {1}), f32({kNaN}, {1})).item<float>()));
+  CHECK(!std::signbit(eqx::maximum(f32({-0.f}, {1}), f32({0.f}, {1})).item<float>()));
+  CHECK(std::signbit(eqx::maximum(f32({0.f}, {1}), f32({-0.f}, {1})).item<float>()));
+  CHECK(std::signbit(eqx::minimum(f32({0.f}, {1}), f32({-0.f}, {1})).item<float>()));
+  CHECK(!std::signbit(eqx::minimum(f32({-0.f}, {1}), f32({0.f}, {1})).item<float>()));
 }
 
 // ------------------------------------------------------------------ comparisons and logic
@@ -584,11 +599,14 @@ TEST_CASE("large elementwise kernels match a per-element loop", "[elementwise][t
     eqx::Array col = eqx::reshape(eqx::arange(307), {307, 1});
     eqx::Array row = eqx::reshape(eqx::arange(211), {1, 211});
     auto prod = (col * row + row).to_vector<i32>();
+    auto below = (col < row).to_vector<bool>();  // a comparison's bool output through the broadcast segments
     REQUIRE(prod.size() == 307u * 211u);
+    REQUIRE(below.size() == 307u * 211u);
     for (int i = 0; i < 307; ++i)
       for (int j = 0; j < 211; ++j) {
         INFO("i = " << i << ", j = " << j);
         REQUIRE(prod[i * 211 + j] == i * j + j);
+        REQUIRE(below[i * 211 + j] == (i < j));
       }
     // [2,1,3] x [N,1]-style broadcast with a repeated inner axis: [40, 1, 3] + [300, 1]
     eqx::Array a = eqx::reshape(eqx::arange(120), {40, 1, 3});

@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <eqx/eqx.hpp>
@@ -420,6 +421,31 @@ TEST_CASE("a cache hit allocates only its outputs", "[jit]") {
   // The counter itself works: an eager op on 8 KiB (above the small blocks,
   // below the pool's large ones) allocates its buffer.
   CHECK(allocations_in([&] { same = eqx::zeros({2048}) + 1.0f; }) > 0);
+}
+
+TEST_CASE("a kernel split across threads allocates no more than on one thread", "[jit][threads]") {
+  // parallel_for hands the pool one std::function whose callable (a
+  // pointer) fits in its inline buffer, so splitting a kernel, jitted or
+  // eager, allocates nothing more.
+  const int threads = eqx::num_threads();
+  const Array x = eqx::astype(eqx::arange(1 << 16), eqx::float32);  // two threads' worth of work
+  auto f = eqx::filter_jit([](const Array& a) { return a * 2.0f + 1.0f; });
+  auto count = [&](int n) {
+    eqx::set_num_threads(n);
+    Array out;
+    for (int warm = 0; warm < 2; ++warm) {  // start the workers, warm the buffers
+      out = f(x);
+      out = x * 3.0f;
+    }
+    const std::size_t jitted = allocations_in([&] { out = f(x); });
+    const std::size_t eager = allocations_in([&] { out = x * 3.0f; });
+    CHECK(out.to_vector<float>()[65535] == 196605.0f);
+    return std::pair{jitted, eager};
+  };
+  const auto one = count(1), two = count(2);
+  eqx::set_num_threads(threads);
+  CHECK(two.first == one.first);
+  CHECK(two.second == one.second);
 }
 
 TEST_CASE("a cache hit of jitted control flow allocates only its outputs", "[jit][control_flow]") {

@@ -154,11 +154,17 @@ struct ErasedRangeBody {
 /// are type-erased so that each kernel instantiates a function pointer,
 /// not a std::function of its own: hundreds of kernels call parallel_for).
 inline void parallel_for_erased(std::int64_t n, int threads, ErasedRangeBody body) {
-  // The task captures two pointers, so std::function stores it inline: a
-  // parallel kernel in a compiled plan allocates nothing.
-  const std::function<void(int)> task = [&body, n, threads](int i) {
-    std::int64_t begin = n * i / threads, end = n * (i + 1) / threads;
-    if (begin < end) body.call(body.body, begin, end);
+  struct Split {
+    std::int64_t n;
+    int threads;
+    ErasedRangeBody body;
+  } split{n, threads, body};
+  // The task captures one pointer, so std::function stores it inline (its
+  // buffer holds 16 bytes): a parallel kernel in a compiled plan allocates
+  // nothing.
+  const std::function<void(int)> task = [s = &split](int i) {
+    std::int64_t begin = s->n * i / s->threads, end = s->n * (i + 1) / s->threads;
+    if (begin < end) s->body.call(s->body.body, begin, end);
   };
   ThreadPool::instance().run(threads, task);
 }

@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -152,15 +151,13 @@ EQX_KERNEL_INLINE void run_binary(std::span<const View> in, const View& out, con
   const char* b = static_cast<const char*>(in[1].data);
   char* o = static_cast<char*>(out.data);
   const std::size_t in_size = tiles.in_size, out_size = tiles.out_size;
+  // Where neither operand moves, n is 1: an output axis longer than 1
+  // comes from an operand that moves along it.
   auto apply = [&](const char* x, bool x_moves, const char* y, bool y_moves, char* to, std::int64_t n) {
     const void* operands[2] = {x, y};
     if (x_moves && y_moves) tiles.both_move(operands, to, n);
     else if (x_moves) tiles.lhs_moves(operands, to, n);
-    else if (y_moves || n == 1) tiles.rhs_moves(operands, to, n);
-    else if (n > 1) {  // two single values: one result, repeated
-      tiles.rhs_moves(operands, to, 1);
-      for (std::int64_t i = 1; i < n; ++i) std::memcpy(to + i * out_size, to, out_size);
-    }
+    else tiles.rhs_moves(operands, to, n);
   };
   const std::int64_t n = out.numel();
   // No broadcast plan when each operand is the output's shape or one
@@ -276,10 +273,14 @@ struct ExtremumOp {
   static constexpr int cost = 1;
   template <class T> static constexpr bool supports = true;
   template <class T> static T apply(T x, T y) {
-    if constexpr (is_float_v<T>)
-      if (x != x || y != y) return x + y;  // NaN
-    if constexpr (kIsMax) return x < y ? y : x;
-    else return y < x ? y : x;
+    if constexpr (is_float_v<T>) {
+      if (x != x) return x;  // a NaN operand is the result, as it is
+      if (y != y) return y;
+    }
+    // Ties (0 and -0) give the second operand, as numpy's maximum and
+    // minimum do (and x86's maxps/minps, which these compile to).
+    if constexpr (kIsMax) return x > y ? x : y;
+    else return x < y ? x : y;
   }
   // 1 where this operand is the result, 0.5 each on ties (as JAX).
   static Array partial(const RuleOps& o, const Array& a, const Array& b, const Array& y, std::size_t i) {

@@ -4,7 +4,7 @@
 // The output's index space is cut into contiguous segments along its last
 // (collapsed) dimension; in each segment every input either advances with the
 // output (stride 1) or repeats one element (stride 0). Kernels then run one
-// vectorised Eigen expression per segment.
+// vectorised loop per segment (a binary op's tile, for instance).
 
 #include <algorithm>
 #include <array>

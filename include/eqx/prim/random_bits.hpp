@@ -202,6 +202,11 @@ EQX_KERNEL_INLINE void SortKeyValPrim::kernel(std::span<const View> in, std::spa
   // bytes, so the sort is compiled once per key type, not per value type.
   const char* vals = static_cast<const char*>(in[1].data);
   char* ovals = static_cast<char*>(out[1].data);
+  // Moves elements of N bytes (a constant, so each copy is one load and
+  // one store): ovals[to] = vals[from].
+  auto move_values = [&]<std::size_t N>(std::int64_t to, std::int64_t from) {
+    std::memcpy(ovals + to * N, vals + from * N, N);
+  };
   const std::size_t vsize = itemsize(in[1].dtype);
   visit_dtype(in[0].dtype, [&](auto ktag) {
     using K = decltype(ktag);
@@ -219,7 +224,9 @@ EQX_KERNEL_INLINE void SortKeyValPrim::kernel(std::span<const View> in, std::spa
           for (std::int64_t j = 0; j < len; ++j) {
             const std::int64_t to = base + j * inner, from = base + order[j] * inner;
             okeys[to] = keys[from];
-            std::memcpy(ovals + to * vsize, vals + from * vsize, vsize);
+            if (vsize == 4) move_values.template operator()<4>(to, from);
+            else if (vsize == 8) move_values.template operator()<8>(to, from);
+            else move_values.template operator()<1>(to, from);
           }
         }
     }

@@ -278,7 +278,11 @@ struct ArgExtremumPrim final : Primitive {
     if (in[0].shape[axis] == 0)
       throw ValueError("eqx::" + std::string(name()) + ": cannot take " + std::string(name()) + " over axis " +
                        std::to_string(axis) + " of size 0 in " + in[0].str());
-    return AbstractArray{reduced_shape(in[0].shape, {axis}), p.get<DType>("index_dtype")};
+    const DType index_dtype = p.get<DType>("index_dtype");
+    if (index_dtype != DType::int32 && index_dtype != DType::uint32)
+      throw DTypeError("eqx::" + std::string(name()) + ": index_dtype is " + std::string(dtype_name(index_dtype)) +
+                       "; indices are int32 or uint32");
+    return AbstractArray{reduced_shape(in[0].shape, {axis}), index_dtype};
   }
 
   void kernel(std::span<const View> in, std::span<const View> out, const Params& p) const override;
@@ -293,9 +297,9 @@ void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const V
     std::int64_t d[3];
     const T* a = as_three_axes<T>(in[0], {axis}, scratch, d);
     const std::int64_t R = d[1], B = d[2];
-    // The index is stored through a switch on its dtype, not a loop per
-    // (operand, index) dtype pair.
-    const View& o = out[0];
+    // An index (below 2^31) has the same bits as int32 and as uint32 (the
+    // two index dtypes), so one loop per operand dtype stores both.
+    auto* o = static_cast<std::uint32_t*>(out[0].data);
     parallel_for(d[0] * B, R, [&](std::int64_t s, std::int64_t e) {
       for (std::int64_t k = s; k < e; ++k) {
         const T* base = a + (k / B) * R * B + (k % B);
@@ -308,7 +312,7 @@ void ArgExtremumPrim<kIsMax>::kernel(std::span<const View> in, std::span<const V
           }
           if (kIsMax ? v > bv : v < bv) best = r;
         }
-        visit_dtype(o.dtype, [&](auto itag) { o.as<decltype(itag)>()[k] = static_cast<decltype(itag)>(best); });
+        o[k] = static_cast<std::uint32_t>(best);
       }
     });
   });
