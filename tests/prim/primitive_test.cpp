@@ -99,6 +99,8 @@ TEST_CASE("output_type of select, convert and the reductions is shape_rule's one
       {&eqx::prim::reduce_and, {f32_23}, Params{}.set("axes", Ints{0}), std::nullopt, "eqx::reduce_and: got dtype"},
       {&eqx::prim::argmax, {f32_23}, Params{}.set("axis", std::int64_t{1}).set("index_dtype", eqx::int32),
        AbstractArray{Shape{2}, eqx::int32}, ""},
+      {&eqx::prim::argmin, {f32_23}, Params{}.set("axis", std::int64_t{0}).set("index_dtype", eqx::float32), std::nullopt,
+       "eqx::argmin: index_dtype is float32; indices are int32 or uint32"},
       {&eqx::prim::convert, {f32_23}, Params{}.set("new_dtype", eqx::uint32), AbstractArray{Shape{2, 3}, eqx::uint32},
        ""},
       {&eqx::prim::select, {b_23, {Shape{3}, eqx::float64}, {Shape{}, eqx::float64}}, Params{},
