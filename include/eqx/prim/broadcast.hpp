@@ -14,6 +14,7 @@
 #include "eqx/core/error.hpp"
 #include "eqx/core/shape.hpp"
 #include "eqx/core/threads.hpp"
+#include "eqx/prim/primitive.hpp"
 
 namespace eqx::detail {
 
@@ -117,6 +118,24 @@ void for_each_segment(const BroadcastPlan<N>& p, std::int64_t begin, std::int64_
       ++idx[i - 1];
     }
   }
+}
+
+}  // namespace eqx::detail
+
+namespace eqx::detail {
+
+/// A one-operand elementwise kernel (a unary op, a dtype conversion), given
+/// its tile for the operand's and output's dtypes: the tile over threads'
+/// chunks, so the loop over threads is compiled once, not per op and dtype.
+/// Usage: `run_unary(in[0], out[0], &unary_tile<Op, T>, Op::cost);`
+inline void run_unary(const View& in, const View& out, TileKernel tile, std::int64_t cost) {
+  const char* a = static_cast<const char*>(in.data);
+  char* o = static_cast<char*>(out.data);
+  const std::size_t in_size = itemsize(in.dtype), out_size = itemsize(out.dtype);
+  parallel_for(in.numel(), cost, [&](std::int64_t b, std::int64_t e) {
+    const void* operand = a + b * in_size;
+    tile(&operand, o + b * out_size, e - b);
+  });
 }
 
 }  // namespace eqx::detail

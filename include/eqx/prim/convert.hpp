@@ -12,9 +12,9 @@
 #include <optional>
 #include <type_traits>
 
-#include "eqx/core/threads.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
+#include "eqx/prim/broadcast.hpp"
 #include "eqx/prim/primitive.hpp"
 
 namespace eqx::detail {
@@ -57,35 +57,28 @@ using ConvertSource = std::conditional_t<std::is_same_v<T, bool>, std::uint8_t, 
 static_assert(sizeof(bool) == 1, "eqx stores bool elements as one byte");
 
 template <class From, class To>
-void convert_loop(const ConvertSource<From>* a, To* o, std::int64_t begin, std::int64_t end) {
-  for (std::int64_t i = begin; i < end; ++i) {
+void convert_tile(const void* const* in, void* out, std::int64_t n) {
+  const auto* a = static_cast<const ConvertSource<From>*>(in[0]);
+  To* o = static_cast<To*>(out);
+  for (std::int64_t i = 0; i < n; ++i) {
     if constexpr (std::is_same_v<From, bool>) o[i] = a[i] != 0 ? To(1) : To(0);  // convert_value's bool -> To
     else o[i] = convert_value<To>(a[i]);
   }
 }
-
-template <class From, class To>
-void convert_tile(const void* const* in, void* out, std::int64_t n) {
-  convert_loop<From, To>(static_cast<const ConvertSource<From>*>(in[0]), static_cast<To*>(out), 0, n);
-}
 #if EQX_KERNELS_HERE(CONVERT)
-EQX_KERNEL_INLINE TileKernel ConvertPrim::tile_kernel(std::span<const AbstractArray> in, const Params& p) const {
-  return visit_dtype(in[0].dtype, [&](auto from_tag) {
-    return visit_dtype(p.get<DType>("new_dtype"), [](auto to_tag) -> TileKernel {
-      return &convert_tile<decltype(from_tag), decltype(to_tag)>;
-    });
+/// The tile converting `from` to `to`: what a fused region runs, and the
+/// eager kernel over threads' chunks (one loop per dtype pair, not two).
+inline TileKernel convert_tile_for(DType from, DType to) {
+  return visit_dtype(from, [&](auto from_tag) {
+    return visit_dtype(to, [](auto to_tag) -> TileKernel { return &convert_tile<decltype(from_tag), decltype(to_tag)>; });
   });
+}
+
+EQX_KERNEL_INLINE TileKernel ConvertPrim::tile_kernel(std::span<const AbstractArray> in, const Params& p) const {
+  return convert_tile_for(in[0].dtype, p.get<DType>("new_dtype"));
 }
 EQX_KERNEL_INLINE void ConvertPrim::kernel(std::span<const View> in, std::span<const View> out, const Params&) const {
-  visit_dtype(in[0].dtype, [&](auto from_tag) {
-    visit_dtype(out[0].dtype, [&](auto to_tag) {
-      using From = decltype(from_tag);
-      using To = decltype(to_tag);
-      const auto* a = static_cast<const ConvertSource<From>*>(in[0].data);
-      To* o = out[0].as<To>();
-      parallel_for(in[0].numel(), 1, [&](std::int64_t b, std::int64_t e) { convert_loop<From, To>(a, o, b, e); });
-    });
-  });
+  run_unary(in[0], out[0], convert_tile_for(in[0].dtype, out[0].dtype), 1);
 }
 #endif
 

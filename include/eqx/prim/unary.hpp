@@ -20,6 +20,7 @@
 #include "eqx/core/threads.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
+#include "eqx/prim/broadcast.hpp"
 #include "eqx/prim/primitive.hpp"
 
 namespace eqx::detail {
@@ -118,12 +119,6 @@ template <class Op, class T>
 void unary_tile(const void* const* in, void* out, std::int64_t n) {
   unary_apply<Op, T>(static_cast<const T*>(in[0]), static_cast<T*>(out), n);
 }
-
-/// A one-operand elementwise kernel, given its tile for the operand's (and
-/// output's) dtype: the tile over threads' chunks, one loop over threads for
-/// every op and dtype pair.
-/// Usage: `run_unary(in[0], out[0], &unary_tile<Op, T>, Op::cost);`
-EQX_KERNEL_INLINE void run_unary(const View& in, const View& out, TileKernel tile, std::int64_t cost);
 #if EQX_KERNELS_HERE(UNARY)
 template <class Op>
 TileKernel UnaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
@@ -141,15 +136,6 @@ void UnaryPrim<Op>::kernel(std::span<const View> in, std::span<const View> out, 
   });
 }
 
-EQX_KERNEL_INLINE void run_unary(const View& in, const View& out, TileKernel tile, std::int64_t cost) {
-  const char* a = static_cast<const char*>(in.data);
-  char* o = static_cast<char*>(out.data);
-  const std::size_t in_size = itemsize(in.dtype), out_size = itemsize(out.dtype);
-  parallel_for(in.numel(), cost, [&](std::int64_t b, std::int64_t e) {
-    const void* operand = a + b * in_size;
-    tile(&operand, o + b * out_size, e - b);
-  });
-}
 #endif
 
 // --- the ops -----------------------------------------------------------------
