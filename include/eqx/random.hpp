@@ -63,31 +63,14 @@ inline std::string describe(const Array& a) {
 }
 
 /// Throws unless `key` is a u32[2] Array.
-inline const Array& check_key(const Array& key, std::string_view fn, std::string_view what = "key") {
-  if (key.has_value() && key.dtype() == uint32 && key.shape() == Shape{2}) return key;
-  std::string msg = prefix(fn) + std::string(what) + " must be a uint32 Array of shape [2] (u32[2]), got " + describe(key);
-  if (key.has_value() && key.dtype() == uint32 && key.ndim() == 2 && key.shape()[1] == 2)
-    msg += " (a batch of keys, as returned by eqx::random::split; take one with eqx::random::split_keys(key, n)[i])";
-  msg += "; create keys with eqx::random::key(seed) and derive new ones with eqx::random::split or eqx::random::fold_in";
-  throw ValueError(msg);
-}
+const Array& check_key(const Array& key, std::string_view fn, std::string_view what = "key");
 
-inline void check_shape(const Shape& shape, std::string_view fn) {
-  for (auto d : shape)
-    if (d < 0)
-      throw ShapeError(prefix(fn) + "shape " + shape.str() + " has a negative dimension; sizes must be >= 0");
-}
+void check_shape(const Shape& shape, std::string_view fn);
 
-inline void check_float_dtype(DType dtype, std::string_view fn) {
-  if (!is_floating(dtype))
-    throw DTypeError(prefix(fn) + "dtype must be float32 or float64, got " + std::string(dtype_name(dtype)));
-}
+void check_float_dtype(DType dtype, std::string_view fn);
 
 /// Elements [start, stop) of a rank-1 Array.
-inline Array slice1(const Array& x, std::int64_t start, std::int64_t stop) {
-  return bind1(prim::slice, {x},
-               Params{}.set("start_indices", Ints{start}).set("limit_indices", Ints{stop}).set("strides", Ints{1}));
-}
+Array slice1(const Array& x, std::int64_t start, std::int64_t stop);
 
 inline Array u32(std::uint32_t v) { return eqx::array(v); }
 inline Array shr(const Array& x, std::uint32_t k) { return bind1(prim::shift_right_logical, {x, u32(k)}); }
@@ -103,99 +86,40 @@ inline Array iota_u32(std::int64_t n) { return eqx::detail::iota(uint32, Shape{n
 /// JAX's prng.threefry_2x32(keypair, count): hashes a uint32 count array of
 /// any shape. The flattened counts (padded with one 0 if odd) are cut in two
 /// halves that form the (x0, x1) pairs; the two outputs are concatenated.
-inline Array threefry_2x32(const Array& key, const Array& count) {
-  const Shape& shape = count.shape();
-  const std::int64_t n = shape.numel();
-  Array flat = eqx::reshape(count, Shape{n});
-  const bool odd = n % 2 != 0;
-  if (odd) flat = eqx::concatenate({flat, eqx::zeros(Shape{1}, uint32)});
-  const std::int64_t half = (n + (odd ? 1 : 0)) / 2;
-  std::vector<Array> in = {word(key, 0), word(key, 1), slice1(flat, 0, half), slice1(flat, half, 2 * half)};
-  std::vector<Array> y = eqx::bind(prim::threefry2x32, in);
-  Array out = eqx::concatenate({y[0], y[1]});
-  if (odd) out = slice1(out, 0, n);
-  return eqx::reshape(out, shape);
-}
+Array threefry_2x32(const Array& key, const Array& count);
 
 /// Random 32-bit words needed for `count` outputs must fit one iota of uint32.
-inline void check_count(std::int64_t words, const Shape& shape, std::string_view fn) {
-  if (words >= static_cast<std::int64_t>(std::numeric_limits<std::uint32_t>::max()))
-    throw ValueError(prefix(fn) + "shape " + shape.str() + " needs " + std::to_string(words) +
-                     " random 32-bit words; at most 4294967294 per call are supported; draw in pieces with split keys");
-}
+void check_count(std::int64_t words, const Shape& shape, std::string_view fn);
 
 /// JAX's _threefry_random_bits_original with bit_width 32.
-inline Array bits32(const Array& key, const Shape& shape, std::string_view fn) {
-  check_count(shape.numel(), shape, fn);
-  return eqx::reshape(threefry_2x32(key, iota_u32(shape.numel())), shape);
-}
+Array bits32(const Array& key, const Shape& shape, std::string_view fn);
 
 /// JAX's _threefry_random_bits_original with bit_width 64, as its (high, low)
 /// 32-bit halves: 2n words, the first n are the high halves.
-inline std::pair<Array, Array> bits64(const Array& key, const Shape& shape, std::string_view fn) {
-  const std::int64_t n = shape.numel();
-  check_count(2 * n, shape, fn);
-  Array b = threefry_2x32(key, iota_u32(2 * n));
-  return {eqx::reshape(slice1(b, 0, n), shape), eqx::reshape(slice1(b, n, 2 * n), shape)};
-}
+std::pair<Array, Array> bits64(const Array& key, const Shape& shape, std::string_view fn);
 
 /// JAX's _threefry_split_original: num keys from the counts 0..2*num-1.
 inline Array split_impl(const Array& key, std::int64_t num) {
   return eqx::reshape(threefry_2x32(key, iota_u32(2 * num)), Shape{num, 2});
 }
 
-inline Array row(const Array& keys, std::int64_t i) {
-  return eqx::reshape(bind1(prim::slice, {keys},
-                            Params{}
-                                .set("start_indices", Ints{i, 0})
-                                .set("limit_indices", Ints{i + 1, 2})
-                                .set("strides", Ints{1, 1})),
-                      Shape{2});
-}
+Array row(const Array& keys, std::int64_t i);
 
 /// Floats uniform in [1, 2) from random mantissa bits, minus 1: [0, 1).
-inline Array unit_floats(const Array& key, const Shape& shape, DType dtype, std::string_view fn) {
-  if (dtype == float32) {
-    Array bits = bits32(key, shape, fn);
-    Array one_bits = bor(shr(bits, 32 - 23), u32(0x3F800000u));  // exponent of 1.0f, 23 random mantissa bits
-    return bind1(prim::bitcast_convert_type, {one_bits}, Params{}.set("new_dtype", float32)) - 1.0;
-  }
-  // float64: the 64-bit word (hi << 32 | lo) >> 12 | bits(1.0), built in 32-bit halves.
-  auto [hi, lo] = bits64(key, shape, fn);
-  Array new_hi = bor(shr(hi, 12), u32(0x3FF00000u));
-  Array new_lo = bor(shr(lo, 12), shl(hi, 20));
-  Array words = eqx::stack({new_lo, new_hi}, -1);  // little-endian: low word first
-  return bind1(prim::bitcast_convert_type, {words}, Params{}.set("new_dtype", float64)) - 1.0;
-}
+Array unit_floats(const Array& key, const Shape& shape, DType dtype, std::string_view fn);
 
 /// JAX's _uniform with minval/maxval already Arrays of `dtype` (broadcastable).
-inline Array uniform_impl(const Array& key, const Shape& shape, DType dtype, const Array& minval, const Array& maxval,
-                          std::string_view fn) {
-  Array floats = unit_floats(key, shape, dtype, fn);
-  return eqx::maximum(minval, floats * (maxval - minval) + minval);
-}
+Array uniform_impl(const Array& key, const Shape& shape, DType dtype, const Array& minval, const Array& maxval,
+                   std::string_view fn);
 
 inline Array scalar(double v, DType dtype) { return eqx::full(Shape{}, v, dtype); }
 
 /// The float of `dtype` next to v towards `direction`, as a double.
-inline double next_toward(double v, double direction, DType dtype) {
-  if (dtype == float32) return static_cast<double>(std::nextafter(static_cast<float>(v), static_cast<float>(direction)));
-  return std::nextafter(v, direction);
-}
+double next_toward(double v, double direction, DType dtype);
 
 /// JAX's _shuffle: rounds of stable sorts of x (along axis 0) by fresh random
 /// 32-bit keys.
-inline Array shuffle(Array key, Array x) {
-  const auto rounds = static_cast<int>(
-      std::ceil(3.0 * std::log(static_cast<double>(std::max<std::int64_t>(1, x.size()))) / std::log(4294967295.0)));
-  for (int r = 0; r < rounds; ++r) {
-    Array keys = split_impl(key, 2);
-    key = row(keys, 0);
-    Array sort_keys = bits32(row(keys, 1), x.shape(), "permutation");
-    x = eqx::bind(prim::sort_key_val, std::vector<Array>{sort_keys, x}, Params{}.set("dimension", std::int64_t{0}))[1];
-  }
-  return x;
-}
+Array shuffle(Array key, Array x);
 
 }  // namespace detail
 
@@ -222,25 +146,197 @@ Key key(T seed) = delete;
 /// (x0, x1) -> (y0, y1) under key (k0, k1). Matches Random123's
 /// threefry2x32 and JAX's threefry_2x32(key, counter) on a 2-element counter.
 /// Usage: `eqx::random::threefry2x32(eqx::array({0u, 0u}), eqx::array({0u, 0u}))`
-inline Array threefry2x32(const Array& key_pair, const Array& counter_pair) {
+Array threefry2x32(const Array& key_pair, const Array& counter_pair);
+
+/// `num` new keys from `key`, as a u32[num, 2] Array (JAX's split with the
+/// original threefry). Use split_keys for a std::vector of keys.
+/// Usage: `eqx::Array keys = eqx::random::split(key, 3);`
+Array split(const Key& key, std::int64_t num = 2);
+
+/// split(key, num) as `num` separate keys.
+/// Usage: `auto ks = eqx::random::split_keys(key, 2); auto w = normal(ks[0], {3});`
+std::vector<Key> split_keys(const Key& key, std::int64_t num = 2);
+
+/// A new key from `key` and a 32-bit integer (JAX's fold_in): the hash of
+/// the counter pair (0, data).
+/// Usage: `auto step_key = eqx::random::fold_in(key, step);`
+Key fold_in(const Key& key, std::uint32_t data);
+
+/// Uniform random uint32 words of `shape` (JAX's random.bits with uint32).
+/// Usage: `eqx::random::bits(key, {4})`
+Array bits(const Key& key, const Shape& shape);
+
+/// Uniform floats in [minval, maxval) (JAX's random.uniform): random mantissa
+/// bits give a float in [1, 2), minus 1, scaled, and clamped below by minval.
+/// Usage: `eqx::random::uniform(key, {3, 4})`, `uniform(key, {8}, eqx::float64, -1, 1)`
+Array uniform(const Key& key, const Shape& shape = {}, DType dtype = float32, double minval = 0.0,
+              double maxval = 1.0);
+
+/// Standard normal samples (JAX's random.normal): sqrt(2) * erf_inv(u) with
+/// u uniform in (-1, 1).
+/// Usage: `eqx::random::normal(key, {3, 4})`
+Array normal(const Key& key, const Shape& shape = {}, DType dtype = float32);
+
+/// Booleans that are true with probability p (JAX's random.bernoulli with a
+/// float32 p): uniform(key, shape) < p.
+/// Usage: `eqx::random::bernoulli(key, 0.9, {128})`
+Array bernoulli(const Key& key, double p = 0.5, const Shape& shape = {});
+
+/// bernoulli with an Array of probabilities (float32 or float64), broadcast
+/// against `shape` (which must be the broadcast result).
+/// Usage: `eqx::random::bernoulli(key, probs, {16, 4})`
+Array bernoulli(const Key& key, const Array& p, const Shape& shape);
+/// bernoulli with the shape of p.
+Array bernoulli(const Key& key, const Array& p);
+
+/// Uniform integers in [minval, maxval) (JAX's random.randint, including its
+/// algorithm: two 32-bit draws from split keys combined modulo the span, and
+/// its clipping of out-of-range bounds). maxval <= minval gives minval.
+/// Usage: `eqx::random::randint(key, {10}, 0, 6)`
+Array randint(const Key& key, const Shape& shape, std::int64_t minval, std::int64_t maxval,
+              DType dtype = int32);
+
+/// A random permutation of 0..n-1 as int32 (JAX's permutation: rounds of
+/// stable sorts by random 32-bit keys, 1 round for n <= 1625; values match
+/// JAX's original threefry).
+/// Usage: `eqx::Array order = eqx::random::permutation(key, 10);`
+Array permutation(const Key& key, std::int64_t n);
+
+/// x with its rows (axis 0) randomly permuted; the same permutation as
+/// permutation(key, x.shape()[0]).
+/// Usage: `eqx::Array shuffled = eqx::random::permutation(key, data);`
+Array permutation(const Key& key, const Array& x);
+
+/// Standard normal samples truncated to (lower, upper) (JAX's
+/// random.truncated_normal): u uniform between erf(lower/sqrt2) and
+/// erf(upper/sqrt2), then sqrt2 * erf_inv(u), clamped into the open interval.
+/// Usage: `eqx::random::truncated_normal(key, -2, 2, {256, 128})`
+Array truncated_normal(const Key& key, double lower, double upper, const Shape& shape = {},
+                       DType dtype = float32);
+
+}  // namespace eqx::random
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx::random {
+namespace detail {
+EQX_KERNEL_INLINE const Array& check_key(const Array& key, std::string_view fn, std::string_view what) {
+  if (key.has_value() && key.dtype() == uint32 && key.shape() == Shape{2}) return key;
+  std::string msg = prefix(fn) + std::string(what) + " must be a uint32 Array of shape [2] (u32[2]), got " + describe(key);
+  if (key.has_value() && key.dtype() == uint32 && key.ndim() == 2 && key.shape()[1] == 2)
+    msg += " (a batch of keys, as returned by eqx::random::split; take one with eqx::random::split_keys(key, n)[i])";
+  msg += "; create keys with eqx::random::key(seed) and derive new ones with eqx::random::split or eqx::random::fold_in";
+  throw ValueError(msg);
+}
+
+EQX_KERNEL_INLINE void check_shape(const Shape& shape, std::string_view fn) {
+  for (auto d : shape)
+    if (d < 0)
+      throw ShapeError(prefix(fn) + "shape " + shape.str() + " has a negative dimension; sizes must be >= 0");
+}
+
+EQX_KERNEL_INLINE void check_float_dtype(DType dtype, std::string_view fn) {
+  if (!is_floating(dtype))
+    throw DTypeError(prefix(fn) + "dtype must be float32 or float64, got " + std::string(dtype_name(dtype)));
+}
+
+EQX_KERNEL_INLINE Array slice1(const Array& x, std::int64_t start, std::int64_t stop) {
+  return bind1(prim::slice, {x},
+               Params{}.set("start_indices", Ints{start}).set("limit_indices", Ints{stop}).set("strides", Ints{1}));
+}
+
+EQX_KERNEL_INLINE Array threefry_2x32(const Array& key, const Array& count) {
+  const Shape& shape = count.shape();
+  const std::int64_t n = shape.numel();
+  Array flat = eqx::reshape(count, Shape{n});
+  const bool odd = n % 2 != 0;
+  if (odd) flat = eqx::concatenate({flat, eqx::zeros(Shape{1}, uint32)});
+  const std::int64_t half = (n + (odd ? 1 : 0)) / 2;
+  std::vector<Array> in = {word(key, 0), word(key, 1), slice1(flat, 0, half), slice1(flat, half, 2 * half)};
+  std::vector<Array> y = eqx::bind(prim::threefry2x32, in);
+  Array out = eqx::concatenate({y[0], y[1]});
+  if (odd) out = slice1(out, 0, n);
+  return eqx::reshape(out, shape);
+}
+
+EQX_KERNEL_INLINE void check_count(std::int64_t words, const Shape& shape, std::string_view fn) {
+  if (words >= static_cast<std::int64_t>(std::numeric_limits<std::uint32_t>::max()))
+    throw ValueError(prefix(fn) + "shape " + shape.str() + " needs " + std::to_string(words) +
+                     " random 32-bit words; at most 4294967294 per call are supported; draw in pieces with split keys");
+}
+
+EQX_KERNEL_INLINE Array bits32(const Array& key, const Shape& shape, std::string_view fn) {
+  check_count(shape.numel(), shape, fn);
+  return eqx::reshape(threefry_2x32(key, iota_u32(shape.numel())), shape);
+}
+
+EQX_KERNEL_INLINE std::pair<Array, Array> bits64(const Array& key, const Shape& shape, std::string_view fn) {
+  const std::int64_t n = shape.numel();
+  check_count(2 * n, shape, fn);
+  Array b = threefry_2x32(key, iota_u32(2 * n));
+  return {eqx::reshape(slice1(b, 0, n), shape), eqx::reshape(slice1(b, n, 2 * n), shape)};
+}
+
+EQX_KERNEL_INLINE Array row(const Array& keys, std::int64_t i) {
+  return eqx::reshape(bind1(prim::slice, {keys},
+                            Params{}
+                                .set("start_indices", Ints{i, 0})
+                                .set("limit_indices", Ints{i + 1, 2})
+                                .set("strides", Ints{1, 1})),
+                      Shape{2});
+}
+
+EQX_KERNEL_INLINE Array unit_floats(const Array& key, const Shape& shape, DType dtype, std::string_view fn) {
+  if (dtype == float32) {
+    Array bits = bits32(key, shape, fn);
+    Array one_bits = bor(shr(bits, 32 - 23), u32(0x3F800000u));  // exponent of 1.0f, 23 random mantissa bits
+    return bind1(prim::bitcast_convert_type, {one_bits}, Params{}.set("new_dtype", float32)) - 1.0;
+  }
+  // float64: the 64-bit word (hi << 32 | lo) >> 12 | bits(1.0), built in 32-bit halves.
+  auto [hi, lo] = bits64(key, shape, fn);
+  Array new_hi = bor(shr(hi, 12), u32(0x3FF00000u));
+  Array new_lo = bor(shr(lo, 12), shl(hi, 20));
+  Array words = eqx::stack({new_lo, new_hi}, -1);  // little-endian: low word first
+  return bind1(prim::bitcast_convert_type, {words}, Params{}.set("new_dtype", float64)) - 1.0;
+}
+
+EQX_KERNEL_INLINE Array uniform_impl(const Array& key, const Shape& shape, DType dtype, const Array& minval, const Array& maxval,
+                                     std::string_view fn) {
+  Array floats = unit_floats(key, shape, dtype, fn);
+  return eqx::maximum(minval, floats * (maxval - minval) + minval);
+}
+
+EQX_KERNEL_INLINE double next_toward(double v, double direction, DType dtype) {
+  if (dtype == float32) return static_cast<double>(std::nextafter(static_cast<float>(v), static_cast<float>(direction)));
+  return std::nextafter(v, direction);
+}
+
+EQX_KERNEL_INLINE Array shuffle(Array key, Array x) {
+  const auto rounds = static_cast<int>(
+      std::ceil(3.0 * std::log(static_cast<double>(std::max<std::int64_t>(1, x.size()))) / std::log(4294967295.0)));
+  for (int r = 0; r < rounds; ++r) {
+    Array keys = split_impl(key, 2);
+    key = row(keys, 0);
+    Array sort_keys = bits32(row(keys, 1), x.shape(), "permutation");
+    x = eqx::bind(prim::sort_key_val, std::vector<Array>{sort_keys, x}, Params{}.set("dimension", std::int64_t{0}))[1];
+  }
+  return x;
+}
+}  // namespace detail
+
+EQX_KERNEL_INLINE Array threefry2x32(const Array& key_pair, const Array& counter_pair) {
   detail::check_key(key_pair, "threefry2x32", "key_pair");
   detail::check_key(counter_pair, "threefry2x32", "counter_pair");
   return detail::threefry_2x32(key_pair, counter_pair);
 }
 
-/// `num` new keys from `key`, as a u32[num, 2] Array (JAX's split with the
-/// original threefry). Use split_keys for a std::vector of keys.
-/// Usage: `eqx::Array keys = eqx::random::split(key, 3);`
-inline Array split(const Key& key, std::int64_t num = 2) {
+EQX_KERNEL_INLINE Array split(const Key& key, std::int64_t num) {
   detail::check_key(key, "split");
   if (num < 0) throw ValueError(detail::prefix("split") + "num must be >= 0, got " + std::to_string(num));
   detail::check_count(2 * num, Shape{num, 2}, "split");
   return detail::split_impl(key, num);
 }
 
-/// split(key, num) as `num` separate keys.
-/// Usage: `auto ks = eqx::random::split_keys(key, 2); auto w = normal(ks[0], {3});`
-inline std::vector<Key> split_keys(const Key& key, std::int64_t num = 2) {
+EQX_KERNEL_INLINE std::vector<Key> split_keys(const Key& key, std::int64_t num) {
   Array keys = eqx::random::split(key, num);
   std::vector<Key> out;
   out.reserve(static_cast<std::size_t>(num));
@@ -248,27 +344,19 @@ inline std::vector<Key> split_keys(const Key& key, std::int64_t num = 2) {
   return out;
 }
 
-/// A new key from `key` and a 32-bit integer (JAX's fold_in): the hash of
-/// the counter pair (0, data).
-/// Usage: `auto step_key = eqx::random::fold_in(key, step);`
-inline Key fold_in(const Key& key, std::uint32_t data) {
+EQX_KERNEL_INLINE Key fold_in(const Key& key, std::uint32_t data) {
   detail::check_key(key, "fold_in");
   return detail::threefry_2x32(key, eqx::array({0u, data}));
 }
 
-/// Uniform random uint32 words of `shape` (JAX's random.bits with uint32).
-/// Usage: `eqx::random::bits(key, {4})`
-inline Array bits(const Key& key, const Shape& shape) {
+EQX_KERNEL_INLINE Array bits(const Key& key, const Shape& shape) {
   detail::check_key(key, "bits");
   detail::check_shape(shape, "bits");
   return detail::bits32(key, shape, "bits");
 }
 
-/// Uniform floats in [minval, maxval) (JAX's random.uniform): random mantissa
-/// bits give a float in [1, 2), minus 1, scaled, and clamped below by minval.
-/// Usage: `eqx::random::uniform(key, {3, 4})`, `uniform(key, {8}, eqx::float64, -1, 1)`
-inline Array uniform(const Key& key, const Shape& shape = {}, DType dtype = float32, double minval = 0.0,
-                     double maxval = 1.0) {
+EQX_KERNEL_INLINE Array uniform(const Key& key, const Shape& shape, DType dtype, double minval,
+                                double maxval) {
   detail::check_key(key, "uniform");
   detail::check_shape(shape, "uniform");
   detail::check_float_dtype(dtype, "uniform");
@@ -279,10 +367,7 @@ inline Array uniform(const Key& key, const Shape& shape = {}, DType dtype = floa
                               "uniform");
 }
 
-/// Standard normal samples (JAX's random.normal): sqrt(2) * erf_inv(u) with
-/// u uniform in (-1, 1).
-/// Usage: `eqx::random::normal(key, {3, 4})`
-inline Array normal(const Key& key, const Shape& shape = {}, DType dtype = float32) {
+EQX_KERNEL_INLINE Array normal(const Key& key, const Shape& shape, DType dtype) {
   detail::check_key(key, "normal");
   detail::check_shape(shape, "normal");
   detail::check_float_dtype(dtype, "normal");
@@ -291,10 +376,7 @@ inline Array normal(const Key& key, const Shape& shape = {}, DType dtype = float
   return bind1(prim::erf_inv, {u}) * std::sqrt(2.0);
 }
 
-/// Booleans that are true with probability p (JAX's random.bernoulli with a
-/// float32 p): uniform(key, shape) < p.
-/// Usage: `eqx::random::bernoulli(key, 0.9, {128})`
-inline Array bernoulli(const Key& key, double p = 0.5, const Shape& shape = {}) {
+EQX_KERNEL_INLINE Array bernoulli(const Key& key, double p, const Shape& shape) {
   detail::check_key(key, "bernoulli");
   detail::check_shape(shape, "bernoulli");
   if (std::isnan(p)) throw ValueError(detail::prefix("bernoulli") + "p is NaN; it must be a probability in [0, 1]");
@@ -303,10 +385,7 @@ inline Array bernoulli(const Key& key, double p = 0.5, const Shape& shape = {}) 
   return u < detail::scalar(p, float32);
 }
 
-/// bernoulli with an Array of probabilities (float32 or float64), broadcast
-/// against `shape` (which must be the broadcast result).
-/// Usage: `eqx::random::bernoulli(key, probs, {16, 4})`
-inline Array bernoulli(const Key& key, const Array& p, const Shape& shape) {
+EQX_KERNEL_INLINE Array bernoulli(const Key& key, const Array& p, const Shape& shape) {
   detail::check_key(key, "bernoulli");
   detail::check_shape(shape, "bernoulli");
   if (!p.has_value()) throw ValueError(detail::prefix("bernoulli") + "p is an empty Array (None)");
@@ -320,18 +399,14 @@ inline Array bernoulli(const Key& key, const Array& p, const Shape& shape) {
                                  "bernoulli");
   return u < p;
 }
-/// bernoulli with the shape of p.
-inline Array bernoulli(const Key& key, const Array& p) {
+
+EQX_KERNEL_INLINE Array bernoulli(const Key& key, const Array& p) {
   if (!p.has_value()) throw ValueError(detail::prefix("bernoulli") + "p is an empty Array (None)");
   return eqx::random::bernoulli(key, p, p.shape());
 }
 
-/// Uniform integers in [minval, maxval) (JAX's random.randint, including its
-/// algorithm: two 32-bit draws from split keys combined modulo the span, and
-/// its clipping of out-of-range bounds). maxval <= minval gives minval.
-/// Usage: `eqx::random::randint(key, {10}, 0, 6)`
-inline Array randint(const Key& key, const Shape& shape, std::int64_t minval, std::int64_t maxval,
-                     DType dtype = int32) {
+EQX_KERNEL_INLINE Array randint(const Key& key, const Shape& shape, std::int64_t minval, std::int64_t maxval,
+                                DType dtype) {
   detail::check_key(key, "randint");
   detail::check_shape(shape, "randint");
   if (dtype != int32 && dtype != uint32)
@@ -363,11 +438,7 @@ inline Array randint(const Key& key, const Shape& shape, std::int64_t minval, st
   return eqx::astype(lo + offset, dtype);  // minval + offset, wrapping in 32 bits
 }
 
-/// A random permutation of 0..n-1 as int32 (JAX's permutation: rounds of
-/// stable sorts by random 32-bit keys, 1 round for n <= 1625; values match
-/// JAX's original threefry).
-/// Usage: `eqx::Array order = eqx::random::permutation(key, 10);`
-inline Array permutation(const Key& key, std::int64_t n) {
+EQX_KERNEL_INLINE Array permutation(const Key& key, std::int64_t n) {
   detail::check_key(key, "permutation");
   if (n < 0) throw ValueError(detail::prefix("permutation") + "n must be >= 0, got " + std::to_string(n));
   if (n > std::numeric_limits<std::int32_t>::max())
@@ -375,10 +446,7 @@ inline Array permutation(const Key& key, std::int64_t n) {
   return detail::shuffle(key, eqx::detail::iota(int32, Shape{n}, 0));
 }
 
-/// x with its rows (axis 0) randomly permuted; the same permutation as
-/// permutation(key, x.shape()[0]).
-/// Usage: `eqx::Array shuffled = eqx::random::permutation(key, data);`
-inline Array permutation(const Key& key, const Array& x) {
+EQX_KERNEL_INLINE Array permutation(const Key& key, const Array& x) {
   detail::check_key(key, "permutation");
   if (!x.has_value()) throw ValueError(detail::prefix("permutation") + "x is an empty Array (None)");
   if (x.ndim() == 0)
@@ -388,12 +456,8 @@ inline Array permutation(const Key& key, const Array& x) {
   return eqx::take(x, eqx::random::permutation(key, x.shape()[0]), 0);
 }
 
-/// Standard normal samples truncated to (lower, upper) (JAX's
-/// random.truncated_normal): u uniform between erf(lower/sqrt2) and
-/// erf(upper/sqrt2), then sqrt2 * erf_inv(u), clamped into the open interval.
-/// Usage: `eqx::random::truncated_normal(key, -2, 2, {256, 128})`
-inline Array truncated_normal(const Key& key, double lower, double upper, const Shape& shape = {},
-                              DType dtype = float32) {
+EQX_KERNEL_INLINE Array truncated_normal(const Key& key, double lower, double upper, const Shape& shape,
+                                         DType dtype) {
   detail::check_key(key, "truncated_normal");
   detail::check_shape(shape, "truncated_normal");
   detail::check_float_dtype(dtype, "truncated_normal");
@@ -409,5 +473,5 @@ inline Array truncated_normal(const Key& key, double lower, double upper, const 
   return eqx::minimum(eqx::maximum(out, detail::scalar(detail::next_toward(lower, inf, dtype), dtype)),
                       detail::scalar(detail::next_toward(upper, -inf, dtype), dtype));
 }
-
 }  // namespace eqx::random
+#endif  // EQX_KERNELS_HERE(OPS)

@@ -78,6 +78,11 @@
 #if !defined(EQX_KERNELS_OPTIM)
 #define EQX_KERNELS_OPTIM EQX_ALL_KERNELS_HERE_
 #endif
+// Not kernels but the array operations' front ends (eqx::reshape,
+// eqx::matmul, eqx::random::uniform, ...): argument checks, then a bind.
+#if !defined(EQX_KERNELS_OPS)
+#define EQX_KERNELS_OPS EQX_ALL_KERNELS_HERE_
+#endif
 // Not kernels but the graph machinery every jit and grad call runs (the
 // passes, Plan's compiler, the VJP tape, batching and evaluating a graph):
 // non-template code that would otherwise be compiled in each file using it.

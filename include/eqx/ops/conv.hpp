@@ -101,9 +101,52 @@ class Padding {
 /// float32 or float64. Like lax, string padding cannot be combined with
 /// lhs_dilation other than "VALID"; give explicit pairs instead.
 /// Usage: `eqx::conv(x, w, {2, 2}, "SAME")` on x f32[8,3,32,32], w f32[16,3,3,3] gives f32[8,16,16,16].
-inline Array conv(const Array& lhs, const Array& rhs, std::vector<std::int64_t> strides = {},
-                  Padding padding = "VALID", std::vector<std::int64_t> lhs_dilation = {},
-                  std::vector<std::int64_t> rhs_dilation = {}, std::int64_t feature_group_count = 1) {
+Array conv(const Array& lhs, const Array& rhs, std::vector<std::int64_t> strides = {},
+           Padding padding = "VALID", std::vector<std::int64_t> lhs_dilation = {},
+           std::vector<std::int64_t> rhs_dilation = {}, std::int64_t feature_group_count = 1);
+
+namespace detail {
+
+/// reduce_window with full-rank parameters; `name` is the public function.
+Array reduce_window_all_axes(std::string_view name, std::string_view op, const Array& x, Ints window,
+                             Ints strides, const Padding& padding, Ints dilation);
+
+/// Pools the trailing spatial axes of an [N, C, spatial...] input.
+Array pool(std::string_view name, std::string_view op, const Array& x, const Ints& window, Ints strides,
+           const Padding& padding);
+
+}  // namespace detail
+
+/// lax.reduce_window over every axis of x with op "max" or "sum": one result
+/// per window position. `strides` and `window_dilation` default to all ones;
+/// padding cells hold -inf for max (the lowest value for integers) and 0 for
+/// sum. Dtypes: float32, float64, int32 (max also uint32).
+/// Usage: `eqx::reduce_window(x, "max", {1, 1, 2, 2}, {1, 1, 2, 2})`
+Array reduce_window(const Array& x, std::string_view op, std::vector<std::int64_t> window,
+                    std::vector<std::int64_t> strides = {}, Padding padding = "VALID",
+                    std::vector<std::int64_t> window_dilation = {});
+
+/// Max pooling over the spatial axes of x [N, C, spatial...]: `window` and
+/// `strides` (default all ones, as in flax) have one entry per spatial axis;
+/// padding cells are -inf.
+/// Usage: `eqx::max_pool(x, {2, 2}, {2, 2})` halves H and W of f32[N,C,H,W].
+Array max_pool(const Array& x, std::vector<std::int64_t> window, std::vector<std::int64_t> strides = {},
+               Padding padding = "VALID");
+
+/// Average pooling over the spatial axes of x [N, C, spatial...]: window sum
+/// divided by the window size, padded cells included (flax's default
+/// count_include_pad=True). Integer inputs give float32.
+/// Usage: `eqx::avg_pool(x, {3, 3}, {1, 1}, "SAME")`
+Array avg_pool(const Array& x, std::vector<std::int64_t> window, std::vector<std::int64_t> strides = {},
+               Padding padding = "VALID");
+
+}  // namespace eqx
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx {
+EQX_KERNEL_INLINE Array conv(const Array& lhs, const Array& rhs, std::vector<std::int64_t> strides,
+                             Padding padding, std::vector<std::int64_t> lhs_dilation,
+                             std::vector<std::int64_t> rhs_dilation, std::int64_t feature_group_count) {
   const DType t = promote_types(detail::require_value(lhs, "conv").dtype(), detail::require_value(rhs, "conv").dtype());
   const AbstractArray l{lhs.shape(), t}, r{rhs.shape(), t};
   const std::size_t nsp = l.shape.size() >= 2 ? l.shape.size() - 2 : 0;
@@ -132,12 +175,9 @@ inline Array conv(const Array& lhs, const Array& rhs, std::vector<std::int64_t> 
                    .set("rhs_dilation", std::move(d.rhs_dilation))
                    .set("feature_group_count", feature_group_count));
 }
-
 namespace detail {
-
-/// reduce_window with full-rank parameters; `name` is the public function.
-inline Array reduce_window_all_axes(std::string_view name, std::string_view op, const Array& x, Ints window,
-                                    Ints strides, const Padding& padding, Ints dilation) {
+EQX_KERNEL_INLINE Array reduce_window_all_axes(std::string_view name, std::string_view op, const Array& x, Ints window,
+                                               Ints strides, const Padding& padding, Ints dilation) {
   const AbstractArray a{require_value(x, name).shape(), x.dtype()};
   const Primitive* p = nullptr;
   if (op == "max") {
@@ -167,9 +207,8 @@ inline Array reduce_window_all_axes(std::string_view name, std::string_view op, 
                    .set("window_dilation", std::move(d.dilation)));
 }
 
-/// Pools the trailing spatial axes of an [N, C, spatial...] input.
-inline Array pool(std::string_view name, std::string_view op, const Array& x, const Ints& window, Ints strides,
-                  const Padding& padding) {
+EQX_KERNEL_INLINE Array pool(std::string_view name, std::string_view op, const Array& x, const Ints& window, Ints strides,
+                             const Padding& padding) {
   const Shape& s = require_value(x, name).shape();
   const std::size_t nsp = window.size();
   if (s.size() != nsp + 2)
@@ -197,40 +236,26 @@ inline Array pool(std::string_view name, std::string_view op, const Array& x, co
   }
   return reduce_window_all_axes(name, op, x, std::move(w), std::move(st), full, {});
 }
-
 }  // namespace detail
 
-/// lax.reduce_window over every axis of x with op "max" or "sum": one result
-/// per window position. `strides` and `window_dilation` default to all ones;
-/// padding cells hold -inf for max (the lowest value for integers) and 0 for
-/// sum. Dtypes: float32, float64, int32 (max also uint32).
-/// Usage: `eqx::reduce_window(x, "max", {1, 1, 2, 2}, {1, 1, 2, 2})`
-inline Array reduce_window(const Array& x, std::string_view op, std::vector<std::int64_t> window,
-                           std::vector<std::int64_t> strides = {}, Padding padding = "VALID",
-                           std::vector<std::int64_t> window_dilation = {}) {
+EQX_KERNEL_INLINE Array reduce_window(const Array& x, std::string_view op, std::vector<std::int64_t> window,
+                                      std::vector<std::int64_t> strides, Padding padding,
+                                      std::vector<std::int64_t> window_dilation) {
   return detail::reduce_window_all_axes("reduce_window", op, x, std::move(window), std::move(strides), padding,
                                         std::move(window_dilation));
 }
 
-/// Max pooling over the spatial axes of x [N, C, spatial...]: `window` and
-/// `strides` (default all ones, as in flax) have one entry per spatial axis;
-/// padding cells are -inf.
-/// Usage: `eqx::max_pool(x, {2, 2}, {2, 2})` halves H and W of f32[N,C,H,W].
-inline Array max_pool(const Array& x, std::vector<std::int64_t> window, std::vector<std::int64_t> strides = {},
-                      Padding padding = "VALID") {
+EQX_KERNEL_INLINE Array max_pool(const Array& x, std::vector<std::int64_t> window, std::vector<std::int64_t> strides,
+                                 Padding padding) {
   return detail::pool("max_pool", "max", x, window, std::move(strides), padding);
 }
 
-/// Average pooling over the spatial axes of x [N, C, spatial...]: window sum
-/// divided by the window size, padded cells included (flax's default
-/// count_include_pad=True). Integer inputs give float32.
-/// Usage: `eqx::avg_pool(x, {3, 3}, {1, 1}, "SAME")`
-inline Array avg_pool(const Array& x, std::vector<std::int64_t> window, std::vector<std::int64_t> strides = {},
-                      Padding padding = "VALID") {
+EQX_KERNEL_INLINE Array avg_pool(const Array& x, std::vector<std::int64_t> window, std::vector<std::int64_t> strides,
+                                 Padding padding) {
   const Array xf = astype(detail::require_value(x, "avg_pool"), detail::inexact(x.dtype()));
   std::int64_t size = 1;
   for (auto w : window) size *= w;
   return divide(detail::pool("avg_pool", "sum", xf, window, std::move(strides), padding), static_cast<double>(size));
 }
-
 }  // namespace eqx
+#endif  // EQX_KERNELS_HERE(OPS)

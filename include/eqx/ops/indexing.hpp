@@ -26,7 +26,36 @@ struct Slice {
 
 namespace detail {
 /// Python's slice.indices(n): the concrete (start, stop) for `s` on length n.
-inline std::pair<std::int64_t, std::int64_t> slice_bounds(const Slice& s, std::int64_t n) {
+std::pair<std::int64_t, std::int64_t> slice_bounds(const Slice& s, std::int64_t n);
+}  // namespace detail
+
+/// Slices every axis (missing trailing axes are taken whole).
+/// Usage: `eqx::slice(x, {{0, 2}, {{}, {}, 2}})` is numpy's `x[0:2, ::2]`.
+Array slice(const Array& x, const std::vector<Slice>& per_axis);
+
+/// Slices one axis. Usage: `eqx::slice(x, 1, 0, 3)` is numpy's `x[:, 0:3]`.
+Array slice(const Array& x, std::int64_t axis, std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+            std::int64_t step = 1);
+
+/// Elements at integer `indices` along `axis` (numpy.take); the result has
+/// shape x.shape[:axis] + indices.shape + x.shape[axis+1:]. Negative indices
+/// count from the end; out-of-range ones throw eqx::IndexError.
+/// Usage: `eqx::take(embeddings, token_ids, 0)`
+Array take(const Array& x, const Array& indices, std::int64_t axis);
+/// numpy.take without an axis: indexes the flattened array.
+inline Array take(const Array& x, const Array& indices) { return take(ravel(x), indices, 0); }
+
+/// One-hot encoding: out[..., k] = (x[...] == k), in `dtype`. Indices outside
+/// [0, num_classes) give all zeros, as in JAX.
+/// Usage: `eqx::one_hot(labels, 10)`
+Array one_hot(const Array& x, std::int64_t num_classes, DType dtype = float32);
+
+}  // namespace eqx
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx {
+namespace detail {
+EQX_KERNEL_INLINE std::pair<std::int64_t, std::int64_t> slice_bounds(const Slice& s, std::int64_t n) {
   auto clamp_index = [&](std::int64_t v, std::int64_t lo, std::int64_t hi) {
     if (v < 0) v += n;
     return std::clamp(v, lo, hi);
@@ -36,9 +65,7 @@ inline std::pair<std::int64_t, std::int64_t> slice_bounds(const Slice& s, std::i
 }
 }  // namespace detail
 
-/// Slices every axis (missing trailing axes are taken whole).
-/// Usage: `eqx::slice(x, {{0, 2}, {{}, {}, 2}})` is numpy's `x[0:2, ::2]`.
-inline Array slice(const Array& x, const std::vector<Slice>& per_axis) {
+EQX_KERNEL_INLINE Array slice(const Array& x, const std::vector<Slice>& per_axis) {
   const Shape& s = detail::require_value(x, "slice").shape();
   if (per_axis.size() > s.size())
     throw IndexError("eqx::slice: " + std::to_string(per_axis.size()) + " slices for an array of rank " +
@@ -63,29 +90,19 @@ inline Array slice(const Array& x, const std::vector<Slice>& per_axis) {
                Params{}.set("start_indices", std::move(start)).set("limit_indices", std::move(limit)).set("strides", std::move(step)));
 }
 
-/// Slices one axis. Usage: `eqx::slice(x, 1, 0, 3)` is numpy's `x[:, 0:3]`.
-inline Array slice(const Array& x, std::int64_t axis, std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
-                   std::int64_t step = 1) {
+EQX_KERNEL_INLINE Array slice(const Array& x, std::int64_t axis, std::optional<std::int64_t> start, std::optional<std::int64_t> stop,
+                              std::int64_t step) {
   std::vector<Slice> per_axis(static_cast<std::size_t>(detail::normalize_axis(axis, detail::require_value(x, "slice").ndim(), "slice")) + 1);
   per_axis.back() = Slice{start, stop, step};
   return slice(x, per_axis);
 }
 
-/// Elements at integer `indices` along `axis` (numpy.take); the result has
-/// shape x.shape[:axis] + indices.shape + x.shape[axis+1:]. Negative indices
-/// count from the end; out-of-range ones throw eqx::IndexError.
-/// Usage: `eqx::take(embeddings, token_ids, 0)`
-inline Array take(const Array& x, const Array& indices, std::int64_t axis) {
+EQX_KERNEL_INLINE Array take(const Array& x, const Array& indices, std::int64_t axis) {
   auto a = detail::normalize_axis(axis, detail::require_value(x, "take").ndim(), "take");
   return bind1(prim::gather, {x, indices}, Params{}.set("axis", a));
 }
-/// numpy.take without an axis: indexes the flattened array.
-inline Array take(const Array& x, const Array& indices) { return take(ravel(x), indices, 0); }
 
-/// One-hot encoding: out[..., k] = (x[...] == k), in `dtype`. Indices outside
-/// [0, num_classes) give all zeros, as in JAX.
-/// Usage: `eqx::one_hot(labels, 10)`
-inline Array one_hot(const Array& x, std::int64_t num_classes, DType dtype = float32) {
+EQX_KERNEL_INLINE Array one_hot(const Array& x, std::int64_t num_classes, DType dtype) {
   if (!is_integer(detail::require_value(x, "one_hot").dtype()))
     throw DTypeError("eqx::one_hot: indices have dtype " + std::string(dtype_name(x.dtype())) +
                      "; they must be int32 or uint32");
@@ -93,5 +110,5 @@ inline Array one_hot(const Array& x, std::int64_t num_classes, DType dtype = flo
   Array classes = detail::iota(x.dtype(), {num_classes}, 0);
   return astype(expand_dims(x, -1) == classes, dtype);
 }
-
 }  // namespace eqx
+#endif  // EQX_KERNELS_HERE(OPS)

@@ -15,9 +15,27 @@ namespace eqx {
 /// lax.dot_general: contract `contracting` axes pairs, with `batch` axes
 /// pairs shared; output axes are batch, lhs free, rhs free.
 /// Usage: `eqx::dot_general(a, b, {{1}, {0}}, {{}, {}})` is a matrix product.
-inline Array dot_general(const Array& lhs, const Array& rhs,
-                         const std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>& contracting,
-                         const std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>& batch = {}) {
+Array dot_general(const Array& lhs, const Array& rhs,
+                  const std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>& contracting,
+                  const std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>& batch = {});
+
+/// Matrix product with numpy semantics: 1-D operands are vectors (a
+/// dimension is added, then removed), operands of rank > 2 are stacks of
+/// matrices whose leading axes broadcast. Lands on one GEMM whenever the
+/// right operand is a matrix. Usage: `eqx::matmul(x, w)`
+Array matmul(const Array& a, const Array& b);
+
+/// numpy.dot: scalars multiply; otherwise contract the last axis of a with
+/// the second-to-last of b (the only axis of a vector b).
+Array dot(const Array& a, const Array& b);
+
+}  // namespace eqx
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx {
+EQX_KERNEL_INLINE Array dot_general(const Array& lhs, const Array& rhs,
+                                    const std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>& contracting,
+                                    const std::pair<std::vector<std::int64_t>, std::vector<std::int64_t>>& batch) {
   DType t = promote_types(detail::require_value(lhs, "dot_general").dtype(),
                           detail::require_value(rhs, "dot_general").dtype());
   return bind1(prim::dot_general, {astype(lhs, t), astype(rhs, t)},
@@ -28,11 +46,7 @@ inline Array dot_general(const Array& lhs, const Array& rhs,
                    .set("rhs_batch_dimensions", batch.second));
 }
 
-/// Matrix product with numpy semantics: 1-D operands are vectors (a
-/// dimension is added, then removed), operands of rank > 2 are stacks of
-/// matrices whose leading axes broadcast. Lands on one GEMM whenever the
-/// right operand is a matrix. Usage: `eqx::matmul(x, w)`
-inline Array matmul(const Array& a, const Array& b) {
+EQX_KERNEL_INLINE Array matmul(const Array& a, const Array& b) {
   const Shape &sa = detail::require_value(a, "matmul").shape(), &sb = detail::require_value(b, "matmul").shape();
   if (sa.empty() || sb.empty())
     throw ShapeError("eqx::matmul: operands must have rank >= 1, got " + sa.str() + " and " + sb.str() +
@@ -74,9 +88,7 @@ inline Array matmul(const Array& a, const Array& b) {
   return dot_general(A, B, {{nl + 1}, {nl}}, {bdims, bdims});
 }
 
-/// numpy.dot: scalars multiply; otherwise contract the last axis of a with
-/// the second-to-last of b (the only axis of a vector b).
-inline Array dot(const Array& a, const Array& b) {
+EQX_KERNEL_INLINE Array dot(const Array& a, const Array& b) {
   const Shape &sa = detail::require_value(a, "dot").shape(), &sb = detail::require_value(b, "dot").shape();
   if (sa.empty() || sb.empty()) return a * b;
   std::int64_t cb = sb.size() == 1 ? 0 : static_cast<std::int64_t>(sb.size()) - 2;
@@ -86,5 +98,5 @@ inline Array dot(const Array& a, const Array& b) {
                      (sb.size() == 1 ? " (length of b)" : " (second-to-last axis of b)"));
   return dot_general(a, b, {{static_cast<std::int64_t>(sa.size()) - 1}, {cb}});
 }
-
 }  // namespace eqx
+#endif  // EQX_KERNELS_HERE(OPS)

@@ -45,18 +45,9 @@ class Axes {
 
 namespace detail {
 
-inline Array keep_dims(const Array& reduced, const Shape& in, const Ints& axes) {
-  Shape s = in;
-  for (auto a : axes) s[a] = 1;
-  return reshape(reduced, s);
-}
+Array keep_dims(const Array& reduced, const Shape& in, const Ints& axes);
 
-inline Array reduce(const Primitive& p, const Array& x, const Axes& axes, bool keepdims, std::string_view op) {
-  const Shape& in = require_value(x, op).shape();
-  Ints ax = axes.resolve(in.size(), op);
-  Array r = bind1(p, {x}, Params{}.set("axes", ax));
-  return keepdims ? keep_dims(r, in, ax) : r;
-}
+Array reduce(const Primitive& p, const Array& x, const Axes& axes, bool keepdims, std::string_view op);
 
 /// Sums and products of bool count in int32, as numpy and JAX do.
 inline Array sum_dtype(const Array& x, std::string_view op) {
@@ -91,26 +82,13 @@ inline Array all(const Array& x, const Axes& axes = {}, bool keepdims = false) {
 }
 /// Arithmetic mean over `axes`; integer inputs give float32.
 /// Usage: `eqx::mean(eqx::square(pred - y))`
-inline Array mean(const Array& x, const Axes& axes = {}, bool keepdims = false) {
-  const Shape& in = detail::require_value(x, "mean").shape();
-  std::int64_t count = 1;
-  for (auto a : axes.resolve(in.size(), "mean")) count *= in[a];
-  Array s = sum(astype(x, detail::inexact(x.dtype())), axes, keepdims);
-  return s / static_cast<double>(count);
-}
+Array mean(const Array& x, const Axes& axes = {}, bool keepdims = false);
 
 /// Variance over `axes`: mean((x - mean(x))^2) with the divisor
 /// count - ddof (numpy.var/jnp.var; ddof = 1 is the unbiased estimate). A
 /// divisor <= 0 is taken as 0, as numpy, giving inf or NaN. Integer inputs
 /// give float32. Usage: `eqx::var(x)`, `eqx::var(x, 0, 1)`, `eqx::var(x, {1, 2}, 0, true)`
-inline Array var(const Array& x, const Axes& axes = {}, std::int64_t ddof = 0, bool keepdims = false) {
-  const Shape& in = detail::require_value(x, "var").shape();
-  std::int64_t count = 1;
-  for (auto a : axes.resolve(in.size(), "var")) count *= in[a];
-  const Array xf = astype(x, detail::inexact(x.dtype()));
-  const Array centered = xf - mean(xf, axes, true);
-  return sum(centered * centered, axes, keepdims) / static_cast<double>(std::max<std::int64_t>(count - ddof, 0));
-}
+Array var(const Array& x, const Axes& axes = {}, std::int64_t ddof = 0, bool keepdims = false);
 
 /// Standard deviation over `axes`: sqrt(var(x, axes, ddof)) (numpy.std).
 /// Its gradient is infinite where the variance is 0, as in JAX.
@@ -120,17 +98,8 @@ inline Array std(const Array& x, const Axes& axes = {}, std::int64_t ddof = 0, b
 }
 
 namespace detail {
-inline Array arg_extremum(const Primitive& p, const Array& x, std::optional<std::int64_t> axis, bool keepdims,
-                          std::string_view op) {
-  require_value(x, op);
-  if (!axis) {
-    Array r = bind1(p, {ravel(x)}, Params{}.set("axis", std::int64_t{0}).set("index_dtype", int32));
-    return keepdims ? reshape(r, Shape::filled(x.ndim(), 1)) : r;
-  }
-  auto a = normalize_axis(*axis, x.ndim(), op);
-  Array r = bind1(p, {x}, Params{}.set("axis", a).set("index_dtype", int32));
-  return keepdims ? expand_dims(r, a) : r;
-}
+Array arg_extremum(const Primitive& p, const Array& x, std::optional<std::int64_t> axis, bool keepdims,
+                   std::string_view op);
 }  // namespace detail
 
 /// Index (int32) of the first maximum along `axis`, or in the flattened
@@ -144,3 +113,52 @@ inline Array argmin(const Array& x, std::optional<std::int64_t> axis = std::null
 }
 
 }  // namespace eqx
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx {
+namespace detail {
+EQX_KERNEL_INLINE Array keep_dims(const Array& reduced, const Shape& in, const Ints& axes) {
+  Shape s = in;
+  for (auto a : axes) s[a] = 1;
+  return reshape(reduced, s);
+}
+
+EQX_KERNEL_INLINE Array reduce(const Primitive& p, const Array& x, const Axes& axes, bool keepdims, std::string_view op) {
+  const Shape& in = require_value(x, op).shape();
+  Ints ax = axes.resolve(in.size(), op);
+  Array r = bind1(p, {x}, Params{}.set("axes", ax));
+  return keepdims ? keep_dims(r, in, ax) : r;
+}
+}  // namespace detail
+
+EQX_KERNEL_INLINE Array mean(const Array& x, const Axes& axes, bool keepdims) {
+  const Shape& in = detail::require_value(x, "mean").shape();
+  std::int64_t count = 1;
+  for (auto a : axes.resolve(in.size(), "mean")) count *= in[a];
+  Array s = sum(astype(x, detail::inexact(x.dtype())), axes, keepdims);
+  return s / static_cast<double>(count);
+}
+
+EQX_KERNEL_INLINE Array var(const Array& x, const Axes& axes, std::int64_t ddof, bool keepdims) {
+  const Shape& in = detail::require_value(x, "var").shape();
+  std::int64_t count = 1;
+  for (auto a : axes.resolve(in.size(), "var")) count *= in[a];
+  const Array xf = astype(x, detail::inexact(x.dtype()));
+  const Array centered = xf - mean(xf, axes, true);
+  return sum(centered * centered, axes, keepdims) / static_cast<double>(std::max<std::int64_t>(count - ddof, 0));
+}
+namespace detail {
+EQX_KERNEL_INLINE Array arg_extremum(const Primitive& p, const Array& x, std::optional<std::int64_t> axis, bool keepdims,
+                                     std::string_view op) {
+  require_value(x, op);
+  if (!axis) {
+    Array r = bind1(p, {ravel(x)}, Params{}.set("axis", std::int64_t{0}).set("index_dtype", int32));
+    return keepdims ? reshape(r, Shape::filled(x.ndim(), 1)) : r;
+  }
+  auto a = normalize_axis(*axis, x.ndim(), op);
+  Array r = bind1(p, {x}, Params{}.set("axis", a).set("index_dtype", int32));
+  return keepdims ? expand_dims(r, a) : r;
+}
+}  // namespace detail
+}  // namespace eqx
+#endif  // EQX_KERNELS_HERE(OPS)

@@ -15,7 +15,49 @@ namespace eqx {
 
 /// The same elements in a new shape; one dimension may be -1 (inferred).
 /// Usage: `eqx::reshape(x, {2, -1})`
-inline Array reshape(const Array& x, const Shape& shape) {
+Array reshape(const Array& x, const Shape& shape);
+
+/// Flattens to rank 1.
+inline Array ravel(const Array& x) { return reshape(x, {-1}); }
+
+/// Permutes axes; with no `axes`, reverses them (numpy).
+/// Usage: `eqx::transpose(x)`, `eqx::transpose(x, {0, 2, 1})`
+Array transpose(const Array& x, std::vector<std::int64_t> axes = {});
+
+/// Broadcasts to `shape` by numpy rules (right-aligned; size-1 axes repeat).
+/// Usage: `eqx::broadcast_to(bias, {32, 64})`
+Array broadcast_to(const Array& x, const Shape& shape);
+
+/// Inserts a size-1 axis at `axis` (negative counts from the end of the result).
+/// Usage: `eqx::expand_dims(x, 0)`
+Array expand_dims(const Array& x, std::int64_t axis);
+
+/// Removes the given size-1 axes, or all size-1 axes if none are given.
+/// Usage: `eqx::squeeze(x)`, `eqx::squeeze(x, {0})`
+Array squeeze(const Array& x, std::vector<std::int64_t> axes = {});
+
+/// Joins arrays along an existing axis, promoting dtypes.
+/// Usage: `eqx::concatenate({a, b}, 0)`
+Array concatenate(const std::vector<Array>& xs, std::int64_t axis = 0);
+
+/// Joins arrays of equal shape along a new axis.
+/// Usage: `eqx::stack({a, b}, 0)`
+Array stack(const std::vector<Array>& xs, std::int64_t axis = 0);
+
+/// Reverses the order of elements along `axes` (all axes if empty).
+/// Usage: `eqx::flip(x, {0})`
+Array flip(const Array& x, std::vector<std::int64_t> axes = {});
+
+/// Constant padding: `widths[i] = {before, after}` for each axis.
+/// Usage: `eqx::pad(x, {{1, 1}, {2, 0}})`
+Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t>>& widths,
+          const Operand& value = 0);
+
+}  // namespace eqx
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx {
+EQX_KERNEL_INLINE Array reshape(const Array& x, const Shape& shape) {
   const Shape& in = detail::require_value(x, "reshape").shape();
   Shape s = shape;
   std::int64_t known = 1, infer = -1;
@@ -35,12 +77,7 @@ inline Array reshape(const Array& x, const Shape& shape) {
   return bind1(prim::reshape, {x}, Params{}.set("new_sizes", detail::to_ints(s)));
 }
 
-/// Flattens to rank 1.
-inline Array ravel(const Array& x) { return reshape(x, {-1}); }
-
-/// Permutes axes; with no `axes`, reverses them (numpy).
-/// Usage: `eqx::transpose(x)`, `eqx::transpose(x, {0, 2, 1})`
-inline Array transpose(const Array& x, std::vector<std::int64_t> axes = {}) {
+EQX_KERNEL_INLINE Array transpose(const Array& x, std::vector<std::int64_t> axes) {
   const std::size_t r = detail::require_value(x, "transpose").ndim();
   if (axes.empty()) {
     for (std::size_t i = r; i-- > 0;) axes.push_back(static_cast<std::int64_t>(i));
@@ -53,9 +90,7 @@ inline Array transpose(const Array& x, std::vector<std::int64_t> axes = {}) {
   return bind1(prim::transpose, {x}, Params{}.set("permutation", std::move(axes)));
 }
 
-/// Broadcasts to `shape` by numpy rules (right-aligned; size-1 axes repeat).
-/// Usage: `eqx::broadcast_to(bias, {32, 64})`
-inline Array broadcast_to(const Array& x, const Shape& shape) {
+EQX_KERNEL_INLINE Array broadcast_to(const Array& x, const Shape& shape) {
   const Shape& in = detail::require_value(x, "broadcast_to").shape();
   if (in == shape) return x;
   auto fail = [&] {
@@ -74,17 +109,13 @@ inline Array broadcast_to(const Array& x, const Shape& shape) {
                Params{}.set("shape", detail::to_ints(shape)).set("broadcast_dimensions", std::move(dims)));
 }
 
-/// Inserts a size-1 axis at `axis` (negative counts from the end of the result).
-/// Usage: `eqx::expand_dims(x, 0)`
-inline Array expand_dims(const Array& x, std::int64_t axis) {
+EQX_KERNEL_INLINE Array expand_dims(const Array& x, std::int64_t axis) {
   Shape s = detail::require_value(x, "expand_dims").shape();
   s.insert(static_cast<std::size_t>(detail::normalize_axis(axis, s.size() + 1, "expand_dims")), 1);
   return reshape(x, s);
 }
 
-/// Removes the given size-1 axes, or all size-1 axes if none are given.
-/// Usage: `eqx::squeeze(x)`, `eqx::squeeze(x, {0})`
-inline Array squeeze(const Array& x, std::vector<std::int64_t> axes = {}) {
+EQX_KERNEL_INLINE Array squeeze(const Array& x, std::vector<std::int64_t> axes) {
   const Shape& in = detail::require_value(x, "squeeze").shape();
   std::vector<bool> drop(in.size(), false);
   if (axes.empty()) {
@@ -104,9 +135,7 @@ inline Array squeeze(const Array& x, std::vector<std::int64_t> axes = {}) {
   return reshape(x, s);
 }
 
-/// Joins arrays along an existing axis, promoting dtypes.
-/// Usage: `eqx::concatenate({a, b}, 0)`
-inline Array concatenate(const std::vector<Array>& xs, std::int64_t axis = 0) {
+EQX_KERNEL_INLINE Array concatenate(const std::vector<Array>& xs, std::int64_t axis) {
   if (xs.empty()) throw ValueError("eqx::concatenate: needs at least one array");
   DType t = detail::require_value(xs[0], "concatenate").dtype();
   for (const Array& x : xs) t = promote_types(t, detail::require_value(x, "concatenate").dtype());
@@ -118,9 +147,7 @@ inline Array concatenate(const std::vector<Array>& xs, std::int64_t axis = 0) {
   return eqx::bind(prim::concatenate, in, Params{}.set("dimension", a))[0];
 }
 
-/// Joins arrays of equal shape along a new axis.
-/// Usage: `eqx::stack({a, b}, 0)`
-inline Array stack(const std::vector<Array>& xs, std::int64_t axis = 0) {
+EQX_KERNEL_INLINE Array stack(const std::vector<Array>& xs, std::int64_t axis) {
   if (xs.empty()) throw ValueError("eqx::stack: needs at least one array");
   const Shape& s0 = detail::require_value(xs[0], "stack").shape();
   const auto a = detail::normalize_axis(axis, s0.size() + 1, "stack");  // errors name stack, not expand_dims
@@ -134,9 +161,7 @@ inline Array stack(const std::vector<Array>& xs, std::int64_t axis = 0) {
   return concatenate(expanded, a);
 }
 
-/// Reverses the order of elements along `axes` (all axes if empty).
-/// Usage: `eqx::flip(x, {0})`
-inline Array flip(const Array& x, std::vector<std::int64_t> axes = {}) {
+EQX_KERNEL_INLINE Array flip(const Array& x, std::vector<std::int64_t> axes) {
   const std::size_t r = detail::require_value(x, "flip").ndim();
   if (axes.empty())
     for (std::size_t i = 0; i < r; ++i) axes.push_back(static_cast<std::int64_t>(i));
@@ -148,10 +173,8 @@ inline Array flip(const Array& x, std::vector<std::int64_t> axes = {}) {
   return bind1(prim::rev, {x}, Params{}.set("dimensions", std::move(axes)));
 }
 
-/// Constant padding: `widths[i] = {before, after}` for each axis.
-/// Usage: `eqx::pad(x, {{1, 1}, {2, 0}})`
-inline Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t>>& widths,
-                 const Operand& value = 0) {
+EQX_KERNEL_INLINE Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::int64_t>>& widths,
+                            const Operand& value) {
   const std::size_t r = detail::require_value(x, "pad").ndim();
   if (widths.size() != r)
     throw ValueError("eqx::pad: got " + std::to_string(widths.size()) + " (before, after) pairs for an array of rank " +
@@ -165,5 +188,5 @@ inline Array pad(const Array& x, const std::vector<std::pair<std::int64_t, std::
   return bind1(prim::pad, {x, value.as(x.dtype())},
                Params{}.set("low", std::move(lo)).set("high", std::move(hi)).set("interior", std::move(interior)));
 }
-
 }  // namespace eqx
+#endif  // EQX_KERNELS_HERE(OPS)

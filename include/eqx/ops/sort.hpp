@@ -54,7 +54,40 @@ inline Array float_key_word(const Array& word, const Array& negative, bool is_si
 
 /// Sort keys of x, least significant first (one for 32-bit dtypes, the low
 /// and high words for float64); they do not depend on x for differentiation.
-inline std::vector<Array> sort_keys(const Array& x) {
+std::vector<Array> sort_keys(const Array& x);
+
+/// `values` permuted along `dim` as a stable sort of `keys` (least
+/// significant first) orders them.
+Array sort_along(std::vector<Array> keys, Array values, std::int64_t dim);
+
+/// x flattened when `axis` is nullopt, with the axis to work along.
+std::pair<Array, std::int64_t> along(const Array& x, std::optional<std::int64_t> axis, std::string_view op);
+
+}  // namespace detail
+
+/// x sorted ascending along `axis` (the last by default; std::nullopt sorts
+/// the flattened array), as jnp.sort: NaN last, -0.0 before +0.0.
+/// Differentiable in x (the gradient follows each element to its place).
+/// Usage: `eqx::sort(x)`, `eqx::sort(x, 0)`, `eqx::sort(x, std::nullopt)`
+Array sort(const Array& x, std::optional<std::int64_t> axis = -1);
+
+/// The int32 indices that sort x along `axis` (the last by default;
+/// std::nullopt: of the flattened array), stable: equal elements keep their
+/// order (jnp.argsort's default). Usage: `eqx::argsort(scores)`, `eqx::argsort(x, 0)`
+Array argsort(const Array& x, std::optional<std::int64_t> axis = -1);
+
+/// Running sum along `axis` (std::nullopt, the default as in numpy: of the
+/// flattened array): out[i] = x[0] + ... + x[i]. bool counts in int32;
+/// float32, float64 and int32 keep their dtype (uint32 is not supported:
+/// cast it first). Usage: `eqx::cumsum(x, 0)`, `eqx::cumsum(mask)`
+Array cumsum(const Array& x, std::optional<std::int64_t> axis = std::nullopt);
+
+}  // namespace eqx
+
+#if EQX_KERNELS_HERE(OPS)
+namespace eqx {
+namespace detail {
+EQX_KERNEL_INLINE std::vector<Array> sort_keys(const Array& x) {
   Array v = stop_gradient(x);
   switch (v.dtype()) {
     case DType::bool_: return {astype(v, uint32)};
@@ -73,9 +106,7 @@ inline std::vector<Array> sort_keys(const Array& x) {
   return {float_key_word(lo, negative, false), float_key_word(hi, negative, true)};
 }
 
-/// `values` permuted along `dim` as a stable sort of `keys` (least
-/// significant first) orders them.
-inline Array sort_along(std::vector<Array> keys, Array values, std::int64_t dim) {
+EQX_KERNEL_INLINE Array sort_along(std::vector<Array> keys, Array values, std::int64_t dim) {
   const Params p = Params{}.set("dimension", dim);
   for (std::size_t k = 0; k < keys.size(); ++k) {
     values = eqx::bind(prim::sort_key_val, std::vector<Array>{keys[k], values}, p)[1];
@@ -85,37 +116,24 @@ inline Array sort_along(std::vector<Array> keys, Array values, std::int64_t dim)
   return values;
 }
 
-/// x flattened when `axis` is nullopt, with the axis to work along.
-inline std::pair<Array, std::int64_t> along(const Array& x, std::optional<std::int64_t> axis, std::string_view op) {
+EQX_KERNEL_INLINE std::pair<Array, std::int64_t> along(const Array& x, std::optional<std::int64_t> axis, std::string_view op) {
   require_value(x, op);
   if (!axis) return {ravel(x), 0};
   return {x, normalize_axis(*axis, x.ndim(), op)};
 }
-
 }  // namespace detail
 
-/// x sorted ascending along `axis` (the last by default; std::nullopt sorts
-/// the flattened array), as jnp.sort: NaN last, -0.0 before +0.0.
-/// Differentiable in x (the gradient follows each element to its place).
-/// Usage: `eqx::sort(x)`, `eqx::sort(x, 0)`, `eqx::sort(x, std::nullopt)`
-inline Array sort(const Array& x, std::optional<std::int64_t> axis = -1) {
+EQX_KERNEL_INLINE Array sort(const Array& x, std::optional<std::int64_t> axis) {
   auto [v, dim] = detail::along(x, axis, "sort");
   return detail::sort_along(detail::sort_keys(v), v, dim);
 }
 
-/// The int32 indices that sort x along `axis` (the last by default;
-/// std::nullopt: of the flattened array), stable: equal elements keep their
-/// order (jnp.argsort's default). Usage: `eqx::argsort(scores)`, `eqx::argsort(x, 0)`
-inline Array argsort(const Array& x, std::optional<std::int64_t> axis = -1) {
+EQX_KERNEL_INLINE Array argsort(const Array& x, std::optional<std::int64_t> axis) {
   auto [v, dim] = detail::along(x, axis, "argsort");
   return detail::sort_along(detail::sort_keys(v), detail::iota(int32, v.shape(), dim), dim);
 }
 
-/// Running sum along `axis` (std::nullopt, the default as in numpy: of the
-/// flattened array): out[i] = x[0] + ... + x[i]. bool counts in int32;
-/// float32, float64 and int32 keep their dtype (uint32 is not supported:
-/// cast it first). Usage: `eqx::cumsum(x, 0)`, `eqx::cumsum(mask)`
-inline Array cumsum(const Array& x, std::optional<std::int64_t> axis = std::nullopt) {
+EQX_KERNEL_INLINE Array cumsum(const Array& x, std::optional<std::int64_t> axis) {
   auto [v, dim] = detail::along(x, axis, "cumsum");
   if (v.dtype() == bool_) v = astype(v, int32);
   if (v.dtype() == uint32)
@@ -130,5 +148,5 @@ inline Array cumsum(const Array& x, std::optional<std::int64_t> axis = std::null
   pads[d] = {n - 1, 0};
   return reduce_window(v, "sum", std::move(window), {}, Padding(std::move(pads)));
 }
-
 }  // namespace eqx
+#endif  // EQX_KERNELS_HERE(OPS)
