@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/core/shape.hpp"

@@ -16,8 +16,9 @@
 
 #include <string>
 
+#include "eqx/core/config.hpp"
 #include "eqx/core/cpu_level.hpp"
-#include "eqx/prim/gemm.hpp"
+#include "eqx/prim/gemm_policy.hpp"
 
 namespace eqx {
 

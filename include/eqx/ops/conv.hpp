@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/operand.hpp"
 #include "eqx/prim/conv.hpp"

@@ -8,6 +8,7 @@
 #include <string>
 #include <type_traits>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/operand.hpp"
 #include "eqx/prim/layout.hpp"

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ops/operand.hpp"
 #include "eqx/ops/shape.hpp"
 #include "eqx/prim/dot.hpp"

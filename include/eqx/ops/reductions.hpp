@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/ops/shape.hpp"
 #include "eqx/prim/reduce.hpp"

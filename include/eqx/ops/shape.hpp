@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "eqx/core/config.hpp"
 #include "eqx/ops/creation.hpp"
 #include "eqx/ops/operand.hpp"
 #include "eqx/prim/layout.hpp"

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/ops/conv.hpp"
 #include "eqx/ops/creation.hpp"

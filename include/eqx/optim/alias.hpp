@@ -16,6 +16,7 @@
 #include <limits>
 #include <optional>
 
+#include "eqx/core/config.hpp"
 #include "eqx/optim/adaptive.hpp"
 #include "eqx/optim/base.hpp"
 #include "eqx/optim/blockwise.hpp"

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/nn/activations.hpp"
 #include "eqx/ops/elementwise.hpp"

@@ -16,8 +16,11 @@
 #include "eqx/prim/layout.hpp"
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
-#include "eqx/prim/gemm.hpp"
+#include "eqx/prim/gemm_policy.hpp"
 #include "eqx/prim/primitive.hpp"
+#if EQX_KERNELS_HERE(DOT)
+#include "eqx/prim/gemm.hpp"  // the products themselves (and Eigen), only where this kernel is compiled
+#endif
 
 namespace eqx::detail {
 

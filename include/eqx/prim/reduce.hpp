@@ -16,11 +16,15 @@
 #include <type_traits>
 #include <vector>
 
+#include "eqx/core/config.hpp"
+#if EQX_KERNELS_HERE(REDUCE)
+// Eigen's reductions, only where these kernels are compiled (as in
+// prim/unary.hpp).
 #include <Eigen/Core>
+#endif
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/layout.hpp"
-#include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
@@ -165,29 +169,39 @@ struct ReducePrim final : Primitive {
 
  private:
   template <class T>
-  static void run(const View& x, const View& out, const Ints& axes) {
-    std::unique_ptr<T[]> scratch;
-    std::int64_t d[3];
-    const T* a = as_three_axes<T>(x, axes, scratch, d);
-    const std::int64_t A = d[0], R = d[1], B = d[2];
-    T* o = out.as<T>();
-    if (B == 1) {
-      parallel_for(A, R, [&](std::int64_t s, std::int64_t e) {
-        for (std::int64_t i = s; i < e; ++i)
-          o[i] = R ? Op::template reduce<T>(ECMap<T>(a + i * R, R)) : Op::template identity<T>();
-      });
-      return;
-    }
-    parallel_for(A, R * B, [&](std::int64_t s, std::int64_t e) {
-      for (std::int64_t i = s; i < e; ++i) {
-        EMap<T> acc(o + i * B, B);
-        acc.setConstant(Op::template identity<T>());
-        for (std::int64_t r = 0; r < R; ++r) acc = Op::combine(acc, ECMap<T>(a + (i * R + r) * B, B));
-      }
-    });
-  }
+  static void run(const View& x, const View& out, const Ints& axes);
 };
 #if EQX_KERNELS_HERE(REDUCE)
+template <class T>
+using EArray = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <class T>
+using EMap = Eigen::Map<EArray<T>>;
+template <class T>
+using ECMap = Eigen::Map<const EArray<T>>;
+
+template <class Op>
+template <class T>
+void ReducePrim<Op>::run(const View& x, const View& out, const Ints& axes) {
+  std::unique_ptr<T[]> scratch;
+  std::int64_t d[3];
+  const T* a = as_three_axes<T>(x, axes, scratch, d);
+  const std::int64_t A = d[0], R = d[1], B = d[2];
+  T* o = out.as<T>();
+  if (B == 1) {
+    parallel_for(A, R, [&](std::int64_t s, std::int64_t e) {
+      for (std::int64_t i = s; i < e; ++i)
+        o[i] = R ? Op::template reduce<T>(ECMap<T>(a + i * R, R)) : Op::template identity<T>();
+    });
+    return;
+  }
+  parallel_for(A, R * B, [&](std::int64_t s, std::int64_t e) {
+    for (std::int64_t i = s; i < e; ++i) {
+      EMap<T> acc(o + i * B, B);
+      acc.setConstant(Op::template identity<T>());
+      for (std::int64_t r = 0; r < R; ++r) acc = Op::combine(acc, ECMap<T>(a + (i * R + r) * B, B));
+    }
+  });
+}
 template <class Op>
 void ReducePrim<Op>::kernel(std::span<const View> in, std::span<const View> out, const Params& p) const {
   visit_dtype(in[0].dtype, [&](auto tag) {
@@ -228,6 +242,7 @@ struct ExtremumReduceOp {
       return kIsMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
     else return kIsMax ? std::numeric_limits<T>::lowest() : std::numeric_limits<T>::max();
   }
+#if EQX_KERNELS_HERE(REDUCE)  // Eigen's NaN-propagating max/min
   template <class T, class A> static T reduce(const A& a) {
     if constexpr (std::is_same_v<T, bool>) return kIsMax ? a.any() : a.all();
     else if constexpr (std::is_floating_point_v<T>) {
@@ -246,6 +261,7 @@ struct ExtremumReduceOp {
       return a.binaryExpr(b, [](T x, T y) { return kIsMax ? (x > y ? x : y) : (x < y ? x : y); });
     }
   }
+#endif
 };
 template <bool kIsAnd>
 struct LogicalReduceOp {

@@ -15,10 +15,16 @@
 #include <string>
 #include <type_traits>
 
+#include "eqx/core/config.hpp"
+#if EQX_KERNELS_HERE(UNARY)
+// Eigen's packet math, only where these kernels are compiled: a program's
+// file with compiled kernels does not parse <Eigen/Core> for them.
 #include <Eigen/Core>
 
+#include "eqx/prim/exact_sqrt.hpp"
+#endif
+
 #include "eqx/core/threads.hpp"
-#include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/broadcast.hpp"
 #include "eqx/prim/primitive.hpp"
@@ -30,12 +36,6 @@ inline constexpr bool is_float_v = std::is_floating_point_v<T>;
 template <class T>
 inline constexpr bool is_int_v = std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::uint32_t>;
 
-template <class T>
-using EArray = Eigen::Array<T, Eigen::Dynamic, 1>;
-template <class T>
-using EMap = Eigen::Map<EArray<T>>;
-template <class T>
-using ECMap = Eigen::Map<const EArray<T>>;
 
 /// Which dtypes an op accepts, as text for error messages.
 inline constexpr const char* kFloating = "a floating dtype (float32, float64)";
@@ -93,6 +93,7 @@ struct UnaryPrim final : Primitive {
   }
 };
 
+#if EQX_KERNELS_HERE(UNARY)
 /// o[i] = op(a[i]) for i < n, one SIMD packet at a time, the last partial
 /// packet too (through a padded copy). Eigen's own loop would compute a
 /// misaligned head and the tail with the scalar function (std::exp, std::sin)
@@ -119,7 +120,6 @@ template <class Op, class T>
 void unary_tile(const void* const* in, void* out, std::int64_t n) {
   unary_apply<Op, T>(static_cast<const T*>(in[0]), static_cast<T*>(out), n);
 }
-#if EQX_KERNELS_HERE(UNARY)
 template <class Op>
 TileKernel UnaryPrim<Op>::tile_kernel(std::span<const AbstractArray> in, const Params&) const {
   return visit_dtype(in[0].dtype, [](auto tag) -> TileKernel {
@@ -154,6 +154,7 @@ struct NegOp {
   static Array derivative(const RuleOps& o, const Array& x, const Array&) { return o.scalar(-1, x.dtype()); }
 };
 
+#if EQX_KERNELS_HERE(UNARY)
 /// exp that is right below the normal range too. Eigen 3.4's vectorised exp
 /// clamps its argument at the smallest normal result (exp(-100.f) gives
 /// 2.9e-39, not 3.8e-44), while its scalar path is std::exp; so which elements
@@ -184,29 +185,6 @@ struct ExpFunctor {
   }
 };
 
-/// Correctly rounded sqrt on every packet width. Eigen 3.4's float packet
-/// sqrt (SSE, AVX and AVX-512, under its default EIGEN_FAST_MATH) is a
-/// reciprocal-sqrt estimate with one Newton step, off in the last bits and
-/// zero for subnormal inputs; its double ones are the sqrt instruction.
-/// In the ISA's namespace: the same overload compiled for another ISA is
-/// another function (core/config.hpp).
-inline namespace EQX_KERNELS_ABI {
-template <class Packet>
-Packet exact_psqrt(const Packet& x) {
-  return Eigen::internal::psqrt(x);
-}
-#if defined(EIGEN_VECTORIZE_SSE2)
-inline Eigen::internal::Packet4f exact_psqrt(const Eigen::internal::Packet4f& x) { return _mm_sqrt_ps(x); }
-#endif
-#if defined(EIGEN_VECTORIZE_AVX)
-inline Eigen::internal::Packet8f exact_psqrt(const Eigen::internal::Packet8f& x) { return _mm256_sqrt_ps(x); }
-#endif
-#if defined(EIGEN_VECTORIZE_AVX512)
-inline Eigen::internal::Packet16f exact_psqrt(const Eigen::internal::Packet16f& x) { return _mm512_sqrt_ps(x); }
-inline Eigen::internal::Packet8d exact_psqrt(const Eigen::internal::Packet8d& x) { return _mm512_sqrt_pd(x); }
-#endif
-}  // inline namespace EQX_KERNELS_ABI
-
 template <class T>
 struct SqrtFunctor {
   T operator()(const T& x) const { return std::sqrt(x); }
@@ -228,6 +206,16 @@ struct functor_traits<eqx::detail::SqrtFunctor<T>> {
   enum { Cost = functor_traits<scalar_sqrt_op<T>>::Cost, PacketAccess = packet_traits<T>::HasSqrt };
 };
 }  // namespace Eigen::internal
+#else
+// Named by the ops' Eigen expressions below, which are instantiated only
+// where the kernels are compiled.
+template <class T>
+struct ExpFunctor;
+template <class T>
+struct SqrtFunctor;
+
+}  // namespace eqx::detail
+#endif
 
 namespace eqx::detail {
 

@@ -46,6 +46,7 @@
 #include "eqx/ops/shape.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/broadcast.hpp"
+#include "eqx/prim/exact_sqrt.hpp"
 #include "eqx/prim/primitive.hpp"
 #include "eqx/prim/unary.hpp"
 

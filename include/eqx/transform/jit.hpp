@@ -65,7 +65,7 @@
 
 #include "eqx/ir/optimize.hpp"
 #include "eqx/ir/plan.hpp"
-#include "eqx/prim/gemm.hpp"
+#include "eqx/prim/gemm_policy.hpp"
 #include "eqx/transform/subgraph.hpp"
 #include "eqx/transform/trace_call.hpp"
 #include "eqx/tree/flatten.hpp"
