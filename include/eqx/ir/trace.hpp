@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/ir/graph.hpp"
 #include "eqx/prim/primitive.hpp"
@@ -54,51 +55,10 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
     return make_tracer(v);
   }
 
-  std::vector<Array> process(const Primitive& prim, std::span<const Array> inputs, const Params& params) override {
-    Equation eq{&prim, {}, {}, params};
-    std::vector<AbstractArray> in_types;
-    eq.inputs.reserve(inputs.size());
-    in_types.reserve(inputs.size());
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      if (!inputs[i].has_value())
-        throw ValueError(input_error_prefix(prim) + "input " + std::to_string(i) +
-                         " is an empty Array (None); a filtered-out leaf cannot be used in an operation");
-      eq.inputs.push_back(var_of(inputs[i], prim, i));
-      in_types.push_back(graph_.types[eq.inputs.back()]);
-    }
-    std::vector<AbstractArray> out_types = prim.shape_rule(in_types, params);
-    std::vector<Array> outs;
-    outs.reserve(out_types.size());
-    for (auto& t : out_types) {
-      Var v = graph_.new_var(std::move(t));
-      eq.outputs.push_back(v);
-      outs.push_back(make_tracer(v));
-    }
-    graph_.equations.push_back(std::move(eq));
-    return outs;
-  }
+  std::vector<Array> process(const Primitive& prim, std::span<const Array> inputs, const Params& params) override;
 
   /// The variable standing for `a` in this graph (see the file comment).
-  Var var_of(const Array& a, const Primitive& prim, std::size_t input) {
-    if (const Tracer* t = ArrayAccess::tracer(a)) {
-      if (t->trace.get() == this) return t->var;
-      if (!t->trace->active() || t->trace->level() > level_) throw_leaked_tracer(prim, input);
-      auto [it, fresh] = captured_.try_emplace(t, Var{});
-      if (fresh) it->second = graph_.add_const(a);
-      return it->second;
-    }
-    if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
-    if (a.ndim() == 0 && merge_literals_) {  // literals: one constant per distinct value
-      std::uint64_t bits = 0;
-      std::memcpy(&bits, a.raw_data(), itemsize(a.dtype()));
-      auto [it, fresh] = scalars_.try_emplace({bits, a.dtype()}, Var{});
-      if (fresh) it->second = graph_.add_const(a);
-      return it->second;
-    }
-    auto [it, fresh] = consts_.try_emplace(ArrayAccess::storage_id(a), Var{});
-    if (fresh) it->second = graph_.add_const(a);
-    return it->second;
-  }
+  Var var_of(const Array& a, const Primitive& prim, std::size_t input);
 
   void deactivate() { active_ = false; }
 
@@ -150,21 +110,7 @@ class TraceScope {
 
   /// Ends the trace: `outputs` become the graph's outputs (concrete ones
   /// become constants, as in a function that returns a closed-over value).
-  Graph finish(std::span<const Array> outputs) {
-    static const struct OutputMarker final : Primitive {
-      std::string_view name() const override { return "output"; }
-      std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params&) const override { return {}; }
-      void kernel(std::span<const detail::View>, std::span<const detail::View>, const Params&) const override {}
-    } marker;
-    Graph& g = trace_->graph();
-    for (std::size_t i = 0; i < outputs.size(); ++i) {
-      if (!outputs[i].has_value())
-        throw ValueError("eqx: output " + std::to_string(i) + " of the traced function is an empty Array (None)");
-      g.outputs.push_back(trace_->var_of(outputs[i], marker, i));
-    }
-    pop();
-    return std::move(g);
-  }
+  Graph finish(std::span<const Array> outputs);
   Graph finish(std::initializer_list<Array> outputs) { return finish(std::span<const Array>(outputs.begin(), outputs.size())); }
 
  private:
@@ -180,3 +126,72 @@ class TraceScope {
 };
 
 }  // namespace eqx
+
+#if EQX_KERNELS_HERE(GRAPH)
+namespace eqx {
+namespace detail {
+
+EQX_KERNEL_INLINE std::vector<Array> GraphTrace::process(const Primitive& prim, std::span<const Array> inputs,
+                                                        const Params& params) {
+  Equation eq{&prim, {}, {}, params};
+  std::vector<AbstractArray> in_types;
+  eq.inputs.reserve(inputs.size());
+  in_types.reserve(inputs.size());
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].has_value())
+      throw ValueError(input_error_prefix(prim) + "input " + std::to_string(i) +
+                       " is an empty Array (None); a filtered-out leaf cannot be used in an operation");
+    eq.inputs.push_back(var_of(inputs[i], prim, i));
+    in_types.push_back(graph_.types[eq.inputs.back()]);
+  }
+  std::vector<AbstractArray> out_types = prim.shape_rule(in_types, params);
+  std::vector<Array> outs;
+  outs.reserve(out_types.size());
+  for (auto& t : out_types) {
+    Var v = graph_.new_var(std::move(t));
+    eq.outputs.push_back(v);
+    outs.push_back(make_tracer(v));
+  }
+  graph_.equations.push_back(std::move(eq));
+  return outs;
+}
+
+EQX_KERNEL_INLINE Var GraphTrace::var_of(const Array& a, const Primitive& prim, std::size_t input) {
+  if (const Tracer* t = ArrayAccess::tracer(a)) {
+    if (t->trace.get() == this) return t->var;
+    if (!t->trace->active() || t->trace->level() > level_) throw_leaked_tracer(prim, input);
+    auto [it, fresh] = captured_.try_emplace(t, Var{});
+    if (fresh) it->second = graph_.add_const(a);
+    return it->second;
+  }
+  if (ArrayAccess::shape_only(a)) throw_shape_only_input(prim, input, a);
+  if (a.ndim() == 0 && merge_literals_) {  // literals: one constant per distinct value
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, a.raw_data(), itemsize(a.dtype()));
+    auto [it, fresh] = scalars_.try_emplace({bits, a.dtype()}, Var{});
+    if (fresh) it->second = graph_.add_const(a);
+    return it->second;
+  }
+  auto [it, fresh] = consts_.try_emplace(ArrayAccess::storage_id(a), Var{});
+  if (fresh) it->second = graph_.add_const(a);
+  return it->second;
+}
+}  // namespace detail
+
+EQX_KERNEL_INLINE Graph TraceScope::finish(std::span<const Array> outputs) {
+  static const struct OutputMarker final : Primitive {
+    std::string_view name() const override { return "output"; }
+    std::vector<AbstractArray> shape_rule(std::span<const AbstractArray>, const Params&) const override { return {}; }
+    void kernel(std::span<const detail::View>, std::span<const detail::View>, const Params&) const override {}
+  } marker;
+  Graph& g = trace_->graph();
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (!outputs[i].has_value())
+      throw ValueError("eqx: output " + std::to_string(i) + " of the traced function is an empty Array (None)");
+    g.outputs.push_back(trace_->var_of(outputs[i], marker, i));
+  }
+  pop();
+  return std::move(g);
+}
+}  // namespace eqx
+#endif  // EQX_KERNELS_HERE(GRAPH)
