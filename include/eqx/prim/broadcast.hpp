@@ -138,10 +138,6 @@ inline void run_unary(const View& in, const View& out, TileKernel tile, std::int
   });
 }
 
-}  // namespace eqx::detail
-
-namespace eqx::detail {
-
 /// out[i...] = base[sum_k i_k * strides[k]] for every index of `out_shape`:
 /// the kernel of transpose, broadcast_in_dim, slice and rev.
 template <class T>

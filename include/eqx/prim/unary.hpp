@@ -36,7 +36,6 @@ inline constexpr bool is_float_v = std::is_floating_point_v<T>;
 template <class T>
 inline constexpr bool is_int_v = std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::uint32_t>;
 
-
 /// Which dtypes an op accepts, as text for error messages.
 inline constexpr const char* kFloating = "a floating dtype (float32, float64)";
 inline constexpr const char* kNumeric = "a numeric dtype (float32, float64, int32, uint32)";
