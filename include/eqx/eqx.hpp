@@ -6,8 +6,12 @@
 // (Array, dtypes, errors, threads), the array operations (ops, random),
 // pytrees, the transformations (jit, grad, vmap, control flow), runtime
 // checks and debugging, then the layers and optimisers written on them.
-// Reading and writing files is <eqx/io.hpp>, included on its own: it brings
-// <fstream> and <filesystem>, which a program that only trains does not need.
+// Two headers are included on their own, for what they bring that a program
+// that only builds and trains models does not need: <eqx/io.hpp> (reading
+// and writing files) brings <fstream> and <filesystem>, and
+// <eqx/transform/elementwise_kernel.hpp> (fused kernels written as one
+// lambda, as Pallas is imported apart from JAX) brings Eigen's SIMD packet
+// code, over a second of compile time in every file that includes it.
 
 #include "eqx/core/array.hpp"
 #include "eqx/core/build_info.hpp"
@@ -35,7 +39,6 @@
 #include "eqx/transform/collectives.hpp"
 #include "eqx/transform/cond.hpp"
 #include "eqx/transform/custom_rules.hpp"
-#include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/transform/eval_shape.hpp"
 #include "eqx/transform/grad.hpp"
 #include "eqx/transform/jacobian.hpp"

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <eqx/eqx.hpp>
+#include <eqx/transform/elementwise_kernel.hpp>
 
 #include "ad/check_grads.hpp"
 #include "check.hpp"

@@ -35,12 +35,13 @@
 #include "eqx/ops/shape.hpp"
 #include "eqx/optim/base.hpp"
 #include "eqx/random.hpp"
-#include "eqx/transform/elementwise_kernel.hpp"
 #include "eqx/tree/map.hpp"
 #include "eqx/tree/walk.hpp"
 
-// Adam's tile kernel is defined here unless it is compiled once into the
-// eqx::kernels library (EQX_COMPILED_KERNELS; see eqx/core/config.hpp).
+// Adam's fused leaf kernel (detail::adam_leaf) is defined at the end, in
+// family OPTIM: with eqx::kernels it is compiled once, in the library, and
+// a program's files neither compile it nor parse elementwise_kernel's Eigen
+// packet code (see eqx/core/config.hpp).
 
 namespace eqx::optim {
 
@@ -198,42 +199,12 @@ struct ScaleByAdamState {
 
 namespace detail {
 
-/// One leaf of Adam as one kernel: both moments and the update in
-/// registers. Optax's formulas, except that the bias corrections multiply
-/// by their reciprocals (computed once per step) instead of dividing each
-/// element: within an ulp of Optax, and one division per element, not three.
-/// Its tile kernel is compiled in eqx::kernels when that is linked, so it
-/// runs with the kernels' ISA whatever the program's flags.
-struct AdamLeaf {
-  static constexpr std::size_t operands = 11, arrays = 5;
-  auto operator()(auto g, auto m, auto v, auto inv_bc1, auto inv_bc2, auto b1, auto one_minus_b1, auto b2,
-                  auto one_minus_b2, auto eps, auto eps_root) const {
-    auto mu = one_minus_b1 * g + b1 * m;
-    auto nu = one_minus_b2 * (g * g) + b2 * v;
-    return std::tuple{(mu * inv_bc1) / (sqrt(nu * inv_bc2 + eps_root) + eps), mu, nu};
-  }
-  static MultiTileKernel compiled_tile(DType dtype);
-};
-
 /// Adam's update and new moments {u, mu, nu} of one float leaf, as one
 /// AdamLeaf kernel. Not a template, so the kernel's tracing and rules are
 /// compiled once (in eqx::kernels when linked), not in every file that
 /// includes the optimisers.
 std::array<Array, 3> adam_leaf(const Array& g, const Array& m, const Array& v, const Array& inv_bc1,
                                const Array& inv_bc2, const AdamOptions& o);
-
-#if EQX_KERNELS_HERE(OPTIM)
-EQX_KERNEL_INLINE MultiTileKernel AdamLeaf::compiled_tile(DType dtype) {
-  return dtype == float64 ? &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, double>
-                          : &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, float>;
-}
-EQX_KERNEL_INLINE std::array<Array, 3> adam_leaf(const Array& g, const Array& m, const Array& v,
-                                                 const Array& inv_bc1, const Array& inv_bc2, const AdamOptions& o) {
-  static const auto kernel = eqx::elementwise_kernel(AdamLeaf{});
-  auto [u, mu, nu] = kernel(g, m, v, inv_bc1, inv_bc2, o.b1, 1 - o.b1, o.b2, 1 - o.b2, o.eps, o.eps_root);
-  return {u, mu, nu};
-}
-#endif
 
 }  // namespace detail
 
@@ -724,3 +695,39 @@ struct ClipByGlobalNorm {
 inline ClipByGlobalNorm clip_by_global_norm(double max_norm) { return {max_norm}; }
 
 }  // namespace eqx::optim
+
+#if EQX_KERNELS_HERE(OPTIM)
+#include "eqx/transform/elementwise_kernel.hpp"
+
+namespace eqx::optim::detail {
+
+/// One leaf of Adam as one kernel: both moments and the update in
+/// registers. Optax's formulas, except that the bias corrections multiply
+/// by their reciprocals (computed once per step) instead of dividing each
+/// element: within an ulp of Optax, and one division per element, not three.
+/// Its tile kernel is compiled in eqx::kernels when that is linked, so it
+/// runs with the kernels' ISA whatever the program's flags.
+struct AdamLeaf {
+  static constexpr std::size_t operands = 11, arrays = 5;
+  auto operator()(auto g, auto m, auto v, auto inv_bc1, auto inv_bc2, auto b1, auto one_minus_b1, auto b2,
+                  auto one_minus_b2, auto eps, auto eps_root) const {
+    auto mu = one_minus_b1 * g + b1 * m;
+    auto nu = one_minus_b2 * (g * g) + b2 * v;
+    return std::tuple{(mu * inv_bc1) / (sqrt(nu * inv_bc2 + eps_root) + eps), mu, nu};
+  }
+  static MultiTileKernel compiled_tile(DType dtype);
+};
+
+EQX_KERNEL_INLINE MultiTileKernel AdamLeaf::compiled_tile(DType dtype) {
+  return dtype == float64 ? &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, double>
+                          : &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, float>;
+}
+EQX_KERNEL_INLINE std::array<Array, 3> adam_leaf(const Array& g, const Array& m, const Array& v,
+                                                 const Array& inv_bc1, const Array& inv_bc2, const AdamOptions& o) {
+  static const auto kernel = eqx::elementwise_kernel(AdamLeaf{});
+  auto [u, mu, nu] = kernel(g, m, v, inv_bc1, inv_bc2, o.b1, 1 - o.b1, o.b2, 1 - o.b2, o.eps, o.eps_root);
+  return {u, mu, nu};
+}
+
+}  // namespace eqx::optim::detail
+#endif
