@@ -52,15 +52,18 @@ std::vector<double> reference(const eqx::detail::GemmArgs<T>& g) {
   return c;
 }
 
+/// Stored shapes: A is [m, k] or [k, m]; B is [k, n] or [n, k]; A and B
+/// padded by 3 and C by 2 per row, or (`padded` false) contiguous, as an
+/// Array's data is: a vector operand then has unit stride, which the
+/// matrix-vector paths require.
 template <class T>
-void check_shape(std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb) {
-  INFO("m=" << m << " n=" << n << " k=" << k << " trans_a=" << ta << " trans_b=" << tb);
-  // Stored shapes: A is [m, k] or [k, m]; B is [k, n] or [n, k]; each padded by 3.
+void check_shape(std::int64_t m, std::int64_t n, std::int64_t k, bool ta, bool tb, bool padded = true) {
+  INFO("m=" << m << " n=" << n << " k=" << k << " trans_a=" << ta << " trans_b=" << tb << " padded=" << padded);
   const std::int64_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
-  auto a = matrix<T>(a_rows, a_cols, a_cols + 3, 1), b = matrix<T>(b_rows, b_cols, b_cols + 3, 2);
-  const std::int64_t ldc = n + 2;
+  const std::int64_t pad_ab = padded ? 3 : 0, ldc = n + (padded ? 2 : 0);
+  auto a = matrix<T>(a_rows, a_cols, a_cols + pad_ab, 1), b = matrix<T>(b_rows, b_cols, b_cols + pad_ab, 2);
   std::vector<T> c(static_cast<std::size_t>(m * ldc), T(-7));
-  eqx::detail::GemmArgs<T> g{a.data(), a_cols + 3, ta, b.data(), b_cols + 3, tb, c.data(), ldc, m, n, k};
+  eqx::detail::GemmArgs<T> g{a.data(), a_cols + pad_ab, ta, b.data(), b_cols + pad_ab, tb, c.data(), ldc, m, n, k};
   eqx::detail::gemm(g, /*parallel=*/true);
   const std::vector<double> want = reference(g);
   std::int64_t bad = 0;
@@ -86,6 +89,10 @@ void check_all_shapes() {
       check_shape<T>(3, 5, 7, ta, tb);
       check_shape<T>(1, 64, 33, ta, tb);   // one row: a matrix-vector product
       check_shape<T>(65, 1, 33, ta, tb);   // one column: a layer applied to one example
+      check_shape<T>(1, 64, 33, ta, tb, /*padded=*/false);  // the same, contiguous
+      check_shape<T>(65, 1, 33, ta, tb, /*padded=*/false);
+      check_shape<T>(1024, 1, 600, ta, tb, /*padded=*/false);  // rows split across 2 threads
+      check_shape<T>(1, 1, 5, ta, tb, /*padded=*/false);
       check_shape<T>(37, 65, 129, ta, tb);
       check_shape<T>(130, 70, 300, ta, tb);  // enough rows to split across threads
       check_shape<T>(4, 6, 0, ta, tb);       // empty contraction: zeros
