@@ -5,9 +5,16 @@
 // another thread costs more than the add (WORKLOADS.md measured Eigen's
 // threaded GEMM turning a 14 us step into 48 us). Kernels call
 // detail::parallel_for with the size of their work and it decides.
+//
+// Waking a sleeping thread goes through the kernel: 40-55 us per 2-thread
+// parallel_for on a 2-vCPU cloud machine, more than most kernels of a
+// training step take. So, as OpenMP runtimes do, a worker that finishes a
+// task spins for a while (kSpinMicroseconds) watching for the next one
+// before it sleeps, and the caller spins while it waits for the workers.
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -29,6 +36,38 @@ extern "C" void openblas_set_num_threads(int);
 namespace eqx {
 
 namespace detail {
+
+/// How long a worker watches for its next task, and the caller for the
+/// workers to finish, before blocking: longer than the gap between two
+/// parallel kernels of a step, short enough that an idle program sleeps.
+inline constexpr int kSpinMicroseconds = 100;
+
+/// A hint to the CPU inside a spin-wait loop.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Spins until ready() or kSpinMicroseconds have passed; returns ready().
+/// After the first few hundred pauses it yields between checks, so that a
+/// runnable thread on the same core (OpenBLAS's own workers during a
+/// threaded GEMM) gets the core rather than waiting for the spin to end.
+template <class Ready>
+bool spin_until(Ready&& ready) {
+  for (int i = 0; i < 256; ++i) {
+    if (ready()) return true;
+    cpu_relax();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicroseconds);
+  for (;;) {
+    if (ready()) return true;
+    std::this_thread::yield();
+    if (std::chrono::steady_clock::now() >= deadline) return ready();
+  }
+}
 
 /// Persistent workers; `run(n, task)` calls task(0..n-1), task(0) on the caller.
 class ThreadPool {
@@ -60,17 +99,18 @@ class ThreadPool {
       std::lock_guard<std::mutex> lk(m_);
       while (static_cast<int>(workers_.size()) < n - 1) {
         int index = static_cast<int>(workers_.size()) + 1;
-        workers_.emplace_back([this, index, seen = generation_] { worker_loop(index, seen); });
+        workers_.emplace_back([this, index, seen = generation_.load(std::memory_order_relaxed)] { worker_loop(index, seen); });
       }
       task_ = &task;
       run_size_ = n;
-      pending_ = n - 1;
-      ++generation_;
+      pending_.store(n - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    cv_.notify_all();  // no system call when every worker is spinning
     task(0);
+    spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [&] { return pending_ == 0; });
+    done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     task_ = nullptr;
   }
 
@@ -102,7 +142,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> lk(m_);
       stopping_ = true;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     for (auto& w : workers_) w.join();
@@ -114,18 +154,21 @@ class ThreadPool {
   void worker_loop(int index, std::uint64_t seen) {
     in_worker() = true;
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
       const std::function<void(int)>* task = nullptr;
       {
         std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        seen = generation_.load(std::memory_order_relaxed);
         if (stopping_) return;
         if (task_ == nullptr || index >= run_size_) continue;
         task = task_;
       }
       (*task)(index);
-      std::lock_guard<std::mutex> lk(m_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on done_cv_
+        done_cv_.notify_one();
+      }
     }
   }
 
@@ -136,8 +179,8 @@ class ThreadPool {
   const std::function<void(int)>* task_ = nullptr;
   std::atomic<int> num_threads_;
   int run_size_ = 0;
-  int pending_ = 0;
-  std::uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};  // written under m_, read by spinning workers without it
   bool stopping_ = false;
 };
 
