@@ -194,6 +194,16 @@ TEST_CASE("filter_pure_callback: wrong results, exceptions and differentiation",
     return eqx::sum(eqx::filter_pure_callback(returns(c), like, x) * v);
   };
   check(eqx::filter_grad(constant_input)(x), {2}, std::vector<float>{3, 4});
+  // Nor on stop_gradient's output, whose derivative is zero (JAX's symbolic
+  // zero): reverse mode never reaches the callback's VJP, eagerly or jitted.
+  auto stopped = [&](const Array& v) {
+    return eqx::sum(eqx::filter_pure_callback(returns(c), like, eqx::stop_gradient(v)) * v);
+  };
+  check(eqx::filter_grad(stopped)(x), {2}, std::vector<float>{3, 4});
+  check(eqx::filter_jit(eqx::filter_grad(stopped))(x), {2}, std::vector<float>{3, 4});
+  auto [stopped_value, stopped_tangent] = eqx::filter_jvp(stopped, std::tuple{x}, std::tuple{eqx::ones({2})});
+  CHECK(stopped_value.item<float>() == 11.0f);
+  CHECK(stopped_tangent.item<float>() == 7.0f);
 
   // The fix the message names: a custom VJP around the call (here d/dx x^3 = 3x^2).
   auto host_cube = [](const Array& v) {

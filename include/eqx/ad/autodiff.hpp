@@ -146,6 +146,7 @@ EQX_KERNEL_INLINE VjpTape::VjpTape(std::shared_ptr<const Graph> g_, std::span<co
       in.push_back(values[v]);
       depends = depends || active[v];
     }
+    depends = depends && !eq.prim->derivative_is_zero();
     std::vector<Array> out;
     if (depends && eq.prim->split_vjp()) {
       Primitive::ForwardWithResiduals r = eq.prim->vjp_fwd(ops, in, eq.params);

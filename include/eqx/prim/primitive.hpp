@@ -302,6 +302,10 @@ class Primitive {
   /// tape calls `vjp_fwd` in place of binding the primitive, keeps its
   /// `saved` values, and later calls `vjp_bwd` in place of `vjp`.
   virtual bool split_vjp() const { return false; }
+  /// True when the derivative is zero whatever the inputs (stop_gradient):
+  /// reverse mode then treats the outputs as constants, so nothing computed
+  /// from them is transposed, as JAX's symbolic zeros do.
+  virtual bool derivative_is_zero() const { return false; }
   struct ForwardWithResiduals {
     std::vector<Array> outputs, saved;
   };

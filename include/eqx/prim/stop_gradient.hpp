@@ -21,6 +21,7 @@ struct StopGradientPrim final : Primitive {
   void kernel(std::span<const View> in, std::span<const View> out, const Params&) const override {
     copy_bytes(out[0].data, in[0].data, in[0].bytes());
   }
+  bool derivative_is_zero() const override { return true; }
   std::vector<Array> jvp(const RuleOps&, std::span<const Array>, std::span<const Array>, std::span<const Array>,
                          const Params&) const override {
     return {Array{}};
