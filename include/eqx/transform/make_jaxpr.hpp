@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "eqx/ir/print.hpp"
+#include "eqx/transform/eval_shape.hpp"
 #include "eqx/transform/trace_call.hpp"
 #include "eqx/tree/flatten.hpp"
 
@@ -19,8 +20,9 @@ template <class R>
 struct Jaxpr {
   /// Inputs are the Array leaves of the arguments, in leaf order.
   Graph graph;
-  /// The output with every Array leaf abstract: its shape() and dtype()
-  /// work, its values do not (Equinox's ShapeDtypeStruct pytree).
+  /// The output with every Array leaf shape-only (eqx::shape_dtype_struct):
+  /// its shape() and dtype() work, it has no values (Equinox's
+  /// ShapeDtypeStruct pytree).
   R out_struct;
   /// The output with every Array leaf empty (None): the static outputs.
   R out_static;
@@ -38,7 +40,12 @@ auto filter_make_jaxpr(F f) {
     auto traced = detail::trace_call<F, std::decay_t<decltype(args)>...>(f, args...);
     using R = decltype(traced.output);
     R out_static = TreeDef<R>(traced.output).skeleton();
-    return Jaxpr<R>{std::move(traced.graph), std::move(traced.output), std::move(out_static)};
+    // Shape-only leaves, not the trace's tracers: those would keep the
+    // ended trace alive and answer a value request with a TraceError.
+    detail::ShapeOnlyBuilder shape_only;
+    TreePath path = TreePath::untracked();
+    R out_struct = detail::rebuild_tree(shape_only, path, traced.output);
+    return Jaxpr<R>{std::move(traced.graph), std::move(out_struct), std::move(out_static)};
   };
 }
 
