@@ -331,6 +331,19 @@ TEST_CASE("error_if: a NaN caught eagerly, jitted, inside vmap, scan and cond", 
   check(in_cond(eqx::array(false), eqx::array({-1.0f})), {1}, std::vector<float>{-1});
   CHECK(message_of<eqx::RuntimeError>([&] { in_cond(eqx::array(true), eqx::array({-1.0f})); }) ==
         "log of a negative number");
+  // Under vmap a batched predicate runs both branches for every example, as
+  // JAX's select does: the check fires for example 1, which takes the other
+  // branch, unless the predicate guards it.
+  const Array preds = eqx::array({true, false}), xs = eqx::array({1.0f, -1.0f});
+  CHECK(message_of<eqx::RuntimeError>([&] { eqx::filter_vmap(in_cond)(preds, xs); }) == "log of a negative number");
+  auto guarded = [](const Array& p, const Array& x) {
+    auto checked = [](const Array& v, const Array& taken) {
+      Array y = eqx::log(v);
+      return eqx::error_if(y, taken & eqx::any(eqx::isnan(y)), "log of a negative number");
+    };
+    return eqx::cond(p, checked, [](const Array& v, const Array&) { return v; }, x, p);
+  };
+  check(eqx::filter_vmap(guarded)(preds, xs), {2}, std::vector<float>{0, -1});
   // branched_error_if picks the message of the first failing element.
   auto branched = [](const Array& x) {
     return eqx::branched_error_if(x, x < 0.0f, eqx::astype(x < -10.0f, eqx::int32), {"negative", "very negative"});
