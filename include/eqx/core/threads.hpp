@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -88,7 +89,9 @@ class ThreadPool {
   }
 
   /// Runs task(i) for i in [0, n), blocking until all are done. Nested calls
-  /// and calls while another thread uses the pool run inline.
+  /// and calls while another thread uses the pool run inline. An exception
+  /// from any task(i) is rethrown here once every task has finished (the
+  /// caller's own first).
   void run(int n, const std::function<void(int)>& task) {
     std::unique_lock<std::mutex> run_lock(run_mutex_, std::defer_lock);
     if (n <= 1 || in_worker() || !run_lock.try_lock()) {
@@ -99,7 +102,8 @@ class ThreadPool {
       std::lock_guard<std::mutex> lk(m_);
       while (static_cast<int>(workers_.size()) < n - 1) {
         int index = static_cast<int>(workers_.size()) + 1;
-        workers_.emplace_back([this, index, seen = generation_.load(std::memory_order_relaxed)] { worker_loop(index, seen); });
+        const std::uint64_t seen = generation_.load(std::memory_order_relaxed);
+        workers_.emplace_back([this, index, seen] { worker_loop(index, seen); });
       }
       task_ = &task;
       run_size_ = n;
@@ -107,11 +111,20 @@ class ThreadPool {
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();  // no system call when every worker is spinning
-    task(0);
+    std::exception_ptr error;
+    try {
+      task(0);
+    } catch (...) {
+      error = std::current_exception();  // the workers still use `task`: wait for them first
+    }
     spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
     std::unique_lock<std::mutex> lk(m_);
     done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
     task_ = nullptr;
+    if (!error) error = worker_error_;
+    worker_error_ = nullptr;
+    lk.unlock();
+    if (error) std::rethrow_exception(error);
   }
 
   ThreadPool(const ThreadPool&) = delete;
@@ -164,7 +177,12 @@ class ThreadPool {
         if (task_ == nullptr || index >= run_size_) continue;
         task = task_;
       }
-      (*task)(index);
+      try {
+        (*task)(index);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(m_);
+        if (!worker_error_) worker_error_ = std::current_exception();
+      }
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on done_cv_
         done_cv_.notify_one();
@@ -177,6 +195,7 @@ class ThreadPool {
   std::condition_variable cv_, done_cv_;
   std::vector<std::thread> workers_;
   const std::function<void(int)>* task_ = nullptr;
+  std::exception_ptr worker_error_;  // a worker's task threw (under m_)
   std::atomic<int> num_threads_;
   int run_size_ = 0;
   std::atomic<int> pending_{0};
