@@ -204,6 +204,11 @@ TEST_CASE("filter_pure_callback: wrong results, exceptions and differentiation",
   auto [stopped_value, stopped_tangent] = eqx::filter_jvp(stopped, std::tuple{x}, std::tuple{eqx::ones({2})});
   CHECK(stopped_value.item<float>() == 11.0f);
   CHECK(stopped_tangent.item<float>() == 7.0f);
+  // The same for sign, whose derivative is zero almost everywhere.
+  auto signed_input = [&](const Array& v) {
+    return eqx::sum(eqx::filter_pure_callback(returns(c), like, eqx::sign(v)) * v);
+  };
+  check(eqx::filter_grad(signed_input)(x), {2}, std::vector<float>{3, 4});
 
   // The fix the message names: a custom VJP around the call (here d/dx x^3 = 3x^2).
   auto host_cube = [](const Array& v) {

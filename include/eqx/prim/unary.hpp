@@ -67,6 +67,10 @@ struct UnaryPrim final : Primitive {
     return batch_elementwise(*this, o, x, d, p);
   }
   bool elementwise() const override { return true; }
+  bool derivative_is_zero() const override {
+    if constexpr (requires { Op::zero_derivative; }) return Op::zero_derivative;
+    else return false;
+  }
 
   std::optional<AbstractArray> output_type(std::span<const AbstractArray> in, const Params&) const override {
     require_dtype<Op>(in[0].dtype);
@@ -271,7 +275,9 @@ struct SignOp {
     using T = typename A::Scalar;
     return a.unaryExpr([](T v) { return v > T(0) ? T(1) : (v < T(0) ? static_cast<T>(-1) : v); });
   }
-  /// Zero almost everywhere: no tangent (an empty Array).
+  /// Zero almost everywhere: no tangent (an empty Array), and reverse mode
+  /// treats sign(x) as a constant (Primitive::derivative_is_zero).
+  static constexpr bool zero_derivative = true;
   static Array derivative(const RuleOps&, const Array&, const Array&) { return Array{}; }
 };
 
