@@ -95,8 +95,8 @@ TEST_CASE("filter_eval_shape: shape-only Arrays as arguments, and a model too la
   CHECK(type_of(skeleton.layers[1].weight) == "f32[10,65535]");
   CHECK(*skeleton.width_size == huge);
   const std::string eager = message_of<eqx::TraceError>([&] { init(eqx::shape_dtype_struct({2}, eqx::uint32)); });
-  CHECK(eager.find(": input 0 is a shape-only Array u32[2] (from eqx::filter_eval_shape or eqx::shape_dtype_struct), "
-                   "which has no values to compute with") != std::string::npos);
+  CHECK(eager.find(": input 0 is a shape-only Array u32[2] (from eqx::filter_eval_shape, eqx::filter_make_jaxpr or "
+                   "eqx::shape_dtype_struct), which has no values to compute with") != std::string::npos);
 }
 
 TEST_CASE("filter_eval_shape: a skeleton model is a `like` for tree_deserialise_leaves", "[eval_shape]") {
@@ -138,19 +138,19 @@ TEST_CASE("filter_eval_shape: values cannot be read, in the function or from its
 
   const Array y = eqx::filter_eval_shape([](const Array& x) { return x * 2.0f; }, eqx_test::seq({3}));
   CHECK(message_of<eqx::ConcretizationError>([&] { y.to_vector<float>(); }) ==
-        "eqx: to_vector() on a shape-only Array f32[3] (from eqx::filter_eval_shape or eqx::shape_dtype_struct): it "
-        "describes an Array and holds no values. Compute the real value (call the function itself), or load it "
+        "eqx: to_vector() on a shape-only Array f32[3] (from eqx::filter_eval_shape, eqx::filter_make_jaxpr or "
+        "eqx::shape_dtype_struct): it describes an Array and holds no values. Compute the real value (call the function itself), or load it "
         "(eqx::tree_deserialise_leaves with this tree as `like`)");
   CHECK(message_of<eqx::TraceError>([&] { eqx::exp(y); }) ==
-        "eqx::exp: input 0 is a shape-only Array f32[3] (from eqx::filter_eval_shape or eqx::shape_dtype_struct), "
-        "which has no values to compute with; pass it as an argument of eqx::filter_eval_shape (which traces it), or "
+        "eqx::exp: input 0 is a shape-only Array f32[3] (from eqx::filter_eval_shape, eqx::filter_make_jaxpr or "
+        "eqx::shape_dtype_struct), which has no values to compute with; pass it as an argument of eqx::filter_eval_shape (which traces it), or "
         "use a real Array");
   // Closed over inside a trace, it is refused the same way.
   CHECK(message_of<eqx::TraceError>([&] {
           eqx::filter_jit([&](const Array& x) { return x + y; })(eqx_test::seq({3}));
         }) ==
-        "eqx::add: input 1 is a shape-only Array f32[3] (from eqx::filter_eval_shape or eqx::shape_dtype_struct), "
-        "which has no values to compute with; pass it as an argument of eqx::filter_eval_shape (which traces it), or "
+        "eqx::add: input 1 is a shape-only Array f32[3] (from eqx::filter_eval_shape, eqx::filter_make_jaxpr or "
+        "eqx::shape_dtype_struct), which has no values to compute with; pass it as an argument of eqx::filter_eval_shape (which traces it), or "
         "use a real Array");
   CHECK(message_of<eqx::TraceError>([&] { eqx::filter_jit([](const Array& x) { return x; })(y); }) ==
         "eqx::filter_jit: argument leaf [0] is a shape-only Array f32[3] (eqx::shape_dtype_struct / "

@@ -230,8 +230,8 @@ EQX_KERNEL_INLINE void Array::throw_not_concrete(const char* what) const {
   if (shape_only_)
     throw ConcretizationError(
         std::string("eqx: ") + what + " on a shape-only Array " + std::string(short_name(dtype_)) + shape_.str() +
-        " (from eqx::filter_eval_shape or eqx::shape_dtype_struct): it describes an Array and holds no values. "
-        "Compute the real value (call the function itself), or load it (eqx::tree_deserialise_leaves with this "
+        " (from eqx::filter_eval_shape, eqx::filter_make_jaxpr or eqx::shape_dtype_struct): it describes an Array "
+        "and holds no values. Compute the real value (call the function itself), or load it (eqx::tree_deserialise_leaves with this "
         "tree as `like`)");
   throw ConcretizationError(
       std::string("eqx: ") + what + " on an abstract (traced) Array " + std::string(short_name(dtype_)) + shape_.str() +
