@@ -2,7 +2,7 @@
 // Build configuration: header-only (default) or compiled kernels.
 //
 // By default every primitive's kernel and rules are inline functions in its
-// header, so `#include <eqx/eqx.hpp>` is all a program needs. They are the
+// header, so including eqx's headers is all a program needs. They are the
 // expensive part to compile (a loop per operation and dtype, and
 // the JVP, VJP and batching rules of every primitive), so, as fmt does, eqx
 // also offers two ways to compile them once per program instead of once
