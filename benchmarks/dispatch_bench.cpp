@@ -158,16 +158,13 @@ void BM_ParallelForHandOff(benchmark::State& state) {
   const int serial = static_cast<int>(state.range(0));
   const int threads_before = eqx::num_threads();
   eqx::set_num_threads(2);
-  std::int64_t items = 0;
   for (auto _ : state) {
     serial_work(serial);
     eqx::detail::parallel_for(2, eqx::detail::kParallelGrain, [&](std::int64_t b, std::int64_t e) {
       benchmark::DoNotOptimize(b + e);
     });
-    ++items;
   }
   eqx::set_num_threads(threads_before);
-  benchmark::DoNotOptimize(items);
 }
 BENCHMARK(BM_ParallelForHandOff)->Arg(0)->Arg(2000)->UseRealTime();
 

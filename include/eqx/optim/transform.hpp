@@ -715,13 +715,12 @@ struct AdamLeaf {
     auto nu = one_minus_b2 * (g * g) + b2 * v;
     return std::tuple{(mu * inv_bc1) / (sqrt(nu * inv_bc2 + eps_root) + eps), mu, nu};
   }
-  static MultiTileKernel compiled_tile(DType dtype);
+  static MultiTileKernel compiled_tile(DType dtype) {
+    return dtype == float64 ? &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, double>
+                            : &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, float>;
+  }
 };
 
-EQX_KERNEL_INLINE MultiTileKernel AdamLeaf::compiled_tile(DType dtype) {
-  return dtype == float64 ? &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, double>
-                          : &eqx::detail::lanes_tile<AdamLeaf, operands, arrays, float>;
-}
 EQX_KERNEL_INLINE std::array<Array, 3> adam_leaf(const Array& g, const Array& m, const Array& v,
                                                  const Array& inv_bc1, const Array& inv_bc2, const AdamOptions& o) {
   static const auto kernel = eqx::elementwise_kernel(AdamLeaf{});

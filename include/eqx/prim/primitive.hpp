@@ -414,7 +414,8 @@ decltype(auto) with_input_types(const Primitive& prim, std::span<const Array> in
   throw TraceError("eqx::" + std::string(prim.name()) + ": input " + std::to_string(input) + " is a shape-only Array " +
                    std::string(short_name(a.dtype())) + a.shape().str() +
                    " (from eqx::filter_eval_shape, eqx::filter_make_jaxpr or eqx::shape_dtype_struct), which has "
-                   "no values to compute with; pass it as an argument of eqx::filter_eval_shape (which traces it), or use a real Array");
+                   "no values to compute with; pass it as an argument of eqx::filter_eval_shape (which traces it), "
+                   "or use a real Array");
 }
 
 [[noreturn]] EQX_KERNEL_INLINE void throw_unowned_abstract(const Primitive& prim, std::size_t input, const Array& a) {

@@ -35,6 +35,15 @@ struct ShapeOnlyBuilder {
   }
 };
 
+/// `tree` with every Array leaf shape-only (filter_eval_shape's result,
+/// filter_make_jaxpr's out_struct).
+template <class T>
+T shape_only_tree(const T& tree) {
+  ShapeOnlyBuilder builder;
+  TreePath path = TreePath::untracked();
+  return rebuild_tree(builder, path, tree);
+}
+
 }  // namespace detail
 
 /// `f(args...)` with shapes and dtypes only: the same type f returns, each
@@ -56,9 +65,7 @@ auto filter_eval_shape(const F& f, const Args&... args) {
                                 e.what());
     }
   }();
-  detail::ShapeOnlyBuilder builder;
-  TreePath path = TreePath::untracked();
-  return detail::rebuild_tree(builder, path, out);
+  return detail::shape_only_tree(out);
 }
 
 }  // namespace eqx

@@ -42,10 +42,7 @@ auto filter_make_jaxpr(F f) {
     R out_static = TreeDef<R>(traced.output).skeleton();
     // Shape-only leaves, not the trace's tracers: those would keep the
     // ended trace alive and answer a value request with a TraceError.
-    detail::ShapeOnlyBuilder shape_only;
-    TreePath path = TreePath::untracked();
-    R out_struct = detail::rebuild_tree(shape_only, path, traced.output);
-    return Jaxpr<R>{std::move(traced.graph), std::move(out_struct), std::move(out_static)};
+    return Jaxpr<R>{std::move(traced.graph), detail::shape_only_tree(traced.output), std::move(out_static)};
   };
 }
 
