@@ -283,6 +283,50 @@ TEST_CASE("tree_map applies to corresponding leaves and checks structure", "[tre
   CHECK(with_path.layers[0].weight.to_vector<float>() == std::vector<float>(6, 1.f));
 }
 
+TEST_CASE("tree_map walks several trees in lockstep through every kind of node", "[tree]") {
+  // Three trees of every container kind; static leaves come from the first tree.
+  Everything a = everything(), b = everything(), c = everything();
+  b.name = {"other"};
+  b.mode = Mode::train;
+  Everything sum = eqx::tree_map(
+      [](const eqx::Array& x, const eqx::Array& y, const eqx::Array& z) {
+        return x.dtype() == eqx::bool_ ? x : x + y + z;
+      },
+      a, b, c);
+  CHECK(sum.name.get() == "model");
+  CHECK(sum.mode == Mode::eval);
+  CHECK(std::get<1>(sum.nested).second == 0.5);
+  CHECK(std::get<0>(sum.nested)[0].weight.to_vector<float>() == std::vector<float>{3, 3});
+  CHECK(std::get<1>(sum.nested).first.to_vector<float>() == std::vector<float>{3, 6});
+  CHECK(sum.maybe->item<int>() == 9);
+  CHECK_FALSE(sum.absent.has_value());
+  CHECK(sum.buffers.at("z").to_vector<float>() == std::vector<float>{3, 3});
+  CHECK(std::get<1>(sum.pair_of).item<double>() == 3.0);
+
+  // A custom node: its children are walked in lockstep, its static child comes from the first tree.
+  Scaled s = eqx::tree_map([](const eqx::Array& x, const eqx::Array& y) { return x - y; },
+                           Scaled(eqx::array({5.f, 7.f}), 2.f), Scaled(eqx::array({1.f, 2.f}), 4.f));
+  CHECK(s.value().to_vector<float>() == std::vector<float>{4, 5});
+  CHECK(s.scale() == 2.f);
+
+  auto first = [](const eqx::Array& x, const eqx::Array&) { return x; };
+  Everything no_maybe = everything();
+  no_maybe.maybe.reset();
+  CHECK_THROWS_WITH(eqx::tree_map(first, a, no_maybe),
+                    Catch::Contains("at .maybe: an empty optional where the other tree has a value"));
+  Everything other_key = everything();
+  other_key.buffers.erase("a");
+  other_key.buffers["b"] = eqx::zeros({1});
+  CHECK_THROWS_WITH(eqx::tree_map(first, a, other_key), Catch::Contains("at .buffers: maps with different keys"));
+  Everything fewer_keys = everything();
+  fewer_keys.buffers.erase("a");
+  CHECK_THROWS_WITH(eqx::tree_map(first, a, fewer_keys), Catch::Contains("at .buffers: maps with different keys"));
+  Everything longer = everything();
+  std::get<0>(longer.nested).push_back(linear(1, 2, 0.f));
+  CHECK_THROWS_WITH(eqx::tree_map(first, a, longer),
+                    Catch::Contains("at .nested[0]: lists of different lengths (1 vs 2)"));
+}
+
 TEST_CASE("tree_at replaces sub-modules, list elements, static fields and several parts", "[tree]") {
   MLP m = mlp();
   MLP a = eqx::tree_at([](MLP& t) -> auto& { return t.layers[1]; }, m, linear(3, 1, 9.f));

@@ -529,10 +529,6 @@ struct SafetensorsLoader {
   const std::vector<Array>& arrays;
   std::size_t next = 0;
   Array array(const TreePath&, const Array& like) { return like.has_value() ? arrays[next++] : Array{}; }
-  template <class X>
-  X static_leaf(const TreePath&, const X& like) {
-    return like;
-  }
 };
 
 inline SafetensorsFile read_safetensors_impl(std::istream& in, const std::string& ctx) {

@@ -616,7 +616,7 @@ struct ConvTranspose3d {
 template <>
 struct fmt::formatter<eqx::nn::IntTuple> : fmt::formatter<std::string_view> {
   auto format(const eqx::nn::IntTuple& t, fmt::format_context& ctx) const {
-    return fmt::format_to(ctx.out(), "{}", eqx::nn::detail::tuple_str(t));
+    return fmt::formatter<std::string_view>::format(eqx::nn::detail::tuple_str(t), ctx);
   }
 };
 
@@ -626,15 +626,16 @@ struct fmt::formatter<eqx::nn::Padding> : fmt::formatter<std::string_view> {
   auto format(const eqx::nn::Padding& p, fmt::format_context& ctx) const {
     using K = eqx::nn::Padding::Kind;
     switch (p.kind()) {
-      case K::same: return fmt::format_to(ctx.out(), "'SAME'");
-      case K::same_lower: return fmt::format_to(ctx.out(), "'SAME_LOWER'");
-      case K::valid: return fmt::format_to(ctx.out(), "'VALID'");
+      case K::same: return fmt::formatter<std::string_view>::format("'SAME'", ctx);
+      case K::same_lower: return fmt::formatter<std::string_view>::format("'SAME_LOWER'", ctx);
+      case K::valid: return fmt::formatter<std::string_view>::format("'VALID'", ctx);
       default: break;
     }
     std::string s = "(";
     for (std::size_t i = 0; i < p.pairs().size(); ++i)
       s += (i ? ", (" : "(") + std::to_string(p.pairs()[i].first) + ", " + std::to_string(p.pairs()[i].second) + ")";
-    return fmt::format_to(ctx.out(), "{}", s + (p.pairs().size() == 1 ? ",)" : ")"));
+    s += p.pairs().size() == 1 ? ",)" : ")";
+    return fmt::formatter<std::string_view>::format(s, ctx);
   }
 };
 
@@ -642,6 +643,6 @@ struct fmt::formatter<eqx::nn::Padding> : fmt::formatter<std::string_view> {
 template <>
 struct fmt::formatter<eqx::nn::PaddingMode> : fmt::formatter<std::string_view> {
   auto format(const eqx::nn::PaddingMode& m, fmt::format_context& ctx) const {
-    return fmt::format_to(ctx.out(), "'{}'", m.name());
+    return fmt::formatter<std::string_view>::format("'" + std::string(m.name()) + "'", ctx);
   }
 };

@@ -108,6 +108,6 @@ struct Identity {
 template <>
 struct fmt::formatter<eqx::nn::Features> : fmt::formatter<std::string_view> {
   auto format(const eqx::nn::Features& f, fmt::format_context& ctx) const {
-    return fmt::format_to(ctx.out(), "{}", f.is_scalar() ? std::string("'scalar'") : std::to_string(f.size()));
+    return fmt::formatter<std::string_view>::format(f.is_scalar() ? std::string("'scalar'") : std::to_string(f.size()), ctx);
   }
 };

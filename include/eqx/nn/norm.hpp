@@ -380,7 +380,7 @@ WeightNorm<Layer> weight_norm(Layer layer, WeightNormOptions<Layer> opts = {}) {
 template <class Layer>
 struct fmt::formatter<eqx::nn::detail::WeightNormField<Layer>> : fmt::formatter<std::string_view> {
   auto format(const eqx::nn::detail::WeightNormField<Layer>& f, fmt::format_context& ctx) const {
-    return fmt::format_to(ctx.out(), "'{}'", f.name);
+    return fmt::formatter<std::string_view>::format("'" + std::string(f.name) + "'", ctx);
   }
 };
 
@@ -388,6 +388,6 @@ struct fmt::formatter<eqx::nn::detail::WeightNormField<Layer>> : fmt::formatter<
 template <>
 struct fmt::formatter<eqx::nn::detail::WeightNormAxis> : fmt::formatter<std::string_view> {
   auto format(const eqx::nn::detail::WeightNormAxis& a, fmt::format_context& ctx) const {
-    return fmt::format_to(ctx.out(), "{}", a.value ? std::to_string(*a.value) : std::string("None"));
+    return fmt::formatter<std::string_view>::format(a.value ? std::to_string(*a.value) : std::string("None"), ctx);
   }
 };

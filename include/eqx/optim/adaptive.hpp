@@ -192,10 +192,6 @@ struct ScalarZeros {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
     return zeros(Shape{}, a.dtype());
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 /// Replays per-path values computed in map_leaves, keeping the old leaf elsewhere.
 struct PathReplay {
@@ -203,10 +199,6 @@ struct PathReplay {
   Array array(const TreePath& path, const Array& old) {
     auto it = computed.find(path.str());
     return it == computed.end() ? old : it->second;
-  }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
   }
 };
 }  // namespace detail
@@ -408,10 +400,6 @@ struct FactoredInit {
     }
     return which == 2 ? zeros(p.shape(), p.dtype()) : zeros(one, p.dtype());
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 inline std::map<std::string, Array> leaves_by_path(const auto& tree) {
@@ -534,10 +522,6 @@ struct AxisAccumulator {
   Array array(const TreePath&, const Array& p) {
     if (!p.has_value() || !is_floating(p.dtype()) || p.ndim() <= axis) return Array{};
     return zeros(Shape{p.shape()[axis]}, p.dtype());
-  }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
   }
 };
 struct MaxRank : eqx::detail::ArrayLeafVisitor {

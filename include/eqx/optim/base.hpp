@@ -251,10 +251,6 @@ struct FullLike {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
     return full(a.shape(), value, a.dtype());
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 template <class P>
 P full_like(const P& params, double value) {
@@ -270,10 +266,6 @@ P zeros_like(const P& params) {
 /// None at every leaf (the state of a disabled part, such as sgd without momentum).
 struct NonesBuilder {
   Array array(const TreePath&, const Array&) { return Array{}; }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 template <class P>
 P nones_like(const P& params) {
@@ -341,10 +333,6 @@ struct LeafDriver {
                        (is_state ? "optimiser state" : "params") + " leaf is " + type_str(o) +
                        "; gradients must have their parameter's shape and dtype");
   }
-  template <class X, class... O>
-  X static_leaf(const TreePath&, const X& x, const O&...) {
-    return x;
-  }
 };
 
 /// The later passes of map_leaves: result k at each leaf, in order.
@@ -353,10 +341,6 @@ struct LeafReplay {
   std::vector<std::array<Array, N>>& results;
   std::size_t k, i = 0;
   Array array(const TreePath&, const Array&) { return results[i++][k]; }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// The per-leaf driver of every transformation. `f(path, u, o...)` gives

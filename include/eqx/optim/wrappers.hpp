@@ -82,10 +82,6 @@ struct FalseFlags {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
     return full(Shape{}, false, bool_);
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// any(isnan(u)) where the update has a value; the old flag elsewhere.
@@ -93,10 +89,6 @@ struct NanFlags {
   Array array(const TreePath&, const Array& u, const Array& old) {
     if (!u.has_value()) return old;
     return any(isnan(u));
-  }
-  template <class X, class... O>
-  X static_leaf(const TreePath&, const X& x, const O&...) {
-    return x;
   }
 };
 
@@ -148,10 +140,6 @@ struct KeepSelected {
     if (!a.has_value()) return a;
     return mask(path, a) ? a : Array{};
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 template <class P>
 P keep_selected(const P& tree, const Mask& mask) {
@@ -167,10 +155,6 @@ struct MergeSelected {
   Array array(const TreePath& path, const Array& inner, const Array& original) {
     if (!original.has_value()) return original;
     return mask(path, original) ? inner : original;
-  }
-  template <class X, class... O>
-  X static_leaf(const TreePath&, const X& x, const O&...) {
-    return x;
   }
 };
 

@@ -120,10 +120,6 @@ struct TangentInputBuilder {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
     return scope.input(AbstractArray{a.shape(), a.dtype()});
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// Leaves of `given` aligned with the Array leaves of `like` (a None leaf

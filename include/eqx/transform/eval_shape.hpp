@@ -29,10 +29,6 @@ struct ShapeOnlyBuilder {
   Array array(const TreePath&, const Array& a) {
     return a.has_value() ? ArrayAccess::shape_only(a.shape(), a.dtype()) : Array{};
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// `tree` with every Array leaf shape-only (filter_eval_shape's result,

@@ -49,10 +49,6 @@ struct GradFiller {
     if (!is_floating(a.dtype())) return Array{};
     return g.has_value() ? g : rule_ops().instantiate(Array{}, a.shape(), a.dtype());
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 template <class Tree>

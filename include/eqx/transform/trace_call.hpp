@@ -42,10 +42,6 @@ struct TraceInputBuilder {
     if (!a.has_value()) return Array{};
     return scope.input(types.empty() ? AbstractArray{a.shape(), a.dtype()} : types[next++]);
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// One argument with its Array leaves replaced by trace inputs (made by

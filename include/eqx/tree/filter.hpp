@@ -47,10 +47,6 @@ struct FilterBuilder {
     if (!a.has_value()) return Array{};
     return call_predicate(pred, path, a) == keep_selected ? a : Array{};
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// Keeps the Arrays whose filter_spec leaf is true (or, with keep_selected =
@@ -70,10 +66,6 @@ struct SpecFilterBuilder {
     }
     return a.has_value() && selected == keep_selected ? a : Array{};
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x, const X&) {
-    return x;
-  }
 };
 
 /// Picks the first non-empty Array among corresponding leaves.
@@ -84,10 +76,6 @@ struct Combiner {
     Array out;
     ((out = out.has_value() || !others.has_value() ? out : others), ...);
     return out;
-  }
-  template <class X, class... Others>
-  X static_leaf(const TreePath&, const X& x, const Others&...) {
-    return x;
   }
 };
 

@@ -34,10 +34,6 @@ struct SkeletonBuilder {
     if (leaf_paths && a.has_value()) leaf_paths->push_back(path.str());
     return Array{};
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// Hash of structure + static leaves (those with std::hash; others add only
@@ -81,10 +77,6 @@ struct LeafFiller {
   const std::vector<Array>& leaves;
   std::size_t slot = 0, next = 0;
   Array array(const TreePath&, const Array&) { return present[slot++] ? leaves[next++] : Array{}; }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x) {
-    return x;
-  }
 };
 
 /// Collects the non-empty Array leaves, with their paths if asked.

@@ -31,10 +31,6 @@ struct LeafMapper {
     if constexpr (kWithPath) return f(path, a, others...);
     else return f(a, others...);
   }
-  template <class X, class... Others>
-  X static_leaf(const TreePath&, const X& x, const Others&...) {
-    return x;
-  }
 };
 
 }  // namespace detail
@@ -79,10 +75,16 @@ struct NodeMapper {
   }
 };
 
+// Not an ArrayLeafVisitor: those are walked without node hooks.
 template <class F>
-struct NodeVisitor : ArrayLeafVisitor {
+struct NodeVisitor {
   F& f;
   bool array(const TreePath&, const Array&) { return true; }
+  template <class X>
+  bool static_leaf(const TreePath&, const X&) {
+    return true;
+  }
+  bool mismatch(const TreePath&, const std::string&) { return true; }
   template <class X>
     requires std::is_invocable_v<F&, const TreePath&, const X&>
   bool node(const TreePath& path, const X& x) {
@@ -112,7 +114,7 @@ T tree_map_nodes(F&& f, const T& tree) {
 /// Usage: `eqx::tree_for_each_node([&](const eqx::TreePath& p, const nn::Linear&) { names.push_back(p.str()); }, model);`
 template <class F, class T>
 void tree_for_each_node(F&& f, const T& tree) {
-  detail::NodeVisitor<std::remove_reference_t<F>> visitor{{}, f};
+  detail::NodeVisitor<std::remove_reference_t<F>> visitor{f};
   TreePath path;
   detail::visit_tree(visitor, path, tree);
 }

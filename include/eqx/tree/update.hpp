@@ -26,10 +26,6 @@ struct UpdateAdder {
                        "; an update must have its leaf's shape and dtype (it would otherwise broadcast or promote)");
     return add(p, u);
   }
-  template <class X>
-  X static_leaf(const TreePath&, const X& x, const X&) {
-    return x;
-  }
 };
 
 }  // namespace detail
