@@ -60,6 +60,11 @@ struct Everything {
   Mode mode;
 };
 
+struct Masked {
+  eqx::Array w;
+  std::vector<bool> mask;
+};
+
 /// A type with private members, made a pytree through eqx::tree_traits.
 class Scaled {
  public:
@@ -302,6 +307,15 @@ TEST_CASE("tree_map walks several trees in lockstep through every kind of node",
   CHECK_FALSE(sum.absent.has_value());
   CHECK(sum.buffers.at("z").to_vector<float>() == std::vector<float>{3, 3});
   CHECK(std::get<1>(sum.pair_of).item<double>() == 3.0);
+
+  // Static elements of a list (std::vector<bool> has no element to point at) come from the first tree.
+  Masked m1{eqx::array({1.f, 2.f}), {true, false}}, m2{eqx::array({3.f, 4.f}), {false, false}};
+  Masked m3 = eqx::tree_map([](const eqx::Array& x, const eqx::Array& y) { return x * y; }, m1, m2);
+  CHECK(m3.w.to_vector<float>() == std::vector<float>{3, 8});
+  CHECK(m3.mask == std::vector<bool>{true, false});
+  m2.mask.push_back(true);
+  CHECK_THROWS_WITH(eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, m1, m2),
+                    Catch::Contains("at .mask: lists of different lengths (2 vs 3)"));
 
   // A custom node: its children are walked in lockstep, its static child comes from the first tree.
   Scaled s = eqx::tree_map([](const eqx::Array& x, const eqx::Array& y) { return x - y; },

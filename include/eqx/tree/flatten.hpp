@@ -72,11 +72,17 @@ struct StructureComparer {
 };
 
 /// Puts leaves back into the non-empty Array slots of a skeleton, in order.
+/// Every jitted call rebuilds its outputs with it, so it keeps the typed
+/// walk (a static_leaf of its own), whose leaf calls inline.
 struct LeafFiller {
   const std::vector<bool>& present;
   const std::vector<Array>& leaves;
   std::size_t slot = 0, next = 0;
   Array array(const TreePath&, const Array&) { return present[slot++] ? leaves[next++] : Array{}; }
+  template <class X>
+  X static_leaf(const TreePath&, const X& x) {
+    return x;
+  }
 };
 
 /// Collects the non-empty Array leaves, with their paths if asked.

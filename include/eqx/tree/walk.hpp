@@ -355,16 +355,20 @@ T rebuild_leaves(const LeafBuilderRef& b, TreePath& path, const T* const* nodes,
         throw_mismatch(path, "lists of different lengths (" + std::to_string(node.size()) + " vs " +
                                  std::to_string(nodes[k]->size()) + ")");
     using C = typename T::value_type;
-    T out;
-    out.reserve(node.size());
-    LockstepNodes<C> kids{};
-    for (std::size_t i = 0; i < node.size(); ++i) {
-      for (std::size_t k = 0; k < n; ++k) kids[k] = &(*nodes[k])[i];
-      path.push_index(static_cast<std::int64_t>(i));
-      out.push_back(rebuild_leaves<C>(b, path, kids.data(), n));
-      path.pop();
+    if constexpr (node_kind_v<C> == NodeKind::static_leaf || node_kind_v<C> == NodeKind::static_field) {
+      return node;  // static elements come from the first tree (std::vector<bool> has none to point at)
+    } else {
+      T out;
+      out.reserve(node.size());
+      LockstepNodes<C> kids{};
+      for (std::size_t i = 0; i < node.size(); ++i) {
+        for (std::size_t k = 0; k < n; ++k) kids[k] = &(*nodes[k])[i];
+        path.push_index(static_cast<std::int64_t>(i));
+        out.push_back(rebuild_leaves<C>(b, path, kids.data(), n));
+        path.pop();
+      }
+      return out;
     }
-    return out;
   } else if constexpr (kind == NodeKind::std_array || kind == NodeKind::tuple) {
     return build_from_indices<T, std::tuple_size_v<T>>([&](auto ic) {
       constexpr std::size_t I = decltype(ic)::value;
