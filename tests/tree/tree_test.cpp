@@ -65,6 +65,23 @@ struct Masked {
   std::vector<bool> mask;
 };
 
+/// A visitor and a builder with a static_leaf of their own: the erased walks
+/// would not call it, so they must take the typed ones.
+struct OwnStaticLeaf : eqx::detail::ArrayLeafVisitor {
+  bool array(const eqx::TreePath&, const eqx::Array&) { return true; }
+  template <class X>
+  bool static_leaf(const eqx::TreePath&, const X&) {
+    return false;
+  }
+};
+struct CopyingBuilder {
+  eqx::Array array(const eqx::TreePath&, const eqx::Array& a) { return a; }
+  template <class X>
+  X static_leaf(const eqx::TreePath&, const X& x) {
+    return x;
+  }
+};
+
 /// A type with private members, made a pytree through eqx::tree_traits.
 class Scaled {
  public:
@@ -339,6 +356,42 @@ TEST_CASE("tree_map walks several trees in lockstep through every kind of node",
   std::get<0>(longer.nested).push_back(linear(1, 2, 0.f));
   CHECK_THROWS_WITH(eqx::tree_map(first, a, longer),
                     Catch::Contains("at .nested[0]: lists of different lengths (1 vs 2)"));
+}
+
+TEST_CASE("tree walks: which visitors and builders take the erased walk, and more trees than it takes", "[tree]") {
+  STATIC_REQUIRE(eqx::detail::array_leaf_visitor<eqx::detail::LeafCollector<false>>);
+  STATIC_REQUIRE(eqx::detail::erasable_visitor<eqx::detail::LeafCollector<false>>);
+  STATIC_REQUIRE(eqx::detail::array_leaf_builder<eqx::detail::SkeletonBuilder>);
+  STATIC_REQUIRE(eqx::detail::erasable_builder<eqx::detail::SkeletonBuilder>);
+  STATIC_REQUIRE_FALSE(eqx::detail::array_leaf_builder<eqx::detail::LeafFiller>);  // the jit call's outputs: typed
+  STATIC_REQUIRE_FALSE(eqx::detail::array_leaf_visitor<eqx::debug::detail::SignatureRecorder>);
+  STATIC_REQUIRE_FALSE(eqx::detail::erasable_visitor<eqx::debug::detail::SignatureRecorder>);
+  STATIC_REQUIRE_FALSE(eqx::detail::erasable_visitor<OwnStaticLeaf>);
+  STATIC_REQUIRE_FALSE(eqx::detail::erasable_builder<CopyingBuilder>);
+
+  // Nine trees, more than rebuild_leaves walks in lockstep: the typed walk.
+  MLP m = mlp();
+  MLP nine = eqx::tree_map([](const auto&... x) { return (x + ...); }, m, m, m, m, m, m, m, m, m);
+  CHECK(nine.layers[1].weight.to_vector<float>() == std::vector<float>{18, 18, 18});
+  CHECK(nine.width == 3);
+  // Both walks name the first length that differs.
+  MLP shorter = mlp(), longer = mlp();
+  shorter.layers.pop_back();
+  longer.layers.push_back(linear(1, 1, 0.f));
+  auto first = [](const auto& x, const auto&...) { return x; };
+  CHECK_THROWS_WITH(eqx::tree_map(first, m, shorter, longer),
+                    Catch::Contains("at .layers: lists of different lengths (2 vs 1)"));
+  CHECK_THROWS_WITH(eqx::tree_map(first, m, m, m, m, m, m, m, shorter, longer),
+                    Catch::Contains("at .layers: lists of different lengths (2 vs 1)"));
+  // Empty containers in lockstep.
+  Everything e = everything(), f = everything();
+  std::get<0>(e.nested).clear();
+  std::get<0>(f.nested).clear();
+  e.buffers.clear();
+  f.buffers.clear();
+  Everything g = eqx::tree_map([](const eqx::Array& x, const eqx::Array&) { return x; }, e, f);
+  CHECK(std::get<0>(g.nested).empty());
+  CHECK(g.buffers.empty());
 }
 
 TEST_CASE("tree_at replaces sub-modules, list elements, static fields and several parts", "[tree]") {

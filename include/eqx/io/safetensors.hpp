@@ -474,6 +474,7 @@ struct SafetensorsLeaf {
 };
 
 struct SafetensorsLeafCollector : ArrayLeafVisitor {
+  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
   std::vector<SafetensorsLeaf> leaves;
   bool array(const TreePath& path, const Array& a) {
     if (a.has_value()) leaves.push_back({path, state_dict_name(path), a});
@@ -526,6 +527,7 @@ inline std::string safetensors_name_list(const std::vector<std::string>& names) 
 
 /// Puts the loaded Arrays into a copy of `like`, in leaf order.
 struct SafetensorsLoader {
+  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
   const std::vector<Array>& arrays;
   std::size_t next = 0;
   Array array(const TreePath&, const Array& like) { return like.has_value() ? arrays[next++] : Array{}; }

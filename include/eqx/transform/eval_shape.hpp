@@ -26,6 +26,7 @@ namespace detail {
 
 /// Replaces every Array leaf by a shape-only Array of its type.
 struct ShapeOnlyBuilder {
+  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
   Array array(const TreePath&, const Array& a) {
     return a.has_value() ? ArrayAccess::shape_only(a.shape(), a.dtype()) : Array{};
   }

@@ -15,6 +15,7 @@ namespace detail {
 
 template <class F, bool kWithPath>
 struct LeafMapper {
+  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
   F& f;
   template <class... Others>
   Array array(const TreePath& path, const Array& a, const Others&... others) {

@@ -89,6 +89,14 @@ void note_key(V& v, const std::string& k) {
   if constexpr (requires { v.key(k); }) v.key(k);
 }
 
+/// "lists of different lengths (n vs m)", m the first length that is not n.
+template <class... Sizes>
+std::string lengths_differ(std::size_t n, Sizes... sizes) {
+  std::size_t other = n;
+  ((other == n ? void(other = sizes) : void()), ...);
+  return "lists of different lengths (" + std::to_string(n) + " vs " + std::to_string(other) + ")";
+}
+
 template <class V>
 bool report_mismatch(V& v, const TreePath& path, const std::string& what) {
   return v.mismatch(path, what);
@@ -101,8 +109,8 @@ bool report_mismatch(V& v, const TreePath& path, const std::string& what) {
 /// and, optionally, for a single tree, `bool node(const TreePath&, const X&)`
 /// for the node types X it accepts, called before X's children.
 /// Every call returns false to stop the walk early.
-/// A visitor derived from ArrayLeafVisitor that keeps its static_leaf walks
-/// through visit_leaves (one walker per tree type for all such visitors).
+/// A visitor with `using array_leaves_only = void;` walks through
+/// visit_leaves (one walker per tree type for all such visitors).
 template <class V, class T, class... Rest>
 bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest);
 
@@ -131,8 +139,7 @@ bool visit_node(V& v, TreePath& path, const T& node, const Rest&... rest) {
   } else if constexpr (kind == NodeKind::vector) {
     note_size(v, node.size());
     if (((rest.size() != node.size()) || ...))
-      return report_mismatch(v, path, "lists of different lengths (" + std::to_string(node.size()) + " vs " +
-                                          std::to_string(((rest.size() != node.size() ? rest.size() : 0) + ... + std::size_t{0})) + ")");
+      return report_mismatch(v, path, lengths_differ(node.size(), rest.size()...));
     for (std::size_t i = 0; i < node.size(); ++i) {
       path.push_index(static_cast<std::int64_t>(i));
       bool ok = visit_tree(v, path, node[i], rest[i]...);
@@ -192,9 +199,9 @@ bool visit_node(V& v, TreePath& path, const T& node, const Rest&... rest) {
 }
 
 /// Base of visitors that walk one tree and look only at its Array leaves:
-/// static leaves are skipped, and a single tree never mismatches. Such a
-/// visitor (with no static_leaf, node, size or key of its own) is walked by
-/// visit_leaves.
+/// static leaves are skipped, and a single tree never mismatches. (Those
+/// that also say `using array_leaves_only = void;` are walked by
+/// visit_leaves.)
 struct ArrayLeafVisitor {
   template <class X>
   bool static_leaf(const TreePath&, const X&) {
@@ -208,16 +215,28 @@ struct ArrayLeafVisitor {
                            "; the trees must have the same structure (same list lengths, optionals and map keys)");
 }
 
+/// A visitor or builder that touches only Array leaves says so with
+///   using array_leaves_only = void;
+/// and is then walked by visit_leaves / rebuild_leaves. Such a visitor
+/// derives from ArrayLeafVisitor and adds no static_leaf, node, size or key;
+/// such a builder has no static_leaf or node: the erased walk calls only
+/// `array` (checks below catch the hooks a probe type can see).
+template <class V>
+concept array_leaf_visitor = requires { typename V::array_leaves_only; };
+template <class B>
+concept array_leaf_builder = requires { typename B::array_leaves_only; };
+
 /// A static-leaf type no visitor or builder names, to ask whether one has a
-/// static_leaf of its own.
+/// static_leaf or node of its own.
 struct ErasureProbe {
   bool operator==(const ErasureProbe&) const = default;
 };
 
-/// An ArrayLeafVisitor that keeps the base's static_leaf (read off the type
-/// of &V::static_leaf<ErasureProbe>) and observes no sizes or keys.
+/// What an array_leaf_visitor must not have: a static_leaf other than
+/// ArrayLeafVisitor's (read off the type of &V::static_leaf<ErasureProbe>),
+/// or size/key notes.
 template <class V>
-concept array_leaf_visitor =
+inline constexpr bool erasable_visitor =
     std::derived_from<V, ArrayLeafVisitor> &&
     requires {
       {
@@ -225,11 +244,10 @@ concept array_leaf_visitor =
       } -> std::same_as<bool (ArrayLeafVisitor::*)(const TreePath&, const ErasureProbe&)>;
     } && !requires(V& v, std::size_t n) { v.size(n); } && !requires(V& v, const std::string& k) { v.key(k); };
 
-/// A builder that replaces Array leaves only: it has no static_leaf (static
-/// leaves are copied from the first tree) and no node hook.
 template <class B>
-concept array_leaf_builder = !requires(B& b, TreePath& path, const ErasureProbe& x) { b.static_leaf(path, x); } &&
-                             !requires(B& b, TreePath& path, const ErasureProbe& x) { b.node(path, x); };
+inline constexpr bool erasable_builder =
+    !requires(B& b, TreePath& path, const ErasureProbe& x) { b.static_leaf(path, x); } &&
+    !requires(B& b, TreePath& path, const ErasureProbe& x) { b.node(path, x); };
 
 /// An array_leaf_visitor seen through a function pointer.
 struct LeafVisitorRef {
@@ -244,7 +262,7 @@ struct LeafBuilderRef {
   Array (*array)(void* self, const TreePath& path, const Array* const* leaves);
 };
 
-/// The most trees rebuild_leaves walks in lockstep.
+/// The most trees rebuild_leaves walks in lockstep (more take the typed walk).
 inline constexpr std::size_t kMaxLockstepTrees = 8;
 
 /// visit_tree for an array_leaf_visitor: one instantiation per node type T
@@ -311,7 +329,9 @@ bool call_leaf_visitor(void* self, const TreePath& path, const Array& leaf) {
 template <class V, class T, class... Rest>
 bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest) {
   if constexpr (sizeof...(Rest) == 0 && array_leaf_visitor<std::remove_const_t<V>>) {
-    static_assert(!requires { v.node(path, node); }, "eqx: an ArrayLeafVisitor has no node hook");
+    static_assert(erasable_visitor<std::remove_const_t<V>> && !requires { v.node(path, node); },
+                  "eqx: a visitor with array_leaves_only derives from ArrayLeafVisitor and has no static_leaf, node, "
+                  "size or key of its own (visit_leaves would not call them)");
     return visit_leaves(LeafVisitorRef{const_cast<void*>(static_cast<const void*>(&v)), &call_leaf_visitor<V>}, path, node);
   } else {
     return visit_node(v, path, node, rest...);
@@ -351,9 +371,7 @@ T rebuild_leaves(const LeafBuilderRef& b, TreePath& path, const T* const* nodes,
     return tree_traits<T>::unflatten(std::move(rebuilt));
   } else if constexpr (kind == NodeKind::vector) {
     for (std::size_t k = 1; k < n; ++k)
-      if (nodes[k]->size() != node.size())
-        throw_mismatch(path, "lists of different lengths (" + std::to_string(node.size()) + " vs " +
-                                 std::to_string(nodes[k]->size()) + ")");
+      if (nodes[k]->size() != node.size()) throw_mismatch(path, lengths_differ(node.size(), nodes[k]->size()));
     using C = typename T::value_type;
     if constexpr (node_kind_v<C> == NodeKind::static_leaf || node_kind_v<C> == NodeKind::static_field) {
       return node;  // static elements come from the first tree (std::vector<bool> has none to point at)
@@ -442,8 +460,11 @@ T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest);
 /// Structure mismatches throw TreeStructureError naming the path.
 template <class B, class T, class... Rest>
 T rebuild_tree(B& b, TreePath& path, const T& node, const Rest&... rest) {
-  if constexpr (array_leaf_builder<std::remove_const_t<B>> && (std::is_same_v<T, Rest> && ...)) {
-    static_assert(sizeof...(Rest) < kMaxLockstepTrees, "eqx: rebuild_tree walks at most 8 trees in lockstep");
+  if constexpr (array_leaf_builder<std::remove_const_t<B>> && (std::is_same_v<T, Rest> && ...) &&
+                sizeof...(Rest) < kMaxLockstepTrees) {
+    static_assert(erasable_builder<std::remove_const_t<B>> && !requires { b.node(path, node); },
+                  "eqx: a builder with array_leaves_only has no static_leaf or node of its own (rebuild_leaves would "
+                  "not call them)");
     const T* nodes[] = {&node, &rest...};
     return rebuild_leaves<T>(LeafBuilderRef{const_cast<void*>(static_cast<const void*>(&b)),
                                             &call_leaf_builder<B, 1 + sizeof...(Rest)>},
@@ -479,9 +500,7 @@ T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest) {
     });
     return tree_traits<T>::unflatten(std::move(rebuilt));
   } else if constexpr (kind == NodeKind::vector) {
-    if (((rest.size() != node.size()) || ...))
-      throw_mismatch(path, "lists of different lengths (" + std::to_string(node.size()) + " vs " +
-                               std::to_string(((rest.size() != node.size() ? rest.size() : 0) + ... + std::size_t{0})) + ")");
+    if (((rest.size() != node.size()) || ...)) throw_mismatch(path, lengths_differ(node.size(), rest.size()...));
     T out;
     out.reserve(node.size());
     for (std::size_t i = 0; i < node.size(); ++i) {
