@@ -14,7 +14,8 @@
 // with one of those goes through a walker that sees the visitor through a
 // function pointer (visit_leaves, rebuild_leaves): a model type then costs
 // the compiler one walk for all of them instead of one per visitor type
-// (those walks were a third of the compiled code of the README's example).
+// (with the code around them, a quarter of the compiled code of the README's
+// example).
 
 #include <array>
 #include <concepts>
