@@ -358,7 +358,7 @@ TEST_CASE("tree_map walks several trees in lockstep through every kind of node",
                     Catch::Contains("at .nested[0]: lists of different lengths (1 vs 2)"));
 }
 
-TEST_CASE("tree walks: which visitors and builders take the erased walk, and more trees than it takes", "[tree]") {
+TEST_CASE("tree walks: which visitors and builders take the shared walk, and nine trees in lockstep", "[tree]") {
   STATIC_REQUIRE(eqx::detail::array_leaf_visitor<eqx::detail::LeafCollector<false>>);
   STATIC_REQUIRE(eqx::detail::erasable_visitor<eqx::detail::LeafCollector<false>>);
   STATIC_REQUIRE(eqx::detail::array_leaf_builder<eqx::detail::SkeletonBuilder>);
@@ -369,7 +369,7 @@ TEST_CASE("tree walks: which visitors and builders take the erased walk, and mor
   STATIC_REQUIRE_FALSE(eqx::detail::erasable_visitor<OwnStaticLeaf>);
   STATIC_REQUIRE_FALSE(eqx::detail::erasable_builder<CopyingBuilder>);
 
-  // Nine trees, more than rebuild_leaves walks in lockstep: the typed walk.
+  // Nine trees in lockstep.
   MLP m = mlp();
   MLP nine = eqx::tree_map([](const auto&... x) { return (x + ...); }, m, m, m, m, m, m, m, m, m);
   CHECK(nine.layers[1].weight.to_vector<float>() == std::vector<float>{18, 18, 18});

@@ -11,17 +11,15 @@
 //
 // Most visitors and builders look only at Array leaves (collect them, replace
 // them, check their dtypes) and leave static leaves alone. Walking a tree
-// with one of those goes through a walker that sees the visitor through a
-// function pointer (visit_leaves, rebuild_leaves): a model type then costs
-// the compiler one walk for all of them instead of one per visitor type
-// (with the code around them, a quarter of the compiled code of the README's
-// example).
+// with one of those goes through one adapter type that calls it through a
+// function pointer (LeafVisitorRef, LeafBuilderRef<N>): a model type then
+// costs the compiler one walk for all of them instead of one per visitor
+// type (with the code around them, a quarter of the compiled code of the
+// README's example).
 
-#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -110,8 +108,8 @@ bool report_mismatch(V& v, const TreePath& path, const std::string& what) {
 /// and, optionally, for a single tree, `bool node(const TreePath&, const X&)`
 /// for the node types X it accepts, called before X's children.
 /// Every call returns false to stop the walk early.
-/// A visitor with `using array_leaves_only = void;` walks through
-/// visit_leaves (one walker per tree type for all such visitors).
+/// A visitor with `using array_leaves_only = void;` is walked through
+/// LeafVisitorRef (one walk per tree type for all such visitors).
 template <class V, class T, class... Rest>
 bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest);
 
@@ -201,8 +199,8 @@ bool visit_node(V& v, TreePath& path, const T& node, const Rest&... rest) {
 
 /// Base of visitors that walk one tree and look only at its Array leaves:
 /// static leaves are skipped, and a single tree never mismatches. (Those
-/// that also say `using array_leaves_only = void;` are walked by
-/// visit_leaves.)
+/// that also say `using array_leaves_only = void;` are walked through
+/// LeafVisitorRef.)
 struct ArrayLeafVisitor {
   template <class X>
   bool static_leaf(const TreePath&, const X&) {
@@ -218,7 +216,7 @@ struct ArrayLeafVisitor {
 
 /// A visitor or builder that touches only Array leaves says so with
 ///   using array_leaves_only = void;
-/// and is then walked by visit_leaves / rebuild_leaves. Such a visitor
+/// and is then walked through LeafVisitorRef / LeafBuilderRef. Such a visitor
 /// derives from ArrayLeafVisitor and adds no static_leaf, node, size or key;
 /// such a builder has no static_leaf or node: the erased walk calls only
 /// `array` (checks below catch the hooks a probe type can see).
@@ -250,77 +248,13 @@ inline constexpr bool erasable_builder =
     !requires(B& b, TreePath& path, const ErasureProbe& x) { b.static_leaf(path, x); } &&
     !requires(B& b, TreePath& path, const ErasureProbe& x) { b.node(path, x); };
 
-/// An array_leaf_visitor seen through a function pointer.
-struct LeafVisitorRef {
+/// Every array_leaf_visitor, seen through a function pointer: the one visitor
+/// type the typed walk is instantiated with for all of them.
+struct LeafVisitorRef : ArrayLeafVisitor {
   void* self;
-  bool (*array)(void* self, const TreePath& path, const Array& leaf);
+  bool (*call)(void* self, const TreePath& path, const Array& leaf);
+  bool array(const TreePath& path, const Array& leaf) { return call(self, path, leaf); }
 };
-
-/// An array_leaf_builder of `n` trees in lockstep seen through a function
-/// pointer; `leaves` points at the n trees' leaves at one position.
-struct LeafBuilderRef {
-  void* self;
-  Array (*array)(void* self, const TreePath& path, const Array* const* leaves);
-};
-
-/// The most trees rebuild_leaves walks in lockstep (more take the typed walk).
-inline constexpr std::size_t kMaxLockstepTrees = 8;
-
-/// visit_tree for an array_leaf_visitor: one instantiation per node type T
-/// serves every such visitor.
-template <class T>
-bool visit_leaves(const LeafVisitorRef& v, TreePath& path, const T& node) {
-  require_pytree_node<T>();
-  constexpr NodeKind kind = node_kind_v<T>;
-  if constexpr (kind == NodeKind::array) {
-    return v.array(v.self, path, node);
-  } else if constexpr (kind == NodeKind::static_field || kind == NodeKind::static_leaf) {
-    return true;
-  } else if constexpr (kind == NodeKind::custom) {
-    auto children = tree_traits<T>::flatten(node);
-    return all_indices<std::tuple_size_v<decltype(children)>>([&](auto ic) {
-      constexpr std::size_t I = decltype(ic)::value;
-      push_custom_entry<T, I>(path);
-      bool r = visit_leaves(v, path, std::get<I>(children));
-      path.pop();
-      return r;
-    });
-  } else if constexpr (kind == NodeKind::vector || kind == NodeKind::std_array) {
-    for (std::size_t i = 0; i < node.size(); ++i) {
-      path.push_index(static_cast<std::int64_t>(i));
-      bool ok = visit_leaves(v, path, node[i]);
-      path.pop();
-      if (!ok) return false;
-    }
-    return true;
-  } else if constexpr (kind == NodeKind::tuple) {
-    return all_indices<std::tuple_size_v<T>>([&](auto ic) {
-      constexpr std::size_t I = decltype(ic)::value;
-      path.push_index(static_cast<std::int64_t>(I));
-      bool r = visit_leaves(v, path, std::get<I>(node));
-      path.pop();
-      return r;
-    });
-  } else if constexpr (kind == NodeKind::optional) {
-    return !node.has_value() || visit_leaves(v, path, *node);
-  } else if constexpr (kind == NodeKind::string_map) {
-    for (const auto& [key, value] : node) {
-      path.push_key(key);
-      bool ok = visit_leaves(v, path, value);
-      path.pop();
-      if (!ok) return false;
-    }
-    return true;
-  } else {  // aggregate
-    return all_indices<field_count<T>>([&](auto ic) {
-      constexpr std::size_t I = decltype(ic)::value;
-      path.push_field(field_name<T, I>);
-      bool r = visit_leaves(v, path, boost::pfr::get<I>(node));
-      path.pop();
-      return r;
-    });
-  }
-}
 
 template <class V>
 bool call_leaf_visitor(void* self, const TreePath& path, const Array& leaf) {
@@ -332,113 +266,27 @@ bool visit_tree(V& v, TreePath& path, const T& node, const Rest&... rest) {
   if constexpr (sizeof...(Rest) == 0 && array_leaf_visitor<std::remove_const_t<V>>) {
     static_assert(erasable_visitor<std::remove_const_t<V>> && !requires { v.node(path, node); },
                   "eqx: a visitor with array_leaves_only derives from ArrayLeafVisitor and has no static_leaf, node, "
-                  "size or key of its own (visit_leaves would not call them)");
-    return visit_leaves(LeafVisitorRef{const_cast<void*>(static_cast<const void*>(&v)), &call_leaf_visitor<V>}, path, node);
+                  "size or key of its own (the walk through LeafVisitorRef would not call them)");
+    LeafVisitorRef ref{{}, const_cast<void*>(static_cast<const void*>(&v)), &call_leaf_visitor<V>};
+    return visit_node(ref, path, node);
   } else {
     return visit_node(v, path, node, rest...);
   }
 }
 
-/// Pointers to the n trees' children at one position of a lockstep walk.
-template <class C>
-using LockstepNodes = std::array<const C*, kMaxLockstepTrees>;
-
-/// rebuild_tree for an array_leaf_builder: one instantiation per node type T
-/// serves every such builder and every number of trees.
-template <class T>
-T rebuild_leaves(const LeafBuilderRef& b, TreePath& path, const T* const* nodes, std::size_t n) {
-  require_pytree_node<T>();
-  constexpr NodeKind kind = node_kind_v<T>;
-  const T& node = *nodes[0];
-  if constexpr (kind == NodeKind::array) {
-    return b.array(b.self, path, nodes);
-  } else if constexpr (kind == NodeKind::static_field || kind == NodeKind::static_leaf) {
-    return node;
-  } else if constexpr (kind == NodeKind::custom) {
-    using Flat = decltype(tree_traits<T>::flatten(node));
-    std::array<std::optional<Flat>, kMaxLockstepTrees> flat;
-    for (std::size_t k = 0; k < n; ++k) flat[k].emplace(tree_traits<T>::flatten(*nodes[k]));
-    using Children = custom_children_t<T>;
-    auto rebuilt = build_from_indices<Children, std::tuple_size_v<Children>>([&](auto ic) {
-      constexpr std::size_t I = decltype(ic)::value;
-      using C = std::tuple_element_t<I, Children>;
-      LockstepNodes<C> kids{};
-      for (std::size_t k = 0; k < n; ++k) kids[k] = &std::get<I>(*flat[k]);
-      push_custom_entry<T, I>(path);
-      auto r = rebuild_leaves<C>(b, path, kids.data(), n);
-      path.pop();
-      return r;
-    });
-    return tree_traits<T>::unflatten(std::move(rebuilt));
-  } else if constexpr (kind == NodeKind::vector) {
-    for (std::size_t k = 1; k < n; ++k)
-      if (nodes[k]->size() != node.size()) throw_mismatch(path, lengths_differ(node.size(), nodes[k]->size()));
-    using C = typename T::value_type;
-    if constexpr (node_kind_v<C> == NodeKind::static_leaf || node_kind_v<C> == NodeKind::static_field) {
-      return node;  // static elements come from the first tree (std::vector<bool> has none to point at)
-    } else {
-      T out;
-      out.reserve(node.size());
-      LockstepNodes<C> kids{};
-      for (std::size_t i = 0; i < node.size(); ++i) {
-        for (std::size_t k = 0; k < n; ++k) kids[k] = &(*nodes[k])[i];
-        path.push_index(static_cast<std::int64_t>(i));
-        out.push_back(rebuild_leaves<C>(b, path, kids.data(), n));
-        path.pop();
-      }
-      return out;
-    }
-  } else if constexpr (kind == NodeKind::std_array || kind == NodeKind::tuple) {
-    return build_from_indices<T, std::tuple_size_v<T>>([&](auto ic) {
-      constexpr std::size_t I = decltype(ic)::value;
-      using C = std::tuple_element_t<I, T>;
-      LockstepNodes<C> kids{};
-      for (std::size_t k = 0; k < n; ++k) kids[k] = &std::get<I>(*nodes[k]);
-      path.push_index(static_cast<std::int64_t>(I));
-      auto r = rebuild_leaves<C>(b, path, kids.data(), n);
-      path.pop();
-      return r;
-    });
-  } else if constexpr (kind == NodeKind::optional) {
-    for (std::size_t k = 1; k < n; ++k)
-      if (nodes[k]->has_value() != node.has_value())
-        throw_mismatch(path, "an empty optional where the other tree has a value");
-    if (!node.has_value()) return T{};
-    using C = typename T::value_type;
-    LockstepNodes<C> kids{};
-    for (std::size_t k = 0; k < n; ++k) kids[k] = &**nodes[k];
-    return T{rebuild_leaves<C>(b, path, kids.data(), n)};
-  } else if constexpr (kind == NodeKind::string_map) {
-    for (std::size_t k = 1; k < n; ++k)
-      if (nodes[k]->size() != node.size()) throw_mismatch(path, "maps with different keys");
-    using C = typename T::mapped_type;
-    std::array<typename T::const_iterator, kMaxLockstepTrees> its{};
-    for (std::size_t k = 0; k < n; ++k) its[k] = nodes[k]->begin();
-    T out;
-    LockstepNodes<C> kids{};
-    for (; its[0] != node.end(); ) {
-      for (std::size_t k = 1; k < n; ++k)
-        if (its[k]->first != its[0]->first) throw_mismatch(path, "maps with different keys");
-      for (std::size_t k = 0; k < n; ++k) kids[k] = &its[k]->second;
-      path.push_key(its[0]->first);
-      out.emplace_hint(out.end(), its[0]->first, rebuild_leaves<C>(b, path, kids.data(), n));
-      path.pop();
-      for (std::size_t k = 0; k < n; ++k) ++its[k];
-    }
-    return out;
-  } else {  // aggregate: brace-initialise from the rebuilt fields, in order
-    return build_from_indices<T, field_count<T>>([&](auto ic) {
-      constexpr std::size_t I = decltype(ic)::value;
-      using C = std::remove_cvref_t<decltype(boost::pfr::get<I>(node))>;
-      LockstepNodes<C> kids{};
-      for (std::size_t k = 0; k < n; ++k) kids[k] = &boost::pfr::get<I>(*nodes[k]);
-      path.push_field(field_name<T, I>);
-      auto r = rebuild_leaves<C>(b, path, kids.data(), n);
-      path.pop();
-      return r;
-    });
+/// Every array_leaf_builder of N trees in lockstep, seen through a function
+/// pointer: the one builder type the typed walk is instantiated with for all
+/// of them. It has no static_leaf, so static leaves come from the first tree.
+template <std::size_t N>
+struct LeafBuilderRef {
+  void* self;
+  Array (*call)(void* self, const TreePath& path, const Array* const* leaves);
+  template <class... Leaves>
+  Array array(const TreePath& path, const Leaves&... leaves) {
+    const Array* ptrs[] = {&leaves...};
+    return call(self, path, ptrs);
   }
-}
+};
 
 template <class B, std::size_t N>
 Array call_leaf_builder(void* self, const TreePath& path, const Array* const* leaves) {
@@ -446,9 +294,6 @@ Array call_leaf_builder(void* self, const TreePath& path, const Array* const* le
     return static_cast<B*>(self)->array(path, *leaves[I]...);
   }(std::make_index_sequence<N>{});
 }
-
-template <class B, class T, class... Rest>
-T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest);
 
 /// Builds a new tree of type T by walking `node` and `rest` in lockstep.
 /// The builder provides:
@@ -461,15 +306,13 @@ T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest);
 /// Structure mismatches throw TreeStructureError naming the path.
 template <class B, class T, class... Rest>
 T rebuild_tree(B& b, TreePath& path, const T& node, const Rest&... rest) {
-  if constexpr (array_leaf_builder<std::remove_const_t<B>> && (std::is_same_v<T, Rest> && ...) &&
-                sizeof...(Rest) < kMaxLockstepTrees) {
+  if constexpr (array_leaf_builder<std::remove_const_t<B>> && (std::is_same_v<T, Rest> && ...)) {
     static_assert(erasable_builder<std::remove_const_t<B>> && !requires { b.node(path, node); },
-                  "eqx: a builder with array_leaves_only has no static_leaf or node of its own (rebuild_leaves would "
-                  "not call them)");
-    const T* nodes[] = {&node, &rest...};
-    return rebuild_leaves<T>(LeafBuilderRef{const_cast<void*>(static_cast<const void*>(&b)),
-                                            &call_leaf_builder<B, 1 + sizeof...(Rest)>},
-                             path, nodes, 1 + sizeof...(Rest));
+                  "eqx: a builder with array_leaves_only has no static_leaf or node of its own (the walk through "
+                  "LeafBuilderRef would not call them)");
+    constexpr std::size_t n = 1 + sizeof...(Rest);
+    LeafBuilderRef<n> ref{const_cast<void*>(static_cast<const void*>(&b)), &call_leaf_builder<B, n>};
+    return rebuild_node(ref, path, node, rest...);
   } else if constexpr (sizeof...(Rest) == 0 && requires { b.node(path, node); }) {
     return b.node(path, rebuild_node(b, path, node));
   } else {
