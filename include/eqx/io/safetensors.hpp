@@ -474,7 +474,7 @@ struct SafetensorsLeaf {
 };
 
 struct SafetensorsLeafCollector : ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::vector<SafetensorsLeaf> leaves;
   bool array(const TreePath& path, const Array& a) {
     if (a.has_value()) leaves.push_back({path, state_dict_name(path), a});
@@ -527,7 +527,7 @@ inline std::string safetensors_name_list(const std::vector<std::string>& names) 
 
 /// Puts the loaded Arrays into a copy of `like`, in leaf order.
 struct SafetensorsLoader {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const std::vector<Array>& arrays;
   std::size_t next = 0;
   Array array(const TreePath&, const Array& like) { return like.has_value() ? arrays[next++] : Array{}; }

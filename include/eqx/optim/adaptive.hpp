@@ -188,7 +188,7 @@ struct ScaleByNovogradState {
 namespace detail {
 /// A scalar zero of each float leaf's dtype, None elsewhere.
 struct ScalarZeros {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Array array(const TreePath&, const Array& a) {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
     return zeros(Shape{}, a.dtype());
@@ -196,7 +196,7 @@ struct ScalarZeros {
 };
 /// Replays per-path values computed in map_leaves, keeping the old leaf elsewhere.
 struct PathReplay {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const std::map<std::string, Array>& computed;
   Array array(const TreePath& path, const Array& old) {
     auto it = computed.find(path.str());
@@ -389,7 +389,7 @@ inline Shape drop_axis(const Shape& s, std::size_t axis) {
 
 /// Adafactor's initial statistics for each float leaf: which = 0 (v_row), 1 (v_col), 2 (v).
 struct FactoredInit {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const FactoredRmsOptions& o;
   int which;
   Array array(const TreePath&, const Array& p) {
@@ -521,7 +521,7 @@ struct ScaleBySm3State {
 
 namespace detail {
 struct AxisAccumulator {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::size_t axis;
   Array array(const TreePath&, const Array& p) {
     if (!p.has_value() || !is_floating(p.dtype()) || p.ndim() <= axis) return Array{};
@@ -529,7 +529,7 @@ struct AxisAccumulator {
   }
 };
 struct MaxRank : eqx::detail::ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::size_t rank = 0;
   bool array(const TreePath&, const Array& a) {
     if (a.has_value() && is_floating(a.dtype())) rank = std::max(rank, a.ndim());

@@ -143,7 +143,7 @@ namespace detail {
 
 /// Collects the paths whose mask leaf is a true bool scalar.
 struct MaskCollector : eqx::detail::ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::vector<std::string>* selected;
   bool array(const TreePath& path, const Array& a) {
     if (!a.has_value()) return true;
@@ -207,7 +207,7 @@ inline Array zero_count() { return zeros(Shape{}, int32); }
 
 /// Records the float dtypes of a tree's Array leaves (for PerDType::prime).
 struct FloatDTypes : eqx::detail::ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::optional<DType> narrow;  // the first float leaf's dtype other than float64
   bool f64 = false;
   bool array(const TreePath&, const Array& a) {
@@ -248,7 +248,7 @@ class PerDType {
 
 /// `value` at every float leaf of `params`, None elsewhere (optax.tree.full_like).
 struct FullLike {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   double value;
   Array array(const TreePath&, const Array& a) {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
@@ -268,7 +268,7 @@ P zeros_like(const P& params) {
 }
 /// None at every leaf (the state of a disabled part, such as sgd without momentum).
 struct NonesBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Array array(const TreePath&, const Array&) { return Array{}; }
 };
 template <class P>
@@ -302,7 +302,7 @@ struct StructureCheck {
 /// records all N results, returns the new update.
 template <std::size_t N, class F>
 struct LeafDriver {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::string_view who;
   F& f;
   std::vector<std::array<Array, N>>& results;
@@ -343,7 +343,7 @@ struct LeafDriver {
 /// The later passes of map_leaves: result k at each leaf, in order.
 template <std::size_t N>
 struct LeafReplay {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::vector<std::array<Array, N>>& results;
   std::size_t k, i = 0;
   Array array(const TreePath&, const Array&) { return results[i++][k]; }

@@ -626,7 +626,7 @@ inline AddDecayedWeights add_decayed_weights(ScalarOrSchedule weight_decay = 0.0
 
 namespace detail {
 struct SquaredNorms : eqx::detail::ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::vector<Array> parts;
   bool array(const TreePath&, const Array& a) {
     if (a.has_value() && is_floating(a.dtype())) parts.push_back(a);

@@ -78,7 +78,7 @@ namespace detail {
 
 /// A false bool scalar at every float leaf, None elsewhere.
 struct FalseFlags {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Array array(const TreePath&, const Array& a) {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};
     return full(Shape{}, false, bool_);
@@ -87,7 +87,7 @@ struct FalseFlags {
 
 /// any(isnan(u)) where the update has a value; the old flag elsewhere.
 struct NanFlags {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Array array(const TreePath&, const Array& u, const Array& old) {
     if (!u.has_value()) return old;
     return any(isnan(u));
@@ -137,7 +137,7 @@ namespace detail {
 
 /// The leaves `mask` selects, None elsewhere (Optax's MaskedNode).
 struct KeepSelected {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const Mask& mask;
   Array array(const TreePath& path, const Array& a) {
     if (!a.has_value()) return a;
@@ -154,7 +154,7 @@ P keep_selected(const P& tree, const Mask& mask) {
 /// The inner transformation's update where `mask` selects the leaf, the
 /// original update elsewhere.
 struct MergeSelected {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const Mask& mask;
   Array array(const TreePath& path, const Array& inner, const Array& original) {
     if (!original.has_value()) return original;
@@ -247,7 +247,7 @@ namespace detail {
 
 /// Throws unless every float leaf has a label with a transformation.
 struct LabelCheck : eqx::detail::ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const Labels& labels;
   const std::set<std::string>& known;
   bool array(const TreePath& path, const Array& a) {
@@ -533,7 +533,7 @@ struct InjectHyperparamsState {
 
 namespace detail {
 struct WidestFloat : eqx::detail::ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   DType d = float32;
   bool array(const TreePath&, const Array& a) {
     if (a.has_value() && a.dtype() == float64) d = float64;

@@ -115,7 +115,7 @@ inline void require_no_captured_tracers(const Graph& g, const char* fn, const ch
 /// and every other leaf's Array with None: the tangents (or cotangents) a
 /// rule receives.
 struct TangentInputBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   TraceScope& scope;
   Array array(const TreePath&, const Array& a) {
     if (!a.has_value() || !is_floating(a.dtype())) return Array{};

@@ -26,7 +26,7 @@ namespace detail {
 
 /// Replaces every Array leaf by a shape-only Array of its type.
 struct ShapeOnlyBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Array array(const TreePath&, const Array& a) {
     return a.has_value() ? ArrayAccess::shape_only(a.shape(), a.dtype()) : Array{};
   }

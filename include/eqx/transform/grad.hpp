@@ -41,7 +41,7 @@ class LeafMask {
 /// Puts `grads` (in leaf order) into a copy of `tree`: inexact Array leaves
 /// get their gradient (zeros if it is a symbolic zero), other leaves None.
 struct GradFiller {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const std::vector<Array>* grads;
   std::size_t next = 0;
   Array array(const TreePath&, const Array& a) {

@@ -35,7 +35,7 @@ using call_result_t = std::remove_cvref_t<std::invoke_result_t<const F&, const A
 /// leaf's own type, or of the next of `types` when they are given (vmap
 /// traces on per-example types).
 struct TraceInputBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   TraceScope& scope;
   std::span<const AbstractArray> types = {};
   std::size_t next = 0;

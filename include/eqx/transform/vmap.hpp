@@ -153,7 +153,7 @@ inline std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char
 /// Collects the Array leaves of one argument with their mapped axes and
 /// per-example types, and checks every mapped axis has the batch size.
 struct MappedLeafCollector : ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const AxisSpec* spec;
   std::size_t arg;
   std::vector<Array>* leaves;
@@ -193,7 +193,7 @@ struct MappedLeafCollector : ArrayLeafVisitor {
 /// Moves each output leaf's batch axis to where out_axes asks (broadcasting
 /// outputs that do not depend on the example), in output leaf order.
 struct OutputAxisMover : ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   const AxisSpec* spec;
   Batched* batched;
   std::int64_t size;

@@ -71,7 +71,7 @@ struct TreeEqual : StructureComparer {
 
 /// Remembers where each Array storage was seen; throws on the second sight.
 struct AliasCheck : ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::map<const void*, std::string> seen;
   bool array(const TreePath& path, const Array& a) {
     if (!a.has_value() || a.size() == 0) return true;

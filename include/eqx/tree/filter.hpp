@@ -41,7 +41,7 @@ bool call_predicate(Pred& pred, const TreePath& path, const Array& leaf) {
 
 template <class Pred>
 struct FilterBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Pred& pred;
   bool keep_selected;
   Array array(const TreePath& path, const Array& a) {
@@ -53,7 +53,7 @@ struct FilterBuilder {
 /// Keeps the Arrays whose filter_spec leaf is true (or, with keep_selected =
 /// false, false or None).
 struct SpecFilterBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   bool keep_selected;
   Array array(const TreePath& path, const Array& a, const Array& spec) {
     bool selected = false;
@@ -72,7 +72,7 @@ struct SpecFilterBuilder {
 
 /// Picks the first non-empty Array among corresponding leaves.
 struct Combiner {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   template <class... Others>
   Array array(const TreePath&, const Array& a, const Others&... others) {
     if (a.has_value()) return a;

@@ -27,7 +27,7 @@ inline std::size_t hash_combine(std::size_t seed, std::size_t v) {
 
 /// Copies a tree with every Array replaced by None, remembering which were set.
 struct SkeletonBuilder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::vector<bool> present;
   std::vector<std::string>* leaf_paths = nullptr;  // when set, gets the path of each leaf with a value
   Array array(const TreePath& path, const Array& a) {
@@ -89,7 +89,7 @@ struct LeafFiller {
 /// Collects the non-empty Array leaves, with their paths if asked.
 template <bool kWithPath>
 struct LeafCollector : ArrayLeafVisitor {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   std::vector<Array> leaves;
   std::vector<std::pair<TreePath, Array>> with_path;
   bool array(const TreePath& p, const Array& a) {

@@ -15,7 +15,7 @@ namespace detail {
 
 template <class F, bool kWithPath>
 struct LeafMapper {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   F& f;
   template <class... Others>
   Array array(const TreePath& path, const Array& a, const Others&... others) {
@@ -76,16 +76,10 @@ struct NodeMapper {
   }
 };
 
-// Not an ArrayLeafVisitor: those are walked without node hooks.
 template <class F>
-struct NodeVisitor {
+struct NodeVisitor : ArrayLeafVisitor {
   F& f;
   bool array(const TreePath&, const Array&) { return true; }
-  template <class X>
-  bool static_leaf(const TreePath&, const X&) {
-    return true;
-  }
-  bool mismatch(const TreePath&, const std::string&) { return true; }
   template <class X>
     requires std::is_invocable_v<F&, const TreePath&, const X&>
   bool node(const TreePath& path, const X& x) {
@@ -115,7 +109,7 @@ T tree_map_nodes(F&& f, const T& tree) {
 /// Usage: `eqx::tree_for_each_node([&](const eqx::TreePath& p, const nn::Linear&) { names.push_back(p.str()); }, model);`
 template <class F, class T>
 void tree_for_each_node(F&& f, const T& tree) {
-  detail::NodeVisitor<std::remove_reference_t<F>> visitor{f};
+  detail::NodeVisitor<std::remove_reference_t<F>> visitor{{}, f};
   TreePath path;
   detail::visit_tree(visitor, path, tree);
 }

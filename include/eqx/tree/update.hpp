@@ -13,7 +13,7 @@ namespace eqx {
 namespace detail {
 
 struct UpdateAdder {
-  using array_leaves_only = void;  // walked by visit_leaves / rebuild_leaves
+  using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
   Array array(const TreePath& path, const Array& p, const Array& u) {
     if (!u.has_value()) return p;
     if (!p.has_value())
