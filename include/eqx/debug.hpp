@@ -4,6 +4,7 @@
 // store_dce / inspect_dce, which show what compilation removed as dead code.
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <span>
 #include <string_view>

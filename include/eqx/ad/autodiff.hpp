@@ -8,9 +8,11 @@
 // rule. Both bind in the caller's context, so they can be traced (jit, and
 // differentiated again). An empty Array is a symbolic zero throughout.
 
+#include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/config.hpp"

@@ -7,10 +7,12 @@
 // primitives in the caller's context: eagerly, or into an enclosing trace
 // (jit of vmap, grad of vmap, vmap of vmap).
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 

@@ -6,6 +6,7 @@
 // job can resume on a different number of processes. A failure on rank 0
 // (a full disk, a missing file) is raised on every rank.
 
+#include <cstddef>
 #include <exception>
 #include <filesystem>
 #include <string>

@@ -10,6 +10,7 @@
 // truncated or corrupt file throws eqx::IOError instead of reading past it.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <istream>

@@ -48,6 +48,7 @@
 // safetensors dtype (F16, BF16, I64, U8, ...) is refused when it is read.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>

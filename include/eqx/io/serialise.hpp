@@ -12,6 +12,8 @@
 // Loading reads and checks every record against `like` (dtype and shape)
 // before it builds anything, and throws naming the leaf's path.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 

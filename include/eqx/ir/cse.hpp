@@ -3,6 +3,7 @@
 // primitive with the same parameters to the same inputs as an earlier one is
 // dropped, and its outputs are replaced by the earlier outputs.
 
+#include <cstddef>
 #include <map>
 #include <utility>
 #include <vector>

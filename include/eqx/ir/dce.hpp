@@ -3,6 +3,8 @@
 // graph's outputs, and constants nothing uses. Primitives are pure, so an
 // unused result can always be removed; effectful ones (debug::print) stay.
 
+#include <cstddef>
+#include <iterator>
 #include <vector>
 
 #include "eqx/core/config.hpp"

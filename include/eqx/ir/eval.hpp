@@ -5,6 +5,8 @@
 // execute eagerly; inside a trace (a jit of a grad, a grad of a vmap) the
 // equations are recorded again into the enclosing graph.
 
+#include <cstddef>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <vector>

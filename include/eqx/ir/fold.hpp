@@ -5,6 +5,7 @@
 // at call time, so folding never multiplies a plan's memory. Primitives that
 // are not foldable (effects, host callbacks) always run at call time.
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

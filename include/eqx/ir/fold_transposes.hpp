@@ -13,6 +13,7 @@
 // in the last bit from the unfolded graph (as from any other GEMM kernel).
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

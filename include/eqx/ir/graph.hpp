@@ -11,6 +11,7 @@
 // transformations (jit, grad, vmap) read a Graph and write a new one, and
 // `eval_graph` runs one by re-binding its equations.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>

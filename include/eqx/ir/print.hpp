@@ -11,6 +11,8 @@
 // other constants are listed before the `;`. A graph-valued parameter (a
 // fused region, a loop body) is printed nested, continuing the names.
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include <variant>

@@ -12,7 +12,9 @@
 // larger 1 broadcasts, and is kept).
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "eqx/core/config.hpp"

@@ -3,6 +3,7 @@
 // by an equivalent one record `replace(old, new)` and apply it to every later
 // use and to the outputs.
 
+#include <cstddef>
 #include <numeric>
 #include <vector>
 

@@ -12,8 +12,10 @@
 // Each trace has a level (its depth in the stack); a tracer of a trace that
 // has finished is a leaked tracer and throws eqx::TraceError.
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <span>

@@ -19,9 +19,11 @@
 // inference uses the average debiased by 1 - m^counter. The variance is
 // the biased one over the batch and the spatial axes.
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 

@@ -22,6 +22,7 @@
 //     empty Array.
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>

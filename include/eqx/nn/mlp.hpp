@@ -20,6 +20,7 @@
 // depth is 0; here it is applied after the last Linear at every depth, as
 // Equinox documents it (and did before). The `scan` option is not offered.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -23,9 +23,11 @@
 //   eqx::Array y = wn(x);                                     // the Linear with weight g * v / ||v||
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 

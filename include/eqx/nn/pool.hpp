@@ -27,12 +27,16 @@
 // name) and the operation is the layer's type. Adaptive pools keep only
 // their static `target_shape`. So the serialised records are Equinox's.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "eqx/core/array.hpp"
 #include "eqx/nn/common.hpp"

@@ -22,6 +22,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "eqx/core/array.hpp"

@@ -23,6 +23,7 @@
 // sub-module, or std::tuple<A, B, ...> when `where` returns std::tie(...)
 // of several parts (and `get` a std::tuple of their values).
 
+#include <cstddef>
 #include <string>
 #include <tuple>
 #include <type_traits>

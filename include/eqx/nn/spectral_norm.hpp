@@ -15,8 +15,11 @@
 //   })(key);
 //   auto [y, state2] = model(x, state);
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include <boost/pfr/core.hpp>

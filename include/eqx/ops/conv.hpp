@@ -2,6 +2,8 @@
 // Convolution and pooling: conv (lax.conv_general_dilated with JAX's default
 // [N, C, spatial...] layout), reduce_window, max_pool and avg_pool.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>

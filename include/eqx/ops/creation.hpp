@@ -2,6 +2,7 @@
 // Creating Arrays: zeros, ones, full, arange, linspace, eye and the *_like
 // forms. (eqx::array, which copies C++ values, is in core/array.hpp.)
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>

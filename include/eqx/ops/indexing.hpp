@@ -2,9 +2,12 @@
 // Indexing: slice (start/stop/step per axis, Python rules), take (integer
 // indices along an axis), one_hot.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/config.hpp"

@@ -2,8 +2,10 @@
 // Products: matmul (numpy's @, with vector and batched forms), dot,
 // and dot_general (lax's general contraction).
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/config.hpp"

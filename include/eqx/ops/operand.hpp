@@ -2,6 +2,8 @@
 // Operand: an Array or a weakly typed C++ scalar, and the promotion of
 // several operands to one dtype (README.md, "Dtypes").
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <string>

@@ -4,9 +4,12 @@
 // flattened array.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "eqx/core/config.hpp"

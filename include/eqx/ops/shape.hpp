@@ -3,8 +3,10 @@
 // squeeze, concatenate, stack, flip, pad.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/config.hpp"

@@ -24,6 +24,7 @@
 //   eqx::Array order = eqx::argsort(x, 0);  // int32 indices
 //   eqx::Array c = eqx::cumsum(x, -1);
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>

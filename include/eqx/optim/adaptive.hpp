@@ -7,6 +7,7 @@
 //   auto tx = eqx::optim::chain(eqx::optim::scale_by_yogi(), eqx::optim::scale_by_learning_rate(1e-3));
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

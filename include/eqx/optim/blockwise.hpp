@@ -9,6 +9,7 @@
 //                                      eqx::optim::scale_by_learning_rate(1e-3));
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

@@ -24,6 +24,8 @@
 // masked-out leaf by a MaskedNode, eqx uses None, which every
 // transformation passes through with its state untouched.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>

@@ -8,6 +8,7 @@
 // when they can, so a chain of elementwise ops never transposes.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <span>

@@ -13,12 +13,16 @@
 // first, so kernels stay one loop per dtype); shapes broadcast as in numpy.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"

@@ -20,9 +20,12 @@
 // Its JVP and VJP rules (below the kernel) are convolutions again, as in JAX.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 

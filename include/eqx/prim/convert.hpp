@@ -10,7 +10,10 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"

@@ -8,8 +8,11 @@
 // entry on Eigen or BLAS, whichever is faster for the shape (prim/gemm.hpp).
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "eqx/core/threads.hpp"

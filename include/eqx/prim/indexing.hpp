@@ -8,9 +8,13 @@
 // does not own.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "eqx/prim/binary.hpp"
 #include "eqx/prim/layout.hpp"

@@ -7,8 +7,10 @@
 // shape rules here still check everything, since graphs can be built by hand.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 

@@ -11,6 +11,7 @@
 // rule, run the kernel.
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>

@@ -1,10 +1,13 @@
 #pragma once
 // select: `where(pred, on_true, on_false)` with numpy broadcasting of all three.
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "eqx/core/threads.hpp"
 #include "eqx/prim/broadcast.hpp"

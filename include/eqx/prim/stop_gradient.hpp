@@ -4,6 +4,10 @@
 // nothing in the backward pass. `simplify` removes it from compiled graphs,
 // which are only evaluated, never differentiated again.
 
+#include <span>
+#include <string_view>
+#include <vector>
+
 #include "eqx/core/config.hpp"
 #include "eqx/prim/batching.hpp"
 #include "eqx/prim/primitive.hpp"

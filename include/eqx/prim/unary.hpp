@@ -12,8 +12,10 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "eqx/core/config.hpp"
 #if EQX_KERNELS_HERE(UNARY)

@@ -9,7 +9,12 @@
 // keep the intermediates alive after all (JAX's prevent_cse). Compiled code
 // inlines the body (inline_calls); eagerly, the body is evaluated directly.
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <span>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>

@@ -14,7 +14,9 @@
 //            example's result is selected (as JAX does).
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>

@@ -23,6 +23,7 @@
 // with numbers), unary -, sqrt, rsqrt, exp, log, abs, square, maximum and
 // minimum, all found by argument-dependent lookup (or written eqx::sqrt).
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>

@@ -5,6 +5,8 @@
 // inside an enclosing trace (so jit(grad(f)) compiles one plan and
 // grad(grad(f)) differentiates the rules themselves).
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>

@@ -8,9 +8,12 @@
 // are for; under filter_jit the repeated primal computations of jacfwd are
 // merged by CSE.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "eqx/ad/autodiff.hpp"

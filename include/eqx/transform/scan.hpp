@@ -17,7 +17,9 @@
 //            makes it so (found by iterating to a fixed point).
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>

@@ -5,6 +5,7 @@
 // graph inputs, in leaf order; every other leaf is passed through as is.
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <span>
 #include <string>

@@ -3,6 +3,7 @@
 // pytrees. The forward pass runs once and its values are kept on a tape;
 // each call of the returned vjp_fn runs one backward pass over it.
 
+#include <cstddef>
 #include <memory>
 #include <tuple>
 #include <utility>

@@ -8,6 +8,7 @@
 // leaves are mapped along axis 0 unless `in_axes` says otherwise; every
 // other leaf is passed to each example as it is.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>

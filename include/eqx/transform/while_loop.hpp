@@ -13,7 +13,10 @@
 // fori_loop with int bounds is a scan (reverse-differentiable); with Array
 // bounds it is a while loop.
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <tuple>

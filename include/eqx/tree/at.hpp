@@ -3,10 +3,13 @@
 // equinox.tree_at does. `where` picks the parts by returning references into
 // the tree it is given; the input tree is never modified.
 
+#include <cstddef>
 #include <functional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+
+#include <boost/pfr/core.hpp>
 
 #include "eqx/core/error.hpp"
 #include "eqx/tree/node.hpp"

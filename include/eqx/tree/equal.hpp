@@ -10,6 +10,7 @@
 // are known under a trace, so a difference there is still a plain false.
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <map>

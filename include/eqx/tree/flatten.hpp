@@ -8,9 +8,11 @@
 // their skeletons have the same structure, the same empty slots and equal
 // static leaves; the hash is computed from the same data once.
 
+#include <concepts>
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 

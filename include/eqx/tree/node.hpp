@@ -17,6 +17,7 @@
 
 #include <array>
 #include <concepts>
+#include <cstddef>
 #include <map>
 #include <optional>
 #include <string>

@@ -7,14 +7,18 @@
 // one child per line, indented. `fmt::format("{}", model)` uses the defaults;
 // tree_pprint writes the same text and a newline to a stream.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <iostream>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
+#include <boost/pfr/core.hpp>
 #include <fmt/format.h>
 
 #include "eqx/core/format.hpp"

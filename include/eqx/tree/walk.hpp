@@ -25,6 +25,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <boost/pfr/core.hpp>
+
 #include "eqx/core/error.hpp"
 #include "eqx/tree/node.hpp"
 #include "eqx/tree/path.hpp"

@@ -1,0 +1,1 @@
+// Hosts the precompiled prefix of headers.self_contained (tests/CMakeLists.txt).
