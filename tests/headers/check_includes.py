@@ -12,12 +12,14 @@ standard library or version.
 
 What it checks: each name in NAMES below, used in a header (comments and
 string literals removed), requires one of the listed headers to be included
-by that header directly. Names whose header is ambiguous (std::get, std::size,
-std::swap, ...) are not checked.
+by that header directly; an include inside an #if block (a kernels-only
+block, say) counts only for names used inside #if blocks. Names whose header
+is ambiguous (std::get, std::size, std::swap, ...) are not checked.
 
 Usage: check_includes.py <include-dir> [<include-dir>/eqx/... header ...]
 Exit code 1, with one line per missing include, when any is missing.
 """
+import bisect
 import pathlib
 import re
 import sys
@@ -116,7 +118,7 @@ NAMES = {
     r"\bEigen::": ("Eigen/Core", "Eigen/Dense", "unsupported/Eigen/CXX11/Tensor"),
 }
 COMPILED = [(re.compile(pattern), headers) for pattern, headers in NAMES.items()]
-INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 
 
 def strip_comments_and_strings(text: str) -> str:
@@ -156,19 +158,45 @@ def strip_comments_and_strings(text: str) -> str:
     return "".join(out)
 
 
+def conditional_depths(lines: list[str]) -> list[int]:
+    """For each line, how many #if blocks it is inside."""
+    depths, depth = [], 0
+    for line in lines:
+        directive = line.lstrip()
+        if re.match(r"#\s*(if|ifdef|ifndef)\b", directive):
+            depth += 1
+        elif re.match(r"#\s*endif\b", directive):
+            depth -= 1
+        depths.append(depth)
+    return depths
+
+
 def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
     text = path.read_text()
-    included = set(INCLUDE.findall(text))
-    code = strip_comments_and_strings(text)
-    code = "\n".join("" if line.lstrip().startswith("#") else line for line in code.split("\n"))
+    code_lines = strip_comments_and_strings(text).split("\n")
+    depths = conditional_depths(code_lines)
+    # An include inside an #if block (a kernels-only one, say) counts only for
+    # names used inside such blocks: outside them it may not be there.
+    always, conditional = set(), set()
+    for line, depth in zip(text.split("\n"), depths):
+        if match := INCLUDE.match(line):
+            (conditional if depth > 0 else always).add(match.group(1))
+    code_lines = ["" if line.lstrip().startswith("#") else line for line in code_lines]
+    code = "\n".join(code_lines)
+    line_starts = [0]
+    for line in code_lines[:-1]:
+        line_starts.append(line_starts[-1] + len(line) + 1)
     problems = []
     for pattern, headers in COMPILED:
-        match = pattern.search(code)
-        if match and not included.intersection(headers):
-            line = code.count("\n", 0, match.start()) + 1
-            want = " or ".join(f"<{h}>" for h in headers)
-            problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}' "
-                            f"but does not include {want}; add the include to this header")
+        for match in pattern.finditer(code):
+            line = bisect.bisect_right(line_starts, match.start())
+            available = always | conditional if depths[line - 1] > 0 else always
+            if not available.intersection(headers):
+                want = " or ".join(f"<{h}>" for h in headers)
+                where = " outside the #if block that includes it" if conditional.intersection(headers) else ""
+                problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}'{where} "
+                                f"but does not include {want}; add the include to this header")
+                break
     return problems
 
 
