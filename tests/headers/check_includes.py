@@ -12,9 +12,13 @@ standard library or version.
 
 What it checks: each name in NAMES below, used in a header (comments and
 string literals removed), requires one of the listed headers to be included
-by that header directly; an include inside an #if block (a kernels-only
-block, say) counts only for names used inside #if blocks. Names whose header
-is ambiguous (std::get, std::size, std::swap, ...) are not checked.
+by that header directly. An include inside an #if/#elif/#else branch (a
+kernels-only block, say) counts only for names used inside that branch.
+Where the standard declares a name in several headers, the list is the
+header a reader looks for (std::size_t: <cstddef>, std::hash:
+<functional>), which is stricter than the standard. Names whose header is
+ambiguous (std::get, std::size, std::swap, ...) and names used only in
+#define bodies are not checked.
 
 Usage: check_includes.py <include-dir> [<include-dir>/eqx/... header ...]
 Exit code 1, with one line per missing include, when any is missing.
@@ -29,23 +33,25 @@ NAMES = {
     r"std::(u|w)?string\b|std::to_string\b|std::getline\b|std::stoi\b|std::stol\b|std::stod\b": ("string",),
     r"std::(u|w)?string_view\b": ("string_view", "string"),
     r"std::vector\b": ("vector",),
-    r"std::pair\b|std::make_pair\b|std::forward\b|std::exchange\b|std::declval\b|"
+    r"std::pair\b|std::make_pair\b|std::forward\b|std::exchange\b|std::declval\b|std::move\((?=[^(),]*\))|"
     r"std::(make_)?(integer|index)_sequence(_for)?\b|std::in_place(_type|_index)?\b|std::as_const\b|"
     r"std::to_underlying\b|std::cmp_(less|greater|equal)\w*\b": ("utility",),
-    r"std::(is|has|remove|add)_\w+\s*<|std::(enable_if|conditional|decay|common_type|underlying_type|"
+    r"std::(is|has|remove|add)_(?!single_bit)\w+\s*<|std::(enable_if|conditional|decay|common_type|underlying_type|"
     r"invoke_result|type_identity|void_t|make_(un)?signed)\w*\s*<|"
     r"std::(integral_constant|true_type|false_type|bool_constant|is_constant_evaluated)\b":
         ("type_traits",),
     r"std::(sort|stable_sort|find|find_if|find_if_not|min|max|minmax|clamp|fill|fill_n|copy_n|copy_if|"
     r"all_of|any_of|none_of|reverse|count|count_if|equal|max_element|min_element|lower_bound|"
     r"upper_bound|unique|remove_if|is_sorted|partial_sort|nth_element|lexicographical_compare|mismatch|"
-    r"transform|for_each|replace)\s*[(<]|std::ranges::(sort|find|fill|copy|equal|max|min)\w*\b":
+    r"transform|for_each|replace|copy|copy_backward|rotate|adjacent_find|move_backward)\s*[(<]|"
+    r"std::move\((?=[^()]*,[^()]*,)|std::ranges::(sort|find|fill|copy|equal(?!_to)|max|min)\w*\b":
         ("algorithm",),
-    r"std::(tuple|make_tuple|tie|apply|tuple_size|tuple_element|tuple_cat|forward_as_tuple|ignore)\b":
-        ("tuple",),
+    r"std::(tuple|make_tuple|tie|apply|tuple_cat|forward_as_tuple|ignore)\b": ("tuple",),
+    r"std::(tuple_size|tuple_element)(_v|_t)?\b": ("tuple", "utility", "array"),
     r"std::(optional|nullopt|make_optional|bad_optional_access)\b": ("optional",),
     r"std::(unique_ptr|shared_ptr|weak_ptr|make_shared|make_unique|enable_shared_from_this|"
-    r"static_pointer_cast|dynamic_pointer_cast|const_pointer_cast|addressof|align)\b": ("memory",),
+    r"static_pointer_cast|dynamic_pointer_cast|const_pointer_cast|addressof|align|allocate_shared|"
+    r"make_unique_for_overwrite)\b": ("memory",),
     r"std::(sqrt|exp|exp2|expm1|log|log2|log10|log1p|pow|isnan|isinf|isfinite|floor|ceil|round|trunc|"
     r"nearbyint|lround|llround|tanh|sinh|cosh|sin|cos|tan|asin|acos|atan|atan2|erf|erfc|lgamma|tgamma|"
     r"fabs|fmod|remainder|copysign|signbit|nextafter|ldexp|frexp|cbrt|hypot|fma|fmin|fmax)\s*\(":
@@ -60,7 +66,8 @@ NAMES = {
     r"std::(multi)?map\b": ("map",),
     r"std::(memcpy|memmove|memset|memcmp|strlen|strcmp|strncmp|strchr|strerror)\b": ("cstring",),
     r"std::initializer_list\b": ("initializer_list",),
-    r"std::(mutex|recursive_mutex|lock_guard|unique_lock|scoped_lock|once_flag|call_once)\b": ("mutex",),
+    r"std::(mutex|recursive_mutex|lock_guard|unique_lock|scoped_lock|once_flag|call_once|defer_lock|"
+    r"try_to_lock|adopt_lock)\b": ("mutex",),
     r"std::(shared_mutex|shared_lock)\b": ("shared_mutex",),
     r"std::atomic(_\w+)?\b|std::memory_order\w*\b": ("atomic",),
     r"std::(same_as|convertible_to|integral|signed_integral|unsigned_integral|floating_point|"
@@ -100,25 +107,35 @@ NAMES = {
     r"std::numbers\b": ("numbers",),
     r"std::(mt19937(_64)?|random_device|uniform_(int|real)_distribution|normal_distribution)\b":
         ("random",),
-    r"std::(strong|weak|partial)_ordering\b|std::compare_three_way\b": ("compare",),
+    r"std::(strong|weak|partial)_ordering\b|std::compare_three_way\b|\boperator<=>\s*\([^)]*\)[^;{]*=\s*default":
+        ("compare",),
     r"std::(type_info|bad_cast)\b": ("typeinfo",),
     r"std::type_index\b": ("typeindex",),
     r"std::(source_location)\b": ("source_location",),
     r"std::(errc|error_code|system_error|generic_category|system_category)\b": ("system_error",),
-    r"std::(printf|fprintf|snprintf|fopen|fclose|fread|fwrite|fflush|FILE|puts|fputs|remove|rename)\b":
+    r"std::(printf|fprintf|snprintf|fopen|fclose|fread|fwrite|fflush|FILE|puts|fputs|rename)\b|"
+    r"std::remove\((?=[^(),]*\))":
         ("cstdio",),
     r"\berrno\b": ("cerrno",),
-    r"\bfmt::(format|format_to|format_to_n|formatter|join|to_string|memory_buffer|appender|"
-    r"format_string|format_context|basic_format_context|vformat|make_format_args|ptr|runtime|"
-    r"formatted_size|underlying|enums|group_digits|print|println)\b|\bFMT_\w+\b":
+    r"\bfmt::(format|format_to|format_to_n|formatter|appender|format_string|format_context|"
+    r"basic_format_context|vformat|make_format_args|runtime|formatted_size|print|println)\b|\bFMT_\w+\b":
         ("fmt/format.h", "fmt/core.h", "fmt/ranges.h", "fmt/ostream.h", "fmt/args.h"),
+    r"\bfmt::(join|to_string|memory_buffer|ptr|underlying|enums|group_digits)\b":  # fmt 9: format.h's own
+        ("fmt/format.h", "fmt/ranges.h"),
     r"\bfmt::dynamic_format_arg_store\b": ("fmt/args.h",),
-    r"\bboost::pfr\b": ("boost/pfr.hpp", "boost/pfr/core.hpp", "boost/pfr/core_name.hpp",
-                        "boost/pfr/traits.hpp", "boost/pfr/tuple_size.hpp"),
+    r"\bboost::pfr::(?!tuple_size)": ("boost/pfr.hpp", "boost/pfr/core.hpp"),
+    r"\bboost::pfr::tuple_size": ("boost/pfr.hpp", "boost/pfr/core.hpp", "boost/pfr/tuple_size.hpp"),
     r"\bEigen::": ("Eigen/Core", "Eigen/Dense", "unsupported/Eigen/CXX11/Tensor"),
 }
 COMPILED = [(re.compile(pattern), headers) for pattern, headers in NAMES.items()]
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
+
+
+def token_start(text: str, i: int) -> int:
+    """Where the identifier or number that ends just before text[i] starts."""
+    while i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_'"):
+        i -= 1
+    return i
 
 
 def strip_comments_and_strings(text: str) -> str:
@@ -135,7 +152,7 @@ def strip_comments_and_strings(text: str) -> str:
             j = n if j == -1 else j + 2
             out.append("\n" * text.count("\n", i, j))
             i = j
-        elif text.startswith('R"', i) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+        elif text.startswith('R"', i) and text[token_start(text, i):i] in ("", "u8", "u", "U", "L"):
             open_paren = text.find("(", i)
             delimiter = text[i + 2:open_paren]
             j = text.find(")" + delimiter + '"', open_paren)
@@ -143,14 +160,16 @@ def strip_comments_and_strings(text: str) -> str:
             out.append('""' + "\n" * text.count("\n", i, j))
             i = j
         elif c in "\"'":
-            if c == "'" and i > 0 and text[i - 1].isalnum():  # a digit separator: 1'000
+            # A quote inside a number is a digit separator (1'000, 0xFF'FF);
+            # after a letter prefix (L'x', u8"x") it opens a literal.
+            if c == "'" and i > 0 and text[token_start(text, i):i][:1].isdigit():
                 out.append(c)
                 i += 1
                 continue
             j = i + 1
             while j < n and text[j] != c:
                 j += 2 if text[j] == "\\" else 1
-            out.append(c + c)
+            out.append(c + "\n" * text.count("\n", i, min(j, n)) + c)
             i = j + 1
         else:
             out.append(c)
@@ -158,29 +177,31 @@ def strip_comments_and_strings(text: str) -> str:
     return "".join(out)
 
 
-def conditional_depths(lines: list[str]) -> list[int]:
-    """For each line, how many #if blocks it is inside."""
-    depths, depth = [], 0
+def branches(lines: list[str]) -> list[tuple[str, ...]]:
+    """For each line, the #if branches it is inside, outermost first, each
+    named by its condition ("#if X", "#if X / #else"), so that two blocks
+    under the same condition are the same branch."""
+    result, stack = [], []
     for line in lines:
-        directive = line.lstrip()
+        directive = " ".join(line.split())
         if re.match(r"#\s*(if|ifdef|ifndef)\b", directive):
-            depth += 1
-        elif re.match(r"#\s*endif\b", directive):
-            depth -= 1
-        depths.append(depth)
-    return depths
+            stack.append(directive)
+        elif re.match(r"#\s*(elif|else)\b", directive) and stack:
+            stack[-1] = stack[-1].split(" / ")[0] + " / " + directive
+        elif re.match(r"#\s*endif\b", directive) and stack:
+            stack.pop()
+        result.append(tuple(stack))
+    return result
 
 
 def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
     text = path.read_text()
     code_lines = strip_comments_and_strings(text).split("\n")
-    depths = conditional_depths(code_lines)
-    # An include inside an #if block (a kernels-only one, say) counts only for
-    # names used inside such blocks: outside them it may not be there.
-    always, conditional = set(), set()
-    for line, depth in zip(text.split("\n"), depths):
-        if match := INCLUDE.match(line):
-            (conditional if depth > 0 else always).add(match.group(1))
+    line_branches = branches(code_lines)
+    # An include inside an #if branch (a kernels-only block, say) counts only
+    # for names used under the same condition: elsewhere it may be compiled out.
+    includes = [(match.group(1), where) for line, where in zip(text.split("\n"), line_branches)
+                if (match := INCLUDE.match(line))]
     code_lines = ["" if line.lstrip().startswith("#") else line for line in code_lines]
     code = "\n".join(code_lines)
     line_starts = [0]
@@ -190,13 +211,14 @@ def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
     for pattern, headers in COMPILED:
         for match in pattern.finditer(code):
             line = bisect.bisect_right(line_starts, match.start())
-            available = always | conditional if depths[line - 1] > 0 else always
-            if not available.intersection(headers):
-                want = " or ".join(f"<{h}>" for h in headers)
-                where = " outside the #if block that includes it" if conditional.intersection(headers) else ""
-                problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}'{where} "
-                                f"but does not include {want}; add the include to this header")
-                break
+            here = line_branches[line - 1]
+            if any(h in headers and here[:len(where)] == where for h, where in includes):
+                continue
+            want = " or ".join(f"<{h}>" for h in headers)
+            where = " outside the #if branch that includes it" if any(h in headers for h, _ in includes) else ""
+            problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}'{where} "
+                            f"but does not include {want}; add the include to this header")
+            break
     return problems
 
 

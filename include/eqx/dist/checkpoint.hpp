@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "eqx/core/error.hpp"
 #include "eqx/dist/collectives.hpp"

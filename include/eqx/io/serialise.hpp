@@ -24,6 +24,7 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/format.hpp"

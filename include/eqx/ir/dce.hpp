@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <iterator>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/config.hpp"

@@ -1,6 +1,8 @@
 #pragma once
 // The pass pipeline filter_jit runs before compiling a Plan.
 
+#include <utility>
+
 #include "eqx/core/config.hpp"
 #include "eqx/ir/cse.hpp"
 #include "eqx/ir/dce.hpp"

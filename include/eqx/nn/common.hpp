@@ -27,6 +27,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/array.hpp"

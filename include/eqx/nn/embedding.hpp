@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "eqx/core/array.hpp"
 #include "eqx/core/error.hpp"

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <utility>
 
 #include "eqx/core/config.hpp"
 #include "eqx/optim/adaptive.hpp"

@@ -20,6 +20,7 @@
 #include <numbers>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqx/core/array.hpp"

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eqx/prim/broadcast.hpp"
