@@ -215,8 +215,8 @@ def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
             if any(h in headers and here[:len(where)] == where for h, where in includes):
                 continue
             want = " or ".join(f"<{h}>" for h in headers)
-            where = " outside the #if branch that includes it" if any(h in headers for h, _ in includes) else ""
-            problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}'{where} "
+            elsewhere = " outside the #if branch that includes it" if any(h in headers for h, _ in includes) else ""
+            problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}'{elsewhere} "
                             f"but does not include {want}; add the include to this header")
             break
     return problems
@@ -224,7 +224,7 @@ def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
 
 def main() -> int:
     if len(sys.argv) < 2:
-        print(__doc__.strip().split("\n\n")[-2], file=sys.stderr)
+        print(__doc__.strip().split("\n\n")[-1], file=sys.stderr)
         return 2
     root = pathlib.Path(sys.argv[1]).resolve()
     headers = ([pathlib.Path(p).resolve() for p in sys.argv[2:]] or
