@@ -30,6 +30,7 @@
 // bit-for-bit unchanged after training, the last layer's weight and bias
 // changed, and the loss dropped at least 20x.
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <tuple>

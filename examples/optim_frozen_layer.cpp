@@ -19,6 +19,7 @@
 // for the head and None for the encoder, the step traced once, and the
 // loss dropped at least 10x.
 
+#include <cstddef>
 #include <cstdio>
 #include <string>
 #include <tuple>

@@ -15,6 +15,8 @@
 // Run: build/<dir>/examples/rnn_scan
 
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <tuple>
 #include <utility>

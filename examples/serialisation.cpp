@@ -35,12 +35,15 @@
 // written into a fresh folder under the system's temp directory, removed
 // at the end.
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include <fmt/core.h>
 #include <eqx/eqx.hpp>

@@ -33,6 +33,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <tuple>
 #include <utility>
 

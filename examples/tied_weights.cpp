@@ -26,6 +26,7 @@
 // into a fresh model.
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <sstream>
 #include <string>

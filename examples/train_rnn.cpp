@@ -28,6 +28,7 @@
 // held-out accuracy >= 0.9, and make_step traced exactly once.
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <numbers>

@@ -34,6 +34,7 @@
 // 99%; without RoPE the held-out loss stays above 1.0.
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <tuple>
 #include <utility>

@@ -37,10 +37,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <numbers>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>

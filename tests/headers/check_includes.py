@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Every public header includes, itself, the standard and third-party headers
-whose names it uses.
+"""Every public header, and every example, includes, itself, the standard and
+third-party headers whose names it uses.
 
 headers.self_contained compiles each header alone, but it does so after a
 precompiled prefix of the standard library, fmt and Boost.PFR (which makes it
@@ -20,7 +20,12 @@ header a reader looks for (std::size_t: <cstddef>, std::hash:
 ambiguous (std::get, std::size, std::swap, ...) and names used only in
 #define bodies are not checked.
 
-Usage: check_includes.py <include-dir> [<include-dir>/eqx/... header ...]
+The examples are checked for a reason of their own: most are compiled
+several to a file (EQX_EXAMPLE_BATCH in the root CMakeLists.txt), where one
+example's includes would hide another's missing ones.
+
+Usage: check_includes.py <include-dir> [<file under that directory> ...]
+(the files default to every <include-dir>/eqx/**/*.hpp).
 Exit code 1, with one line per missing include, when any is missing.
 """
 import bisect
@@ -217,7 +222,7 @@ def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
             want = " or ".join(f"<{h}>" for h in headers)
             elsewhere = " outside the #if branch that includes it" if any(h in headers for h, _ in includes) else ""
             problems.append(f"{path.relative_to(root)}:{line}: uses '{match.group(0).rstrip('(< ')}'{elsewhere} "
-                            f"but does not include {want}; add the include to this header")
+                            f"but does not include {want}; add the include to this file")
             break
     return problems
 
@@ -227,12 +232,12 @@ def main() -> int:
         print(__doc__.strip().split("\n\n")[-1], file=sys.stderr)
         return 2
     root = pathlib.Path(sys.argv[1]).resolve()
-    headers = ([pathlib.Path(p).resolve() for p in sys.argv[2:]] or
-               sorted((root / "eqx").rglob("*.hpp")))
-    problems = [p for header in headers for p in missing_includes(header, root)]
+    files = ([pathlib.Path(p).resolve() for p in sys.argv[2:]] or
+             sorted((root / "eqx").rglob("*.hpp")))
+    problems = [p for file in files for p in missing_includes(file, root)]
     for problem in problems:
         print(problem)
-    print(f"check_includes: {len(headers)} headers, {len(problems)} missing includes")
+    print(f"check_includes: {len(files)} files, {len(problems)} missing includes")
     return 1 if problems else 0
 
 
