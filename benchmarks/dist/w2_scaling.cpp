@@ -14,10 +14,14 @@
 //   t(N) = compute(128 / N) + update + 2 (N - 1) / N * bytes / bandwidth + 2 (N - 1) * latency.
 
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <eqx/dist.hpp>

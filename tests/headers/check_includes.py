@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Every public header, and every example, includes, itself, the standard and
-third-party headers whose names it uses.
+"""Every public header, example and benchmark includes, itself, the standard
+and third-party headers whose names it uses.
 
 headers.self_contained compiles each header alone, but it does so after a
 precompiled prefix of the standard library, fmt and Boost.PFR (which makes it
@@ -20,9 +20,9 @@ header a reader looks for (std::size_t: <cstddef>, std::hash:
 ambiguous (std::get, std::size, std::swap, ...) and names used only in
 #define bodies are not checked.
 
-The examples are checked for a reason of their own: most are compiled
-several to a file (EQX_EXAMPLE_BATCH in the root CMakeLists.txt), where one
-example's includes would hide another's missing ones.
+The examples and benchmarks are checked for a reason of their own: they are
+compiled several to a file (eqx_write_batch in the root CMakeLists.txt),
+where one file's includes would hide another's missing ones.
 
 Usage: check_includes.py <include-dir> [<file under that directory> ...]
 (the files default to every <include-dir>/eqx/**/*.hpp).
