@@ -10,9 +10,10 @@ would: libstdc++'s headers include each other, so a header that uses
 std::vector but includes only <string> compiles today and breaks on another
 standard library or version.
 
-What it checks: each name in NAMES below, used in a header (comments and
+What it checks: each name in NAMES below, used in a file (comments and
 string literals removed), requires one of the listed headers to be included
-by that header directly. An include inside an #if/#elif/#else branch (a
+by that file directly; in a program (not a .hpp), so does each name in
+PROGRAM_NAMES (eqx's optional headers: io, data, dist). An include inside an #if/#elif/#else branch (a
 kernels-only block, say) counts only for names used inside that branch.
 Where the standard declares a name in several headers, the list is the
 header a reader looks for (std::size_t: <cstddef>, std::hash:
@@ -24,8 +25,9 @@ The examples and benchmarks are checked for a reason of their own: they are
 compiled several to a file (eqx_write_batch in the root CMakeLists.txt),
 where one file's includes would hide another's missing ones.
 
-Usage: check_includes.py <include-dir> [<file under that directory> ...]
-(the files default to every <include-dir>/eqx/**/*.hpp).
+Usage: check_includes.py <root> [<file under root> ...]
+(messages name files relative to <root>; without files, <root> is the
+include directory and the files are every <root>/eqx/**/*.hpp).
 Exit code 1, with one line per missing include, when any is missing.
 """
 import bisect
@@ -132,7 +134,20 @@ NAMES = {
     r"\bboost::pfr::tuple_size": ("boost/pfr.hpp", "boost/pfr/core.hpp", "boost/pfr/tuple_size.hpp"),
     r"\bEigen::": ("Eigen/Core", "Eigen/Dense", "unsupported/Eigen/CXX11/Tensor"),
 }
+# Programs (examples, benchmarks) also name eqx's optional headers, which
+# <eqx/eqx.hpp> does not include and which bring their own link dependencies
+# (eqx::data: zlib, eqx::dist: MPI). The library's own headers use the
+# specific sub-headers instead, so these are checked in programs only.
+PROGRAM_NAMES = {
+    r"\beqx::(tree_serialise_leaves|tree_deserialise_leaves)\b": ("eqx/io.hpp", "eqx/io/serialise.hpp"),
+    r"\beqx::(read_npy|write_npy)\b": ("eqx/io.hpp", "eqx/io/npy.hpp"),
+    r"\beqx::(save_safetensors|load_safetensors)\b": ("eqx/io/safetensors.hpp",),
+    r"\beqx::data::": ("eqx/data.hpp", "eqx/data/batches.hpp", "eqx/data/idx.hpp", "eqx/data/mnist.hpp"),
+    r"\beqx::dist::": ("eqx/dist.hpp", "eqx/dist/checkpoint.hpp", "eqx/dist/collectives.hpp",
+                       "eqx/dist/session.hpp", "eqx/dist/shard.hpp"),
+}
 COMPILED = [(re.compile(pattern), headers) for pattern, headers in NAMES.items()]
+PROGRAM_COMPILED = COMPILED + [(re.compile(pattern), headers) for pattern, headers in PROGRAM_NAMES.items()]
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 
 
@@ -213,7 +228,7 @@ def missing_includes(path: pathlib.Path, root: pathlib.Path) -> list[str]:
     for line in code_lines[:-1]:
         line_starts.append(line_starts[-1] + len(line) + 1)
     problems = []
-    for pattern, headers in COMPILED:
+    for pattern, headers in (COMPILED if path.suffix == ".hpp" else PROGRAM_COMPILED):
         for match in pattern.finditer(code):
             line = bisect.bisect_right(line_starts, match.start())
             here = line_branches[line - 1]
