@@ -256,13 +256,7 @@ namespace detail {
 /// Internal construction and write access, for kernels filling new Arrays.
 struct ArrayAccess {
   /// A fresh, uninitialised Array; the caller fills it before publishing it.
-  static Array allocate(Shape shape, DType dtype) {
-    for (auto d : shape)  // check each: an even count of negatives has a positive product
-      if (d < 0) throw ShapeError("eqx: negative dimension in shape " + shape.str());
-    std::int64_t n = shape.numel();
-    auto storage = std::allocate_shared<const Storage>(PooledAllocator<Storage>{}, static_cast<std::size_t>(n) * itemsize(dtype));
-    return Array(std::move(shape), dtype, std::move(storage));
-  }
+  static Array allocate(Shape shape, DType dtype);
   static void* mutable_data(const Array& a) { return a.storage_->data(); }
   /// References to a concrete Array's buffer (its handles and their copies).
   static long storage_use_count(const Array& a) { return a.storage_.use_count(); }
@@ -282,6 +276,17 @@ struct ArrayAccess {
   /// Identity of a concrete Array's buffer (equal for copies).
   static const void* storage_id(const Array& a) { return a.storage_.get(); }
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Array ArrayAccess::allocate(Shape shape, DType dtype) {
+  for (auto d : shape)  // check each: an even count of negatives has a positive product
+    if (d < 0) throw ShapeError("eqx: negative dimension in shape " + shape.str());
+  std::int64_t n = shape.numel();
+  auto storage =
+      std::allocate_shared<const Storage>(PooledAllocator<Storage>{}, static_cast<std::size_t>(n) * itemsize(dtype));
+  return Array(std::move(shape), dtype, std::move(storage));
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 }  // namespace detail
 

@@ -73,122 +73,36 @@ bool spin_until(Ready&& ready) {
 /// Persistent workers; `run(n, task)` calls task(0..n-1), task(0) on the caller.
 class ThreadPool {
  public:
-  static ThreadPool& instance() {
-    static ThreadPool pool;
-    return pool;
-  }
+  static ThreadPool& instance();
 
   // Read by every kernel call: atomic, not behind the mutex.
   int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
 
-  void set_num_threads(int n) {
-    std::lock_guard<std::mutex> run_lock(run_mutex_);
-    stop_workers();
-    std::lock_guard<std::mutex> lk(m_);
-    num_threads_ = n;
-  }
+  void set_num_threads(int n);
 
   /// Runs task(i) for i in [0, n), blocking until all are done. Nested calls
   /// and calls while another thread uses the pool run inline. An exception
   /// from any task(i) is rethrown here once every task has finished (the
   /// caller's own first).
-  void run(int n, const std::function<void(int)>& task) {
-    std::unique_lock<std::mutex> run_lock(run_mutex_, std::defer_lock);
-    if (n <= 1 || in_worker() || !run_lock.try_lock()) {
-      for (int i = 0; i < n; ++i) task(i);
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      while (static_cast<int>(workers_.size()) < n - 1) {
-        int index = static_cast<int>(workers_.size()) + 1;
-        const std::uint64_t seen = generation_.load(std::memory_order_relaxed);
-        workers_.emplace_back([this, index, seen] { worker_loop(index, seen); });
-      }
-      task_ = &task;
-      run_size_ = n;
-      pending_.store(n - 1, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();  // no system call when every worker is spinning
-    std::exception_ptr error;
-    try {
-      task(0);
-    } catch (...) {
-      error = std::current_exception();  // the workers still use `task`: wait for them first
-    }
-    spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
-    std::unique_lock<std::mutex> lk(m_);
-    done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
-    task_ = nullptr;
-    if (!error) error = worker_error_;
-    worker_error_ = nullptr;
-    lk.unlock();
-    if (error) std::rethrow_exception(error);
-  }
+  void run(int n, const std::function<void(int)>& task);
 
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  ~ThreadPool() { stop_workers(); }
+  ~ThreadPool();
 
  private:
   // EQX_NUM_THREADS, if set to a positive number, overrides the core count
   // (the test suite runs its [threads] cases once with EQX_NUM_THREADS=1).
-  ThreadPool() : num_threads_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
-    if (const char* env = std::getenv("EQX_NUM_THREADS")) {
-      int n = std::atoi(env);
-      if (n > 0) {
-        num_threads_ = n;
-#if defined(EQX_HAVE_OPENBLAS)
-        openblas_set_num_threads(n);
-#endif
-      }
-    }
-  }
+  ThreadPool();
 
   static bool& in_worker() {
     thread_local bool flag = false;
     return flag;
   }
 
-  void stop_workers() {
-    {
-      std::lock_guard<std::mutex> lk(m_);
-      stopping_ = true;
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    cv_.notify_all();
-    for (auto& w : workers_) w.join();
-    std::lock_guard<std::mutex> lk(m_);
-    workers_.clear();
-    stopping_ = false;
-  }
+  void stop_workers();
 
-  void worker_loop(int index, std::uint64_t seen) {
-    in_worker() = true;
-    for (;;) {
-      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
-      const std::function<void(int)>* task = nullptr;
-      {
-        std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
-        seen = generation_.load(std::memory_order_relaxed);
-        if (stopping_) return;
-        if (task_ == nullptr || index >= run_size_) continue;
-        task = task_;
-      }
-      try {
-        (*task)(index);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(m_);
-        if (!worker_error_) worker_error_ = std::current_exception();
-      }
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on done_cv_
-        done_cv_.notify_one();
-      }
-    }
-  }
+  void worker_loop(int index, std::uint64_t seen);
 
   mutable std::mutex m_;
   std::mutex run_mutex_;
@@ -203,6 +117,109 @@ class ThreadPool {
   bool stopping_ = false;
 };
 
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE ThreadPool& ThreadPool::instance() {
+  static ThreadPool pool;
+  return pool;
+}
+
+EQX_KERNEL_INLINE void ThreadPool::set_num_threads(int n) {
+  std::lock_guard<std::mutex> run_lock(run_mutex_);
+  stop_workers();
+  std::lock_guard<std::mutex> lk(m_);
+  num_threads_ = n;
+}
+
+EQX_KERNEL_INLINE void ThreadPool::run(int n, const std::function<void(int)>& task) {
+  std::unique_lock<std::mutex> run_lock(run_mutex_, std::defer_lock);
+  if (n <= 1 || in_worker() || !run_lock.try_lock()) {
+    for (int i = 0; i < n; ++i) task(i);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    while (static_cast<int>(workers_.size()) < n - 1) {
+      int index = static_cast<int>(workers_.size()) + 1;
+      const std::uint64_t seen = generation_.load(std::memory_order_relaxed);
+      workers_.emplace_back([this, index, seen] { worker_loop(index, seen); });
+    }
+    task_ = &task;
+    run_size_ = n;
+    pending_.store(n - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  cv_.notify_all();  // no system call when every worker is spinning
+  std::exception_ptr error;
+  try {
+    task(0);
+  } catch (...) {
+    error = std::current_exception();  // the workers still use `task`: wait for them first
+  }
+  spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
+  std::unique_lock<std::mutex> lk(m_);
+  done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  task_ = nullptr;
+  if (!error) error = worker_error_;
+  worker_error_ = nullptr;
+  lk.unlock();
+  if (error) std::rethrow_exception(error);
+}
+
+EQX_KERNEL_INLINE ThreadPool::~ThreadPool() { stop_workers(); }
+
+EQX_KERNEL_INLINE ThreadPool::ThreadPool()
+    : num_threads_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {
+  if (const char* env = std::getenv("EQX_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) {
+      num_threads_ = n;
+#if defined(EQX_HAVE_OPENBLAS)
+      openblas_set_num_threads(n);
+#endif
+    }
+  }
+}
+
+EQX_KERNEL_INLINE void ThreadPool::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lk(m_);
+    stopping_ = true;
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  cv_.notify_all();
+  for (auto& w : workers_) w.join();
+  std::lock_guard<std::mutex> lk(m_);
+  workers_.clear();
+  stopping_ = false;
+}
+
+EQX_KERNEL_INLINE void ThreadPool::worker_loop(int index, std::uint64_t seen) {
+  in_worker() = true;
+  for (;;) {
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+    const std::function<void(int)>* task = nullptr;
+    {
+      std::unique_lock<std::mutex> lk(m_);
+      cv_.wait(lk, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+      seen = generation_.load(std::memory_order_relaxed);
+      if (stopping_) return;
+      if (task_ == nullptr || index >= run_size_) continue;
+      task = task_;
+    }
+    try {
+      (*task)(index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(m_);
+      if (!worker_error_) worker_error_ = std::current_exception();
+    }
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(m_);  // the caller may be about to sleep on done_cv_
+      done_cv_.notify_one();
+    }
+  }
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
+
 /// Elements below which an elementwise kernel stays on one thread.
 inline constexpr std::int64_t kParallelGrain = 1 << 15;
 
@@ -215,7 +232,10 @@ struct ErasedRangeBody {
 /// parallel_for's threaded half, the same code for every body (the bodies
 /// are type-erased so that each kernel instantiates a function pointer,
 /// not a std::function of its own: hundreds of kernels call parallel_for).
-inline void parallel_for_erased(std::int64_t n, int threads, ErasedRangeBody body) {
+EQX_KERNEL_INLINE void parallel_for_erased(std::int64_t n, int threads, ErasedRangeBody body);
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE void parallel_for_erased(std::int64_t n, int threads, ErasedRangeBody body) {
   struct Split {
     std::int64_t n;
     int threads;
@@ -230,6 +250,7 @@ inline void parallel_for_erased(std::int64_t n, int threads, ErasedRangeBody bod
   };
   ThreadPool::instance().run(threads, task);
 }
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 // One copy of a kernel's loop body, called on one thread and from the
 // pool alike (inlined into both, it would be compiled twice).

@@ -55,7 +55,7 @@ class Plan {
   /// first (eqx::optimize) to get fused, allocation-light code.
   explicit Plan(Graph graph);
 
-  ~Plan() { delete spare_.load(); }
+  ~Plan();
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
@@ -67,60 +67,13 @@ class Plan {
   /// `consumed`, when given, names per input what its buffer is donated to
   /// (null: not donated): those inputs' handles become stale
   /// (Array::is_donated) and computed outputs may be written into them.
-  std::vector<Array> run(std::span<const Array* const> inputs, std::span<const char* const> consumed = {}) const {
-    std::unique_ptr<ExecState> st = acquire();
-    // Outputs first: computed ones are allocated here (or are a consumed
-    // input's buffer, for now through that input's handle) and written in place.
-    std::vector<Array> result;
-    result.reserve(graph_.outputs.size());
-    for (const OutputSource& o : output_sources_) {
-      switch (o.kind) {
-        case Slot::input: result.push_back(*inputs[o.index]); break;
-        case Slot::constant: result.push_back(graph_.consts[o.index]); break;
-        default: {
-          const std::size_t i = result.size();
-          if (o.index != i) {
-            result.emplace_back();
-          } else if (const Array* host = consumed.empty() ? nullptr : take_host(*st, i, inputs, consumed)) {
-            result.push_back(*host);
-          } else {
-            const AbstractArray& t = graph_.types[graph_.outputs[i]];
-            result.push_back(detail::ArrayAccess::allocate(t.shape, t.dtype));
-          }
-        }
-      }
-    }
-    point_slots(
-        *st, [&](std::size_t i) { return inputs[i]->raw_data(); },  // raw_data: throws on a stale handle
-        [&](std::size_t i) { return detail::ArrayAccess::mutable_data(result[i]); });
-    if (!consumed.empty()) hand_over(*st, inputs, consumed, result);
-    execute(*st);
-    release(std::move(st));
-    for (std::size_t i = 0; i < result.size(); ++i)  // repeated outputs share the first one's Array
-      if (output_sources_[i].kind == Slot::output && output_sources_[i].index != i)
-        result[i] = result[output_sources_[i].index];
-    return result;
-  }
+  std::vector<Array> run(std::span<const Array* const> inputs, std::span<const char* const> consumed = {}) const;
 
   /// Runs the plan reading input i at `inputs[i]` and writing output i to
   /// `outputs[i]` (buffers of the graph's types that do not overlap the
   /// inputs): what control-flow kernels call on every iteration, with no
   /// allocation.
-  void run_into(const void* const* inputs, void* const* outputs) const {
-    std::unique_ptr<ExecState> st = acquire();
-    point_slots(*st, [&](std::size_t i) { return inputs[i]; }, [&](std::size_t i) { return outputs[i]; });
-    execute(*st);
-    release(std::move(st));
-    // Outputs that are inputs, constants or repeats were not written by an instruction.
-    for (std::size_t i = 0; i < output_sources_.size(); ++i) {
-      const OutputSource& o = output_sources_[i];
-      const AbstractArray& t = graph_.types[graph_.outputs[i]];
-      const std::size_t bytes = static_cast<std::size_t>(t.shape.numel()) * itemsize(t.dtype);
-      if (o.kind == Slot::input) detail::copy_bytes(outputs[i], inputs[o.index], bytes);
-      else if (o.kind == Slot::constant) detail::copy_bytes(outputs[i], graph_.consts[o.index].raw_data(), bytes);
-      else if (o.index != i) detail::copy_bytes(outputs[i], outputs[o.index], bytes);
-    }
-  }
+  void run_into(const void* const* inputs, void* const* outputs) const;
 
   /// run() on Arrays given by value.
   std::vector<Array> run(std::span<const Array> inputs) const {
@@ -203,21 +156,7 @@ class Plan {
   }
 
   /// Runs every instruction on the value pointers in `st.ptrs`.
-  void execute(ExecState& st) const {
-    void* const* ptr = st.ptrs.data();
-    detail::View* views = st.views.data();
-    auto* scratch = static_cast<std::byte*>(st.scratch ? st.scratch->data() : nullptr);
-    for (const Instr& in : instrs_) {
-      const std::size_t n = in.num_in + in.num_out;
-      for (std::size_t j = 0; j < n; ++j) {
-        const Var v = operands_[in.first_operand + j];
-        views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
-      }
-      std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
-      if (in.prepared) in.prepared->run(ins, outs, scratch ? scratch + in.scratch_offset : nullptr);
-      else in.prim->kernel(ins, outs, *in.params);
-    }
-  }
+  void execute(ExecState& st) const;
 
   /// Greedy offset assignment, largest buffers first: each gets the lowest
   /// 64-byte-aligned offset not used by a buffer alive at the same time.
@@ -226,33 +165,8 @@ class Plan {
   /// Fills hosts_: per output, the inputs whose buffer it may be written into.
   void find_hosts(const std::vector<std::size_t>& writer, const std::vector<std::ptrdiff_t>& last_read);
 
-  std::unique_ptr<ExecState> acquire() const {
-    if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
-    {
-      std::lock_guard<std::mutex> lock(pool_mutex_);
-      if (!pool_.empty()) {
-        std::unique_ptr<ExecState> st = std::move(pool_.back());
-        pool_.pop_back();
-        return st;
-      }
-    }
-    auto st = std::make_unique<ExecState>();
-    if (stats_.arena_bytes) st->arena = std::make_unique<detail::Storage>(stats_.arena_bytes);
-    if (stats_.scratch_bytes) st->scratch = std::make_unique<detail::Storage>(stats_.scratch_bytes);
-    st->ptrs.resize(slots_.size());
-    st->views.resize(max_operands_);
-    if (!hosts_.empty()) st->taken.resize(graph_.inputs.size());
-    return st;
-  }
-  void release(std::unique_ptr<ExecState> st) const {
-    ExecState* empty = nullptr;
-    if (spare_.compare_exchange_strong(empty, st.get(), std::memory_order_release, std::memory_order_relaxed)) {
-      st.release();  // now owned by spare_
-      return;
-    }
-    std::lock_guard<std::mutex> lock(pool_mutex_);
-    pool_.push_back(std::move(st));  // capacity kept from earlier pops: no allocation
-  }
+  std::unique_ptr<ExecState> acquire() const;
+  void release(std::unique_ptr<ExecState> st) const;
 
   Graph graph_;
   std::vector<Slot> slots_;
@@ -272,6 +186,105 @@ class Plan {
 };
 
 #if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Plan::~Plan() { delete spare_.load(); }
+
+EQX_KERNEL_INLINE std::vector<Array> Plan::run(std::span<const Array* const> inputs,
+                                               std::span<const char* const> consumed) const {
+  std::unique_ptr<ExecState> st = acquire();
+  // Outputs first: computed ones are allocated here (or are a consumed
+  // input's buffer, for now through that input's handle) and written in place.
+  std::vector<Array> result;
+  result.reserve(graph_.outputs.size());
+  for (const OutputSource& o : output_sources_) {
+    switch (o.kind) {
+      case Slot::input: result.push_back(*inputs[o.index]); break;
+      case Slot::constant: result.push_back(graph_.consts[o.index]); break;
+      default: {
+        const std::size_t i = result.size();
+        if (o.index != i) {
+          result.emplace_back();
+        } else if (const Array* host = consumed.empty() ? nullptr : take_host(*st, i, inputs, consumed)) {
+          result.push_back(*host);
+        } else {
+          const AbstractArray& t = graph_.types[graph_.outputs[i]];
+          result.push_back(detail::ArrayAccess::allocate(t.shape, t.dtype));
+        }
+      }
+    }
+  }
+  point_slots(
+      *st, [&](std::size_t i) { return inputs[i]->raw_data(); },  // raw_data: throws on a stale handle
+      [&](std::size_t i) { return detail::ArrayAccess::mutable_data(result[i]); });
+  if (!consumed.empty()) hand_over(*st, inputs, consumed, result);
+  execute(*st);
+  release(std::move(st));
+  for (std::size_t i = 0; i < result.size(); ++i)  // repeated outputs share the first one's Array
+    if (output_sources_[i].kind == Slot::output && output_sources_[i].index != i)
+      result[i] = result[output_sources_[i].index];
+  return result;
+}
+
+EQX_KERNEL_INLINE void Plan::run_into(const void* const* inputs, void* const* outputs) const {
+  std::unique_ptr<ExecState> st = acquire();
+  point_slots(*st, [&](std::size_t i) { return inputs[i]; }, [&](std::size_t i) { return outputs[i]; });
+  execute(*st);
+  release(std::move(st));
+  // Outputs that are inputs, constants or repeats were not written by an instruction.
+  for (std::size_t i = 0; i < output_sources_.size(); ++i) {
+    const OutputSource& o = output_sources_[i];
+    const AbstractArray& t = graph_.types[graph_.outputs[i]];
+    const std::size_t bytes = static_cast<std::size_t>(t.shape.numel()) * itemsize(t.dtype);
+    if (o.kind == Slot::input) detail::copy_bytes(outputs[i], inputs[o.index], bytes);
+    else if (o.kind == Slot::constant) detail::copy_bytes(outputs[i], graph_.consts[o.index].raw_data(), bytes);
+    else if (o.index != i) detail::copy_bytes(outputs[i], outputs[o.index], bytes);
+  }
+}
+
+EQX_KERNEL_INLINE void Plan::execute(ExecState& st) const {
+  void* const* ptr = st.ptrs.data();
+  detail::View* views = st.views.data();
+  auto* scratch = static_cast<std::byte*>(st.scratch ? st.scratch->data() : nullptr);
+  for (const Instr& in : instrs_) {
+    const std::size_t n = in.num_in + in.num_out;
+    for (std::size_t j = 0; j < n; ++j) {
+      const Var v = operands_[in.first_operand + j];
+      views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
+    }
+    std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
+    if (in.prepared) in.prepared->run(ins, outs, scratch ? scratch + in.scratch_offset : nullptr);
+    else in.prim->kernel(ins, outs, *in.params);
+  }
+}
+
+EQX_KERNEL_INLINE std::unique_ptr<Plan::ExecState> Plan::acquire() const {
+  if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (!pool_.empty()) {
+      std::unique_ptr<ExecState> st = std::move(pool_.back());
+      pool_.pop_back();
+      return st;
+    }
+  }
+  auto st = std::make_unique<ExecState>();
+  if (stats_.arena_bytes) st->arena = std::make_unique<detail::Storage>(stats_.arena_bytes);
+  if (stats_.scratch_bytes) st->scratch = std::make_unique<detail::Storage>(stats_.scratch_bytes);
+  st->ptrs.resize(slots_.size());
+  st->views.resize(max_operands_);
+  if (!hosts_.empty()) st->taken.resize(graph_.inputs.size());
+  return st;
+}
+
+EQX_KERNEL_INLINE void Plan::release(std::unique_ptr<ExecState> st) const {
+  ExecState* empty = nullptr;
+  if (spare_.compare_exchange_strong(empty, st.get(), std::memory_order_release, std::memory_order_relaxed)) {
+    st.release();  // now owned by spare_
+    return;
+  }
+  std::lock_guard<std::mutex> lock(pool_mutex_);
+  pool_.push_back(std::move(st));  // capacity kept from earlier pops: no allocation
+}
+
 EQX_KERNEL_INLINE Plan::Plan(Graph graph) : graph_(std::move(graph)) {
   const Graph& g = graph_;
   slots_.assign(g.types.size(), Slot{});

@@ -51,11 +51,7 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
   Graph& graph() { return graph_; }
 
   /// A new graph input of type t, as an abstract Array.
-  Array new_input(const AbstractArray& t) {
-    Var v = graph_.new_var(t);
-    graph_.inputs.push_back(v);
-    return make_tracer(v);
-  }
+  Array new_input(const AbstractArray& t);
 
   std::vector<Array> process(const Primitive& prim, std::span<const Array> inputs, const Params& params) override;
 
@@ -65,10 +61,7 @@ class GraphTrace final : public Interpreter, public std::enable_shared_from_this
   void deactivate() { active_ = false; }
 
  private:
-  Array make_tracer(Var v) {
-    const AbstractArray& t = graph_.types[v];
-    return ArrayAccess::abstract(t.shape, t.dtype, std::make_shared<const Tracer>(Tracer{shared_from_this(), v}));
-  }
+  Array make_tracer(Var v);
 
   std::size_t level_;
   bool merge_literals_;  // rank-0 constants of equal value share one variable
@@ -98,14 +91,10 @@ struct TraceOptions {
 ///   eqx::Graph g = scope.finish({eqx::exp(x)});
 class TraceScope {
  public:
-  explicit TraceScope(TraceOptions options = {})
-      : trace_(std::make_shared<detail::GraphTrace>(detail::interpreter_stack().size() + 1,
-                                                    options.merge_scalar_literals)) {
-    detail::interpreter_stack().push_back(trace_.get());
-  }
+  explicit TraceScope(TraceOptions options = {});
   TraceScope(const TraceScope&) = delete;
   TraceScope& operator=(const TraceScope&) = delete;
-  ~TraceScope() { pop(); }
+  ~TraceScope();
 
   /// A new input of the graph, as an abstract Array of type t.
   Array input(const AbstractArray& t) { return trace_->new_input(t); }
@@ -116,13 +105,7 @@ class TraceScope {
   Graph finish(std::initializer_list<Array> outputs) { return finish(std::span<const Array>(outputs.begin(), outputs.size())); }
 
  private:
-  void pop() {
-    if (!trace_->active()) return;
-    auto& stack = detail::interpreter_stack();
-    // Scopes nest (RAII), so this trace is the innermost one.
-    if (!stack.empty() && stack.back() == trace_.get()) stack.pop_back();
-    trace_->deactivate();
-  }
+  void pop();
 
   std::shared_ptr<detail::GraphTrace> trace_;
 };
@@ -132,6 +115,17 @@ class TraceScope {
 #if EQX_KERNELS_HERE(GRAPH)
 namespace eqx {
 namespace detail {
+
+EQX_KERNEL_INLINE Array GraphTrace::new_input(const AbstractArray& t) {
+  Var v = graph_.new_var(t);
+  graph_.inputs.push_back(v);
+  return make_tracer(v);
+}
+
+EQX_KERNEL_INLINE Array GraphTrace::make_tracer(Var v) {
+  const AbstractArray& t = graph_.types[v];
+  return ArrayAccess::abstract(t.shape, t.dtype, std::make_shared<const Tracer>(Tracer{shared_from_this(), v}));
+}
 
 EQX_KERNEL_INLINE std::vector<Array> GraphTrace::process(const Primitive& prim, std::span<const Array> inputs,
                                                         const Params& params) {
@@ -179,6 +173,22 @@ EQX_KERNEL_INLINE Var GraphTrace::var_of(const Array& a, const Primitive& prim, 
   return it->second;
 }
 }  // namespace detail
+
+EQX_KERNEL_INLINE TraceScope::TraceScope(TraceOptions options)
+    : trace_(std::make_shared<detail::GraphTrace>(detail::interpreter_stack().size() + 1,
+                                                  options.merge_scalar_literals)) {
+  detail::interpreter_stack().push_back(trace_.get());
+}
+
+EQX_KERNEL_INLINE TraceScope::~TraceScope() { pop(); }
+
+EQX_KERNEL_INLINE void TraceScope::pop() {
+  if (!trace_->active()) return;
+  auto& stack = detail::interpreter_stack();
+  // Scopes nest (RAII), so this trace is the innermost one.
+  if (!stack.empty() && stack.back() == trace_.get()) stack.pop_back();
+  trace_->deactivate();
+}
 
 EQX_KERNEL_INLINE Graph TraceScope::finish(std::span<const Array> outputs) {
   static const struct OutputMarker final : Primitive {

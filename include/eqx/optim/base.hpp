@@ -42,6 +42,7 @@
 #include <memory>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/ops/creation.hpp"
@@ -194,16 +195,25 @@ inline Identity identity() { return {}; }
 
 namespace detail {
 
-inline std::string type_str(const Array& a) { return AbstractArray{a.shape(), a.dtype()}.str(); }
+EQX_KERNEL_INLINE std::string type_str(const Array& a);
+#if EQX_KERNELS_HERE(OPTIM)
+EQX_KERNEL_INLINE std::string type_str(const Array& a) { return AbstractArray{a.shape(), a.dtype()}.str(); }
+#endif
 
 /// count + 1, staying at the largest int32 instead of overflowing (optax.safe_increment).
-inline Array safe_increment(const Array& count) {
+EQX_KERNEL_INLINE Array safe_increment(const Array& count);
+#if EQX_KERNELS_HERE(OPTIM)
+EQX_KERNEL_INLINE Array safe_increment(const Array& count) {
   constexpr std::int32_t top = std::numeric_limits<std::int32_t>::max();
   return where(count < top, count + 1, count);
 }
+#endif
 
 /// The initial step count: int32 zero.
-inline Array zero_count() { return zeros(Shape{}, int32); }
+EQX_KERNEL_INLINE Array zero_count();
+#if EQX_KERNELS_HERE(OPTIM)
+EQX_KERNEL_INLINE Array zero_count() { return zeros(Shape{}, int32); }
+#endif
 
 /// Records the float dtypes of a tree's Array leaves (for PerDType::prime).
 struct FloatDTypes : eqx::detail::ArrayLeafVisitor {

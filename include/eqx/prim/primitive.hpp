@@ -52,8 +52,12 @@ struct AbstractArray {
   DType dtype = DType::float32;
   friend bool operator==(const AbstractArray&, const AbstractArray&) = default;
   /// "f32[2,3]"
-  std::string str() const { return std::string(short_name(dtype)) + shape.str(); }
+  std::string str() const;
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string AbstractArray::str() const { return std::string(short_name(dtype)) + shape.str(); }
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 /// A graph held by an equation (a fused region's body, a loop body). Shared
 /// and immutable; compared by identity.
@@ -217,18 +221,10 @@ inline std::vector<const Primitive*> registered_primitives() {
 /// `inline const` instance.
 class Primitive {
  public:
-  Primitive() {
-    detail::PrimitiveRegistry& r = detail::primitive_registry();
-    std::lock_guard lock(r.mutex);
-    r.alive.push_back(this);
-  }
+  Primitive();
   Primitive(const Primitive&) = delete;
   Primitive& operator=(const Primitive&) = delete;
-  virtual ~Primitive() {
-    detail::PrimitiveRegistry& r = detail::primitive_registry();
-    std::lock_guard lock(r.mutex);
-    std::erase(r.alive, this);
-  }
+  virtual ~Primitive();
   /// Name printed in graphs and error messages, e.g. "add".
   virtual std::string_view name() const = 0;
   /// Output shapes and dtypes for these inputs; throws on invalid inputs.
@@ -483,6 +479,22 @@ EQX_KERNEL_INLINE Array eval_eager1(const Primitive& prim, std::span<const Array
 
 }  // namespace detail
 
+#if EQX_KERNELS_HERE(GRAPH)
+// Out of line: every TU instantiates the 82 eqx::prim instances, and their
+// destructors would otherwise each carry the registry's lock and erase.
+EQX_KERNEL_INLINE Primitive::Primitive() {
+  detail::PrimitiveRegistry& r = detail::primitive_registry();
+  std::lock_guard lock(r.mutex);
+  r.alive.push_back(this);
+}
+
+EQX_KERNEL_INLINE Primitive::~Primitive() {
+  detail::PrimitiveRegistry& r = detail::primitive_registry();
+  std::lock_guard lock(r.mutex);
+  std::erase(r.alive, this);
+}
+#endif
+
 /// Applies a primitive to inputs in the current interpreter and returns its
 /// outputs. Every Array operation is a call to bind.
 /// Usage: `std::vector<eqx::Array> in{x, y}; auto outs = eqx::bind(eqx::prim::add, in);`
@@ -539,37 +551,15 @@ struct RuleOps {
   Array select(const Array& c, const Array& a, const Array& b) const { return bind1(*select_p, {c, a, b}); }
   /// A rank-0 constant of x's dtype.
   Array scalar(double v, DType dtype) const;
-  Array convert(const Array& a, DType d) const {
-    if (!a.has_value() || a.dtype() == d) return a;
-    return bind1(*convert_p, {a}, Params{}.set("new_dtype", d));
-  }
+  Array convert(const Array& a, DType d) const;
   Array broadcast_to(const Array& a, const Shape& shape) const;
-  Array reshape(const Array& a, const Shape& shape) const {
-    if (!a.has_value() || a.shape() == shape) return a;
-    return bind1(*reshape_p, {a}, Params{}.set("new_sizes", std::vector<std::int64_t>(shape.begin(), shape.end())));
-  }
-  Array reduce_sum(const Array& a, std::vector<std::int64_t> axes) const {
-    if (!a.has_value() || axes.empty()) return a;
-    return bind1(*reduce_sum_p, {a}, Params{}.set("axes", std::move(axes)));
-  }
-  Array reduce_prod(const Array& a, std::vector<std::int64_t> axes) const {
-    if (axes.empty()) return a;
-    return bind1(*reduce_prod_p, {a}, Params{}.set("axes", std::move(axes)));
-  }
-  Array transpose(const Array& a, std::vector<std::int64_t> perm) const {
-    return a.has_value() ? bind1(*transpose_p, {a}, Params{}.set("permutation", std::move(perm))) : Array{};
-  }
+  Array reshape(const Array& a, const Shape& shape) const;
+  Array reduce_sum(const Array& a, std::vector<std::int64_t> axes) const;
+  Array reduce_prod(const Array& a, std::vector<std::int64_t> axes) const;
+  Array transpose(const Array& a, std::vector<std::int64_t> perm) const;
   /// dot_general with the given contracting and batch axes.
   Array dot(const Array& a, const Array& b, std::vector<std::int64_t> ca, std::vector<std::int64_t> cb,
-            std::vector<std::int64_t> ba, std::vector<std::int64_t> bb) const {
-    if (!a.has_value() || !b.has_value()) return Array{};
-    return bind1(*dot_general_p, {a, b},
-                 Params{}
-                     .set("lhs_contracting_dimensions", std::move(ca))
-                     .set("rhs_contracting_dimensions", std::move(cb))
-                     .set("lhs_batch_dimensions", std::move(ba))
-                     .set("rhs_batch_dimensions", std::move(bb)));
-  }
+            std::vector<std::int64_t> ba, std::vector<std::int64_t> bb) const;
   /// Zeros of x's type (a broadcast literal), where a rule needs a concrete zero.
   Array zeros_like(const Array& x) const { return broadcast_to(scalar(0, x.dtype()), x.shape()); }
   /// A symbolic zero made concrete at `shape`/`dtype` if needed.
@@ -577,31 +567,12 @@ struct RuleOps {
     return t.has_value() ? broadcast_to(t, shape) : broadcast_to(scalar(0, dtype), shape);
   }
   /// x with axis `from` moved to position `to` (numpy's moveaxis).
-  Array moveaxis(const Array& x, std::int64_t from, std::int64_t to) const {
-    if (from == to) return x;
-    std::vector<std::int64_t> perm;
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(x.ndim()); ++i)
-      if (i != from) perm.push_back(i);
-    perm.insert(perm.begin() + to, from);
-    return transpose(x, std::move(perm));
-  }
+  Array moveaxis(const Array& x, std::int64_t from, std::int64_t to) const;
   /// x with its batch axis `dim` first; an unbatched x (`not_mapped`) is
   /// broadcast to `size` copies.
-  Array batch_first(const Array& x, std::int64_t dim, std::int64_t size) const {
-    if (dim != not_mapped) return moveaxis(x, dim, 0);
-    Shape s = x.shape();
-    s.insert(0, size);
-    return broadcast_to(x, s);
-  }
+  Array batch_first(const Array& x, std::int64_t dim, std::int64_t size) const;
   /// The sum of a broadcast cotangent back to `shape` (numpy broadcasting reversed).
-  Array unbroadcast(const Array& ct, const Shape& shape) const {
-    if (!ct.has_value() || ct.shape() == shape) return ct;
-    const std::size_t extra = ct.ndim() - shape.size();
-    std::vector<std::int64_t> axes;
-    for (std::size_t i = 0; i < ct.ndim(); ++i)
-      if (i < extra || (shape[i - extra] == 1 && ct.shape()[i] != 1)) axes.push_back(static_cast<std::int64_t>(i));
-    return reshape(reduce_sum(ct, std::move(axes)), shape);
-  }
+  Array unbroadcast(const Array& ct, const Shape& shape) const;
 };
 
 namespace detail {
@@ -657,6 +628,67 @@ EQX_KERNEL_INLINE Array RuleOps::broadcast_to(const Array& a, const Shape& shape
   for (std::size_t i = 0; i < a.ndim(); ++i) dims.push_back(static_cast<std::int64_t>(extra + i));
   return bind1(*broadcast_p, {a},
                Params{}.set("shape", std::vector<std::int64_t>(shape.begin(), shape.end())).set("broadcast_dimensions", dims));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::convert(const Array& a, DType d) const {
+  if (!a.has_value() || a.dtype() == d) return a;
+  return bind1(*convert_p, {a}, Params{}.set("new_dtype", d));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::reshape(const Array& a, const Shape& shape) const {
+  if (!a.has_value() || a.shape() == shape) return a;
+  return bind1(*reshape_p, {a}, Params{}.set("new_sizes", std::vector<std::int64_t>(shape.begin(), shape.end())));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::reduce_sum(const Array& a, std::vector<std::int64_t> axes) const {
+  if (!a.has_value() || axes.empty()) return a;
+  return bind1(*reduce_sum_p, {a}, Params{}.set("axes", std::move(axes)));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::reduce_prod(const Array& a, std::vector<std::int64_t> axes) const {
+  if (axes.empty()) return a;
+  return bind1(*reduce_prod_p, {a}, Params{}.set("axes", std::move(axes)));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::transpose(const Array& a, std::vector<std::int64_t> perm) const {
+  return a.has_value() ? bind1(*transpose_p, {a}, Params{}.set("permutation", std::move(perm))) : Array{};
+}
+
+EQX_KERNEL_INLINE Array RuleOps::dot(const Array& a, const Array& b, std::vector<std::int64_t> ca,
+                                     std::vector<std::int64_t> cb, std::vector<std::int64_t> ba,
+                                     std::vector<std::int64_t> bb) const {
+  if (!a.has_value() || !b.has_value()) return Array{};
+  return bind1(*dot_general_p, {a, b},
+               Params{}
+                   .set("lhs_contracting_dimensions", std::move(ca))
+                   .set("rhs_contracting_dimensions", std::move(cb))
+                   .set("lhs_batch_dimensions", std::move(ba))
+                   .set("rhs_batch_dimensions", std::move(bb)));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::moveaxis(const Array& x, std::int64_t from, std::int64_t to) const {
+  if (from == to) return x;
+  std::vector<std::int64_t> perm;
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(x.ndim()); ++i)
+    if (i != from) perm.push_back(i);
+  perm.insert(perm.begin() + to, from);
+  return transpose(x, std::move(perm));
+}
+
+EQX_KERNEL_INLINE Array RuleOps::batch_first(const Array& x, std::int64_t dim, std::int64_t size) const {
+  if (dim != not_mapped) return moveaxis(x, dim, 0);
+  Shape s = x.shape();
+  s.insert(0, size);
+  return broadcast_to(x, s);
+}
+
+EQX_KERNEL_INLINE Array RuleOps::unbroadcast(const Array& ct, const Shape& shape) const {
+  if (!ct.has_value() || ct.shape() == shape) return ct;
+  const std::size_t extra = ct.ndim() - shape.size();
+  std::vector<std::int64_t> axes;
+  for (std::size_t i = 0; i < ct.ndim(); ++i)
+    if (i < extra || (shape[i - extra] == 1 && ct.shape()[i] != 1)) axes.push_back(static_cast<std::int64_t>(i));
+  return reshape(reduce_sum(ct, std::move(axes)), shape);
 }
 #endif
 

@@ -144,14 +144,7 @@ struct KeyHasher : StructureHasher {
         leaked = true;
         return false;
       }
-      if (ArrayAccess::shape_only(a))
-        throw TraceError("eqx::filter_jit: argument leaf " + path.display() + " is a shape-only Array " +
-                         AbstractArray{a.shape(), a.dtype()}.str() +
-                         " (eqx::shape_dtype_struct / filter_eval_shape), which has no values to run on; pass a real "
-                         "Array, or use eqx::filter_eval_shape to get only the output's shapes");
-      throw TraceError("eqx::filter_jit: argument leaf " + path.display() +
-                       " is an abstract Array from a trace that has already finished (a leaked tracer); pass "
-                       "concrete Arrays, or return the value from the transformed function instead");
+      throw_abstract_argument(path, a);
     }
     leaves->push(a);
     h = hash_combine(h, static_cast<std::size_t>(a.dtype()) + 0xA11);
@@ -167,7 +160,22 @@ struct KeyHasher : StructureHasher {
     return StructureHasher::static_leaf(path, x);
   }
   bool mismatch(const TreePath&, const std::string&) { return true; }
+  /// The error for an abstract argument leaf met on a tracked walk.
+  [[noreturn]] static void throw_abstract_argument(const TreePath& path, const Array& a);
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+[[noreturn]] EQX_KERNEL_INLINE void KeyHasher::throw_abstract_argument(const TreePath& path, const Array& a) {
+  if (ArrayAccess::shape_only(a))
+    throw TraceError("eqx::filter_jit: argument leaf " + path.display() + " is a shape-only Array " +
+                     AbstractArray{a.shape(), a.dtype()}.str() +
+                     " (eqx::shape_dtype_struct / filter_eval_shape), which has no values to run on; pass a real "
+                     "Array, or use eqx::filter_eval_shape to get only the output's shapes");
+  throw TraceError("eqx::filter_jit: argument leaf " + path.display() +
+                   " is an abstract Array from a trace that has already finished (a leaked tracer); pass "
+                   "concrete Arrays, or return the value from the transformed function instead");
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 /// Compares a live argument with a cached skeleton: the same empty Array
 /// slots and equal static leaves (structure is checked by the walk).
@@ -432,26 +440,34 @@ struct JitRegistry {
   std::vector<std::weak_ptr<JitCache>> caches;
   std::size_t prune_at = 64;
 
-  static JitRegistry& instance() {
-    static JitRegistry* registry = new JitRegistry;  // never destroyed: jitted functions in statics register late
-    return *registry;
-  }
-  void add(const std::shared_ptr<JitCache>& cache) {
-    std::lock_guard lock(mutex);
-    if (caches.size() >= prune_at) {
-      std::erase_if(caches, [](const std::weak_ptr<JitCache>& c) { return c.expired(); });
-      prune_at = std::max<std::size_t>(64, 2 * caches.size());
-    }
-    caches.push_back(cache);
-  }
-  std::vector<std::shared_ptr<JitCache>> live() {
-    std::lock_guard lock(mutex);
-    std::vector<std::shared_ptr<JitCache>> out;
-    for (const auto& c : caches)
-      if (auto p = c.lock()) out.push_back(std::move(p));
-    return out;
-  }
+  static JitRegistry& instance();
+  void add(const std::shared_ptr<JitCache>& cache);
+  std::vector<std::shared_ptr<JitCache>> live();
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE JitRegistry& JitRegistry::instance() {
+  static JitRegistry* registry = new JitRegistry;  // never destroyed: jitted functions in statics register late
+  return *registry;
+}
+
+EQX_KERNEL_INLINE void JitRegistry::add(const std::shared_ptr<JitCache>& cache) {
+  std::lock_guard lock(mutex);
+  if (caches.size() >= prune_at) {
+    std::erase_if(caches, [](const std::weak_ptr<JitCache>& c) { return c.expired(); });
+    prune_at = std::max<std::size_t>(64, 2 * caches.size());
+  }
+  caches.push_back(cache);
+}
+
+EQX_KERNEL_INLINE std::vector<std::shared_ptr<JitCache>> JitRegistry::live() {
+  std::lock_guard lock(mutex);
+  std::vector<std::shared_ptr<JitCache>> out;
+  for (const auto& c : caches)
+    if (auto p = c.lock()) out.push_back(std::move(p));
+  return out;
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 }  // namespace detail
 

@@ -21,6 +21,7 @@
 
 #include "eqx/ad/batching.hpp"
 #include "eqx/ad/named_axes.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/transform/trace_call.hpp"
 #include "eqx/tree/flatten.hpp"
 #include "eqx/tree/walk.hpp"
@@ -117,14 +118,7 @@ class InAxes {
   InAxes(S spec) : all_(AxisSpec(std::move(spec))) {}  // NOLINT
   InAxes(PerArgument per) : all_(0), per_(std::move(per.specs)), per_argument_(true) {}  // NOLINT
 
-  const AxisSpec& argument(std::size_t i, std::size_t count) const {
-    if (!per_argument_) return all_;
-    if (per_.size() != count)
-      throw ValueError("eqx::filter_vmap: in_axes gives " + std::to_string(per_.size()) +
-                       " specs but the function is called with " + std::to_string(count) +
-                       " arguments; give eqx::in_axes(...) one spec per argument");
-    return per_[i];
-  }
+  const AxisSpec& argument(std::size_t i, std::size_t count) const;
 
  private:
   AxisSpec all_;
@@ -132,17 +126,34 @@ class InAxes {
   bool per_argument_ = false;
 };
 
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE const AxisSpec& InAxes::argument(std::size_t i, std::size_t count) const {
+  if (!per_argument_) return all_;
+  if (per_.size() != count)
+    throw ValueError("eqx::filter_vmap: in_axes gives " + std::to_string(per_.size()) +
+                     " specs but the function is called with " + std::to_string(count) +
+                     " arguments; give eqx::in_axes(...) one spec per argument");
+  return per_[i];
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
+
 namespace detail {
 
 /// "[1].weight": a leaf's path within argument `arg`, for messages.
-inline std::string argument_path(std::size_t arg, const TreePath& path) {
+EQX_KERNEL_INLINE std::string argument_path(std::size_t arg, const TreePath& path);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string argument_path(std::size_t arg, const TreePath& path) {
   return "[" + std::to_string(arg) + "]" + path.str();
 }
+#endif
 
 /// `axis` resolved against `rank` (negative counts from the end), or a
 /// message naming `where` and the valid range.
-inline std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char* spec, const std::string& where,
-                                 const std::string& type) {
+EQX_KERNEL_INLINE std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char* spec,
+                                            const std::string& where, const std::string& type);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char* spec,
+                                            const std::string& where, const std::string& type) {
   const auto r = static_cast<std::int64_t>(rank);
   if (axis < -r || axis >= r)
     throw ValueError("eqx::filter_vmap: " + std::string(spec) + " gives axis " + std::to_string(axis) + " for " +
@@ -150,6 +161,7 @@ inline std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char
                      std::to_string(-r) + ", " + std::to_string(r) + ") or eqx::none");
   return axis < 0 ? axis + r : axis;
 }
+#endif
 
 /// Collects the Array leaves of one argument with their mapped axes and
 /// per-example types, and checks every mapped axis has the batch size.

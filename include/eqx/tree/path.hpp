@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "eqx/core/config.hpp"
+
 namespace eqx {
 
 /// One step from a node to a child.
@@ -17,18 +19,22 @@ struct PathEntry {
   std::int64_t index = 0;
   std::string key;  // map keys are copied: paths may outlive the tree
 
-  std::string str() const {
-    switch (kind) {
-      case Kind::field: return "." + std::string(name);
-      case Kind::index: return "[" + std::to_string(index) + "]";
-      case Kind::key: return "['" + key + "']";
-    }
-    return "";
-  }
+  std::string str() const;
   friend bool operator==(const PathEntry& a, const PathEntry& b) {
     return a.kind == b.kind && a.index == b.index && (a.kind == Kind::key ? a.key == b.key : a.name == b.name);
   }
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string PathEntry::str() const {
+  switch (kind) {
+    case Kind::field: return "." + std::string(name);
+    case Kind::index: return "[" + std::to_string(index) + "]";
+    case Kind::key: return "['" + key + "']";
+  }
+  return "";
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 /// Path from the root of a pytree to one of its nodes.
 /// Usage: `for (auto& [path, leaf] : eqx::tree_leaves_with_path(model)) fmt::print("{}\n", path.str());`
@@ -63,16 +69,12 @@ class TreePath {
   bool empty() const { return entries_.empty(); }
 
   /// ".layers[1].weight"; the root prints as "" (use `display()` for messages).
-  std::string str() const {
-    std::string s;
-    for (const auto& e : entries_) s += e.str();
-    return s;
-  }
+  std::string str() const;
   /// str(), or "(root)" for the root itself, for error messages.
-  std::string display() const { return entries_.empty() ? std::string("(root)") : str(); }
+  std::string display() const;
 
   /// True if this path starts with `prefix` (e.g. ".layers[0]").
-  bool starts_with(std::string_view prefix) const { return std::string_view(str()).starts_with(prefix); }
+  bool starts_with(std::string_view prefix) const;
 
   friend bool operator==(const TreePath& a, const TreePath& b) { return a.entries_ == b.entries_; }
 
@@ -80,5 +82,19 @@ class TreePath {
   std::vector<PathEntry> entries_;
   bool tracking_ = true;
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string TreePath::str() const {
+  std::string s;
+  for (const auto& e : entries_) s += e.str();
+  return s;
+}
+
+EQX_KERNEL_INLINE std::string TreePath::display() const { return entries_.empty() ? std::string("(root)") : str(); }
+
+EQX_KERNEL_INLINE bool TreePath::starts_with(std::string_view prefix) const {
+  return std::string_view(str()).starts_with(prefix);
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 }  // namespace eqx

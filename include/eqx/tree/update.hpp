@@ -5,6 +5,7 @@
 #include <string>
 
 #include "eqx/core/array.hpp"
+#include "eqx/core/config.hpp"
 #include "eqx/ops/elementwise.hpp"
 #include "eqx/tree/walk.hpp"
 
@@ -14,20 +15,24 @@ namespace detail {
 
 struct UpdateAdder {
   using array_leaves_only = void;  // one shared walk: eqx/tree/walk.hpp
-  Array array(const TreePath& path, const Array& p, const Array& u) {
-    if (!u.has_value()) return p;
-    if (!p.has_value())
-      throw TreeStructureError("eqx::apply_updates: at " + path.display() +
-                               " the update is an Array but the model leaf is None; updates must have None (or an "
-                               "Array) where the model has an Array, and None where it has None");
-    if (u.shape() != p.shape() || u.dtype() != p.dtype())
-      throw ShapeError("eqx::apply_updates: at " + path.display() + " the update is " +
-                       AbstractArray{u.shape(), u.dtype()}.str() + " but the model leaf is " +
-                       AbstractArray{p.shape(), p.dtype()}.str() +
-                       "; an update must have its leaf's shape and dtype (it would otherwise broadcast or promote)");
-    return add(p, u);
-  }
+  Array array(const TreePath& path, const Array& p, const Array& u);
 };
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE Array UpdateAdder::array(const TreePath& path, const Array& p, const Array& u) {
+  if (!u.has_value()) return p;
+  if (!p.has_value())
+    throw TreeStructureError("eqx::apply_updates: at " + path.display() +
+                             " the update is an Array but the model leaf is None; updates must have None (or an "
+                             "Array) where the model has an Array, and None where it has None");
+  if (u.shape() != p.shape() || u.dtype() != p.dtype())
+    throw ShapeError("eqx::apply_updates: at " + path.display() + " the update is " +
+                     AbstractArray{u.shape(), u.dtype()}.str() + " but the model leaf is " +
+                     AbstractArray{p.shape(), p.dtype()}.str() +
+                     "; an update must have its leaf's shape and dtype (it would otherwise broadcast or promote)");
+  return add(p, u);
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 }  // namespace detail
 

@@ -27,6 +27,7 @@
 
 #include <boost/pfr/core.hpp>
 
+#include "eqx/core/config.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/tree/node.hpp"
 #include "eqx/tree/path.hpp"
@@ -211,10 +212,13 @@ struct ArrayLeafVisitor {
   bool mismatch(const TreePath&, const std::string&) { return true; }
 };
 
-[[noreturn]] inline void throw_mismatch(const TreePath& path, const std::string& what) {
+[[noreturn]] EQX_KERNEL_INLINE void throw_mismatch(const TreePath& path, const std::string& what);
+#if EQX_KERNELS_HERE(GRAPH)
+[[noreturn]] EQX_KERNEL_INLINE void throw_mismatch(const TreePath& path, const std::string& what) {
   throw TreeStructureError("eqx: trees have different structure at " + path.display() + ": " + what +
                            "; the trees must have the same structure (same list lengths, optionals and map keys)");
 }
+#endif
 
 /// A visitor or builder that touches only Array leaves says so with
 ///   using array_leaves_only = void;
