@@ -30,8 +30,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "eqx/core/config.hpp"
-
 namespace eqx::detail {
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -53,21 +51,64 @@ class BufferPool {
 
   /// The process's pool. Never destroyed: Arrays in static objects may be
   /// freed after every other static, and still find it.
-  static BufferPool& instance();
+  static BufferPool& instance() {
+    static BufferPool* pool = new BufferPool;
+    return *pool;
+  }
 
   static constexpr std::size_t kSmallMax = 4096;
 
   /// A block of at least `nbytes` (64-byte aligned), reused when one is cached.
-  void* allocate(std::size_t nbytes);
+  void* allocate(std::size_t nbytes) {
+    if (nbytes <= kSmallMax) {
+      // Always the class size, so a block can be cached whatever the limit
+      // was when it was allocated.
+      if (limit_ > 0)
+        if (SmallCache* c = small_cache()) return c->allocate(nbytes);
+      return ::operator new((nbytes + kAlign - 1) / kAlign * kAlign, std::align_val_t{kAlign});
+    }
+    if (nbytes >= kMinBytes && limit_ > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(nbytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= nbytes;
+        ++reused_;
+        return p;
+      }
+    }
+    return ::operator new(nbytes, std::align_val_t{kAlign});
+  }
 
   /// Gives back a block from allocate(): cached if there is room, else freed.
-  void release(void* p, std::size_t nbytes);
+  void release(void* p, std::size_t nbytes) {
+    if (nbytes <= kSmallMax && limit_ > 0) {
+      if (SmallCache* c = small_cache()) return c->release(p, nbytes);
+    } else if (nbytes >= kMinBytes && limit_ > 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_ + nbytes <= limit_) {
+        free_[nbytes].push_back(p);
+        cached_ += nbytes;
+        return;
+      }
+    }
+    ::operator delete(p, std::align_val_t{kAlign});
+  }
 
   /// Frees every cached block: the large ones and the calling thread's
   /// small ones now, other threads' small ones at their next allocation or
   /// release while the pool is on (with the limit at 0 they are not looked
   /// at again, so they stay until that thread exits).
-  void clear();
+  void clear() {
+    small_epoch_.fetch_add(1, std::memory_order_relaxed);
+    if (SmallCache* c = small_cache()) c->clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [nbytes, blocks] : free_)
+      for (void* p : blocks) ::operator delete(p, std::align_val_t{kAlign});
+    free_.clear();
+    cached_ = 0;
+  }
 
   std::size_t cached_bytes() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -84,7 +125,10 @@ class BufferPool {
     return reused_;
   }
   std::size_t limit() const { return limit_; }
-  void set_limit(std::size_t bytes);
+  void set_limit(std::size_t bytes) {
+    limit_ = bytes;
+    if (bytes == 0) clear();
+  }
 
  private:
   BufferPool() : limit_(default_limit()) {}
@@ -143,7 +187,15 @@ class BufferPool {
     return gone;
   }
   /// This thread's small blocks, emptied first if clear() ran since.
-  SmallCache* small_cache() const;
+  SmallCache* small_cache() const {
+    if (small_cache_gone()) return nullptr;
+    thread_local SmallCache cache;
+    if (const std::uint64_t e = small_epoch_.load(std::memory_order_relaxed); cache.epoch != e) [[unlikely]] {
+      cache.clear();
+      cache.epoch = e;
+    }
+    return &cache;
+  }
 
   mutable std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
@@ -151,73 +203,5 @@ class BufferPool {
   std::atomic<std::size_t> limit_;
   std::atomic<std::uint64_t> small_epoch_{0};
 };
-
-#if EQX_KERNELS_HERE(GRAPH)
-EQX_KERNEL_INLINE BufferPool& BufferPool::instance() {
-  static BufferPool* pool = new BufferPool;
-  return *pool;
-}
-
-EQX_KERNEL_INLINE void* BufferPool::allocate(std::size_t nbytes) {
-  if (nbytes <= kSmallMax) {
-    // Always the class size, so a block can be cached whatever the limit
-    // was when it was allocated.
-    if (limit_ > 0)
-      if (SmallCache* c = small_cache()) return c->allocate(nbytes);
-    return ::operator new((nbytes + kAlign - 1) / kAlign * kAlign, std::align_val_t{kAlign});
-  }
-  if (nbytes >= kMinBytes && limit_ > 0) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.find(nbytes);
-    if (it != free_.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      cached_ -= nbytes;
-      ++reused_;
-      return p;
-    }
-  }
-  return ::operator new(nbytes, std::align_val_t{kAlign});
-}
-
-EQX_KERNEL_INLINE void BufferPool::release(void* p, std::size_t nbytes) {
-  if (nbytes <= kSmallMax && limit_ > 0) {
-    if (SmallCache* c = small_cache()) return c->release(p, nbytes);
-  } else if (nbytes >= kMinBytes && limit_ > 0) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_ + nbytes <= limit_) {
-      free_[nbytes].push_back(p);
-      cached_ += nbytes;
-      return;
-    }
-  }
-  ::operator delete(p, std::align_val_t{kAlign});
-}
-
-EQX_KERNEL_INLINE void BufferPool::clear() {
-  small_epoch_.fetch_add(1, std::memory_order_relaxed);
-  if (SmallCache* c = small_cache()) c->clear();
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (auto& [nbytes, blocks] : free_)
-    for (void* p : blocks) ::operator delete(p, std::align_val_t{kAlign});
-  free_.clear();
-  cached_ = 0;
-}
-
-EQX_KERNEL_INLINE void BufferPool::set_limit(std::size_t bytes) {
-  limit_ = bytes;
-  if (bytes == 0) clear();
-}
-
-EQX_KERNEL_INLINE BufferPool::SmallCache* BufferPool::small_cache() const {
-  if (small_cache_gone()) return nullptr;
-  thread_local SmallCache cache;
-  if (const std::uint64_t e = small_epoch_.load(std::memory_order_relaxed); cache.epoch != e) [[unlikely]] {
-    cache.clear();
-    cache.epoch = e;
-  }
-  return &cache;
-}
-#endif  // EQX_KERNELS_HERE(GRAPH)
 
 }  // namespace eqx::detail

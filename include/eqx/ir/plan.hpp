@@ -156,7 +156,21 @@ class Plan {
   }
 
   /// Runs every instruction on the value pointers in `st.ptrs`.
-  void execute(ExecState& st) const;
+  void execute(ExecState& st) const {
+    void* const* ptr = st.ptrs.data();
+    detail::View* views = st.views.data();
+    auto* scratch = static_cast<std::byte*>(st.scratch ? st.scratch->data() : nullptr);
+    for (const Instr& in : instrs_) {
+      const std::size_t n = in.num_in + in.num_out;
+      for (std::size_t j = 0; j < n; ++j) {
+        const Var v = operands_[in.first_operand + j];
+        views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
+      }
+      std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
+      if (in.prepared) in.prepared->run(ins, outs, scratch ? scratch + in.scratch_offset : nullptr);
+      else in.prim->kernel(ins, outs, *in.params);
+    }
+  }
 
   /// Greedy offset assignment, largest buffers first: each gets the lowest
   /// 64-byte-aligned offset not used by a buffer alive at the same time.
@@ -165,8 +179,33 @@ class Plan {
   /// Fills hosts_: per output, the inputs whose buffer it may be written into.
   void find_hosts(const std::vector<std::size_t>& writer, const std::vector<std::ptrdiff_t>& last_read);
 
-  std::unique_ptr<ExecState> acquire() const;
-  void release(std::unique_ptr<ExecState> st) const;
+  std::unique_ptr<ExecState> acquire() const {
+    if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
+    {
+      std::lock_guard<std::mutex> lock(pool_mutex_);
+      if (!pool_.empty()) {
+        std::unique_ptr<ExecState> st = std::move(pool_.back());
+        pool_.pop_back();
+        return st;
+      }
+    }
+    auto st = std::make_unique<ExecState>();
+    if (stats_.arena_bytes) st->arena = std::make_unique<detail::Storage>(stats_.arena_bytes);
+    if (stats_.scratch_bytes) st->scratch = std::make_unique<detail::Storage>(stats_.scratch_bytes);
+    st->ptrs.resize(slots_.size());
+    st->views.resize(max_operands_);
+    if (!hosts_.empty()) st->taken.resize(graph_.inputs.size());
+    return st;
+  }
+  void release(std::unique_ptr<ExecState> st) const {
+    ExecState* empty = nullptr;
+    if (spare_.compare_exchange_strong(empty, st.get(), std::memory_order_release, std::memory_order_relaxed)) {
+      st.release();  // now owned by spare_
+      return;
+    }
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    pool_.push_back(std::move(st));  // capacity kept from earlier pops: no allocation
+  }
 
   Graph graph_;
   std::vector<Slot> slots_;
@@ -238,51 +277,6 @@ EQX_KERNEL_INLINE void Plan::run_into(const void* const* inputs, void* const* ou
     else if (o.kind == Slot::constant) detail::copy_bytes(outputs[i], graph_.consts[o.index].raw_data(), bytes);
     else if (o.index != i) detail::copy_bytes(outputs[i], outputs[o.index], bytes);
   }
-}
-
-EQX_KERNEL_INLINE void Plan::execute(ExecState& st) const {
-  void* const* ptr = st.ptrs.data();
-  detail::View* views = st.views.data();
-  auto* scratch = static_cast<std::byte*>(st.scratch ? st.scratch->data() : nullptr);
-  for (const Instr& in : instrs_) {
-    const std::size_t n = in.num_in + in.num_out;
-    for (std::size_t j = 0; j < n; ++j) {
-      const Var v = operands_[in.first_operand + j];
-      views[j] = detail::View{ptr[v], &graph_.types[v].shape, graph_.types[v].dtype};
-    }
-    std::span<const detail::View> ins(views, in.num_in), outs(views + in.num_in, in.num_out);
-    if (in.prepared) in.prepared->run(ins, outs, scratch ? scratch + in.scratch_offset : nullptr);
-    else in.prim->kernel(ins, outs, *in.params);
-  }
-}
-
-EQX_KERNEL_INLINE std::unique_ptr<Plan::ExecState> Plan::acquire() const {
-  if (ExecState* spare = spare_.exchange(nullptr, std::memory_order_acquire)) return std::unique_ptr<ExecState>(spare);
-  {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
-    if (!pool_.empty()) {
-      std::unique_ptr<ExecState> st = std::move(pool_.back());
-      pool_.pop_back();
-      return st;
-    }
-  }
-  auto st = std::make_unique<ExecState>();
-  if (stats_.arena_bytes) st->arena = std::make_unique<detail::Storage>(stats_.arena_bytes);
-  if (stats_.scratch_bytes) st->scratch = std::make_unique<detail::Storage>(stats_.scratch_bytes);
-  st->ptrs.resize(slots_.size());
-  st->views.resize(max_operands_);
-  if (!hosts_.empty()) st->taken.resize(graph_.inputs.size());
-  return st;
-}
-
-EQX_KERNEL_INLINE void Plan::release(std::unique_ptr<ExecState> st) const {
-  ExecState* empty = nullptr;
-  if (spare_.compare_exchange_strong(empty, st.get(), std::memory_order_release, std::memory_order_relaxed)) {
-    st.release();  // now owned by spare_
-    return;
-  }
-  std::lock_guard<std::mutex> lock(pool_mutex_);
-  pool_.push_back(std::move(st));  // capacity kept from earlier pops: no allocation
 }
 
 EQX_KERNEL_INLINE Plan::Plan(Graph graph) : graph_(std::move(graph)) {

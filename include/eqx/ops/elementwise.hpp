@@ -16,8 +16,12 @@ namespace eqx {
 
 namespace detail {
 
-EQX_KERNEL_INLINE Array apply_binary(const Primitive& p, const Operand& a, const Operand& b, DType t);
-EQX_KERNEL_INLINE Array apply_binary(const Primitive& p, const Operand& a, const Operand& b);
+inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b, DType t) {
+  return bind1(p, {a.as(t), b.as(t)});
+}
+inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b) {
+  return apply_binary(p, a, b, result_dtype({&a, &b}, p.name()));
+}
 
 }  // namespace detail
 
@@ -169,13 +173,6 @@ EQX_KERNEL_INLINE Array operator~(const Array& x);
 EQX_KERNEL_INLINE Array operator!(const Array& x);
 
 #if EQX_KERNELS_HERE(OPS)
-EQX_KERNEL_INLINE Array detail::apply_binary(const Primitive& p, const Operand& a, const Operand& b, DType t) {
-  return bind1(p, {a.as(t), b.as(t)});
-}
-
-EQX_KERNEL_INLINE Array detail::apply_binary(const Primitive& p, const Operand& a, const Operand& b) {
-  return apply_binary(p, a, b, result_dtype({&a, &b}, p.name()));
-}
 
 EQX_KERNEL_INLINE Array add(const Operand& a, const Operand& b) {
   const DType t = detail::result_dtype({&a, &b}, "add");

@@ -60,26 +60,7 @@ using Operand = eqx::Operand;
 /// The dtype operands combine to: promotion over the Arrays, then each weak
 /// scalar may lift it (int Array with 0.5 -> float32); scalars alone give
 /// bool, int32 or float32.
-EQX_KERNEL_INLINE DType result_dtype(std::initializer_list<const Operand*> ops, std::string_view op);
-
-/// Floating dtype for ops that need one: float dtypes stay, others -> float32.
-inline DType inexact(DType d) { return is_floating(d) ? d : DType::float32; }
-
-EQX_KERNEL_INLINE std::string axis_error(std::string_view op, std::int64_t axis, std::size_t rank);
-
-/// numpy axis normalisation: negative axes count from the end.
-EQX_KERNEL_INLINE std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, std::string_view op);
-
-EQX_KERNEL_INLINE const Array& require_value(const Array& x, std::string_view op);
-
-}  // namespace detail
-#if EQX_KERNELS_HERE(OPS)
-EQX_KERNEL_INLINE Array astype(const Array& x, DType dtype) {
-  if (x.has_value() && x.dtype() == dtype) return x;
-  return bind1(prim::convert, {x}, Params{}.set("new_dtype", dtype));
-}
-
-EQX_KERNEL_INLINE DType detail::result_dtype(std::initializer_list<const Operand*> ops, std::string_view op) {
+inline DType result_dtype(std::initializer_list<const Operand*> ops, std::string_view op) {
   bool any_array = false;
   DType t = DType::bool_;
   for (const Operand* o : ops)
@@ -98,6 +79,23 @@ EQX_KERNEL_INLINE DType detail::result_dtype(std::initializer_list<const Operand
   for (const Operand* o : ops)
     if (o->weak()) t = result_type_with_scalar(t, o->kind());
   return t;
+}
+
+/// Floating dtype for ops that need one: float dtypes stay, others -> float32.
+inline DType inexact(DType d) { return is_floating(d) ? d : DType::float32; }
+
+EQX_KERNEL_INLINE std::string axis_error(std::string_view op, std::int64_t axis, std::size_t rank);
+
+/// numpy axis normalisation: negative axes count from the end.
+EQX_KERNEL_INLINE std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, std::string_view op);
+
+EQX_KERNEL_INLINE const Array& require_value(const Array& x, std::string_view op);
+
+}  // namespace detail
+#if EQX_KERNELS_HERE(OPS)
+EQX_KERNEL_INLINE Array astype(const Array& x, DType dtype) {
+  if (x.has_value() && x.dtype() == dtype) return x;
+  return bind1(prim::convert, {x}, Params{}.set("new_dtype", dtype));
 }
 
 EQX_KERNEL_INLINE std::string detail::axis_error(std::string_view op, std::int64_t axis, std::size_t rank) {
