@@ -141,27 +141,11 @@ namespace detail {
 
 /// "[1].weight": a leaf's path within argument `arg`, for messages.
 EQX_KERNEL_INLINE std::string argument_path(std::size_t arg, const TreePath& path);
-#if EQX_KERNELS_HERE(GRAPH)
-EQX_KERNEL_INLINE std::string argument_path(std::size_t arg, const TreePath& path) {
-  return "[" + std::to_string(arg) + "]" + path.str();
-}
-#endif
 
 /// `axis` resolved against `rank` (negative counts from the end), or a
 /// message naming `where` and the valid range.
 EQX_KERNEL_INLINE std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char* spec,
                                             const std::string& where, const std::string& type);
-#if EQX_KERNELS_HERE(GRAPH)
-EQX_KERNEL_INLINE std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char* spec,
-                                            const std::string& where, const std::string& type) {
-  const auto r = static_cast<std::int64_t>(rank);
-  if (axis < -r || axis >= r)
-    throw ValueError("eqx::filter_vmap: " + std::string(spec) + " gives axis " + std::to_string(axis) + " for " +
-                     where + ", " + type + ", which has " + std::to_string(rank) + " axes to map over; give an axis in [" +
-                     std::to_string(-r) + ", " + std::to_string(r) + ") or eqx::none");
-  return axis < 0 ? axis + r : axis;
-}
-#endif
 
 /// Collects the Array leaves of one argument with their mapped axes and
 /// per-example types, and checks every mapped axis has the batch size.
@@ -175,33 +159,9 @@ struct MappedLeafCollector : ArrayLeafVisitor {
   std::optional<std::int64_t>* size;
   std::string* size_source;
 
-  bool array(const TreePath& path, const Array& a) {
-    if (!a.has_value()) return true;
-    leaves->push_back(a);
-    const Axis axis = spec->at(path, a);
-    AbstractArray t{a.shape(), a.dtype()};
-    if (!axis.mapped()) {
-      dims->push_back(not_mapped);
-      types->push_back(std::move(t));
-      return true;
-    }
-    const std::string where = "the Array at " + argument_path(arg, path);
-    const std::int64_t d = resolve_axis(axis.index(), a.ndim(), "in_axes", where, t.str());
-    const std::int64_t n = a.shape()[static_cast<std::size_t>(d)];
-    if (!size->has_value()) {
-      *size = n;
-      *size_source = argument_path(arg, path) + " has " + std::to_string(n) + " along axis " + std::to_string(d);
-    } else if (**size != n) {
-      throw ShapeError("eqx::filter_vmap: mapped axes have different sizes: " + *size_source + " but " +
-                       argument_path(arg, path) + " " + t.str() + " has " + std::to_string(n) + " along axis " +
-                       std::to_string(d) + "; every mapped axis must have the batch size (or map that leaf with eqx::none)");
-    }
-    dims->push_back(d);
-    t.shape.erase(static_cast<std::size_t>(d));
-    types->push_back(std::move(t));
-    return true;
-  }
+  bool array(const TreePath& path, const Array& a);
 };
+
 
 /// Moves each output leaf's batch axis to where out_axes asks (broadcasting
 /// outputs that do not depend on the example), in output leaf order.
@@ -212,25 +172,70 @@ struct OutputAxisMover : ArrayLeafVisitor {
   std::int64_t size;
   std::size_t next = 0;
 
-  bool array(const TreePath& path, const Array& example) {
-    if (!example.has_value()) return true;
-    Array& value = batched->values[next];
-    const std::int64_t dim = batched->dims[next++];
-    const Axis axis = spec->at(path, example);
-    const std::string where = "the output at " + path.display();
-    if (!axis.mapped()) {
-      if (dim != not_mapped)
-        throw ValueError("eqx::filter_vmap: out_axes is eqx::none for " + where +
-                         " but it differs between examples; map it (an out_axes index) or compute it outside the "
-                         "vmapped function");
-      return true;
-    }
-    const std::int64_t to = resolve_axis(axis.index(), example.ndim() + 1, "out_axes", where,
-                                         AbstractArray{example.shape(), example.dtype()}.str() + " per example");
-    value = rule_ops().moveaxis(rule_ops().batch_first(value, dim, size), 0, to);
+  bool array(const TreePath& path, const Array& example);
+};
+
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string argument_path(std::size_t arg, const TreePath& path) {
+  return "[" + std::to_string(arg) + "]" + path.str();
+}
+
+EQX_KERNEL_INLINE std::int64_t resolve_axis(std::int64_t axis, std::size_t rank, const char* spec,
+                                            const std::string& where, const std::string& type) {
+  const auto r = static_cast<std::int64_t>(rank);
+  if (axis < -r || axis >= r)
+    throw ValueError("eqx::filter_vmap: " + std::string(spec) + " gives axis " + std::to_string(axis) + " for " +
+                     where + ", " + type + ", which has " + std::to_string(rank) + " axes to map over; give an axis in [" +
+                     std::to_string(-r) + ", " + std::to_string(r) + ") or eqx::none");
+  return axis < 0 ? axis + r : axis;
+}
+
+EQX_KERNEL_INLINE bool MappedLeafCollector::array(const TreePath& path, const Array& a) {
+  if (!a.has_value()) return true;
+  leaves->push_back(a);
+  const Axis axis = spec->at(path, a);
+  AbstractArray t{a.shape(), a.dtype()};
+  if (!axis.mapped()) {
+    dims->push_back(not_mapped);
+    types->push_back(std::move(t));
     return true;
   }
-};
+  const std::string where = "the Array at " + argument_path(arg, path);
+  const std::int64_t d = resolve_axis(axis.index(), a.ndim(), "in_axes", where, t.str());
+  const std::int64_t n = a.shape()[static_cast<std::size_t>(d)];
+  if (!size->has_value()) {
+    *size = n;
+    *size_source = argument_path(arg, path) + " has " + std::to_string(n) + " along axis " + std::to_string(d);
+  } else if (**size != n) {
+    throw ShapeError("eqx::filter_vmap: mapped axes have different sizes: " + *size_source + " but " +
+                     argument_path(arg, path) + " " + t.str() + " has " + std::to_string(n) + " along axis " +
+                     std::to_string(d) + "; every mapped axis must have the batch size (or map that leaf with eqx::none)");
+  }
+  dims->push_back(d);
+  t.shape.erase(static_cast<std::size_t>(d));
+  types->push_back(std::move(t));
+  return true;
+}
+
+EQX_KERNEL_INLINE bool OutputAxisMover::array(const TreePath& path, const Array& example) {
+  if (!example.has_value()) return true;
+  Array& value = batched->values[next];
+  const std::int64_t dim = batched->dims[next++];
+  const Axis axis = spec->at(path, example);
+  const std::string where = "the output at " + path.display();
+  if (!axis.mapped()) {
+    if (dim != not_mapped)
+      throw ValueError("eqx::filter_vmap: out_axes is eqx::none for " + where +
+                       " but it differs between examples; map it (an out_axes index) or compute it outside the "
+                       "vmapped function");
+    return true;
+  }
+  const std::int64_t to = resolve_axis(axis.index(), example.ndim() + 1, "out_axes", where,
+                                       AbstractArray{example.shape(), example.dtype()}.str() + " per example");
+  value = rule_ops().moveaxis(rule_ops().batch_first(value, dim, size), 0, to);
+  return true;
+}
+#endif  // EQX_KERNELS_HERE(GRAPH)
 
 /// Moves the batch axes of a result's leaves where `out` says: one spec for
 /// the whole result, or one per element of a tuple or pair.

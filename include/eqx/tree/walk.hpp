@@ -20,6 +20,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -91,13 +92,16 @@ void note_key(V& v, const std::string& k) {
   if constexpr (requires { v.key(k); }) v.key(k);
 }
 
-/// "lists of different lengths (n vs m)", m the first length that is not n.
-template <class... Sizes>
-std::string lengths_differ(std::size_t n, Sizes... sizes) {
+/// "lists of different lengths (n vs m)", m the first of `others` that is not n.
+EQX_KERNEL_INLINE std::string lengths_differ(std::size_t n, std::initializer_list<std::size_t> others);
+#if EQX_KERNELS_HERE(GRAPH)
+EQX_KERNEL_INLINE std::string lengths_differ(std::size_t n, std::initializer_list<std::size_t> others) {
   std::size_t other = n;
-  ((other == n ? void(other = sizes) : void()), ...);
+  for (std::size_t m : others)
+    if (other == n) other = m;
   return "lists of different lengths (" + std::to_string(n) + " vs " + std::to_string(other) + ")";
 }
+#endif
 
 template <class V>
 bool report_mismatch(V& v, const TreePath& path, const std::string& what) {
@@ -141,7 +145,7 @@ bool visit_node(V& v, TreePath& path, const T& node, const Rest&... rest) {
   } else if constexpr (kind == NodeKind::vector) {
     note_size(v, node.size());
     if (((rest.size() != node.size()) || ...))
-      return report_mismatch(v, path, lengths_differ(node.size(), rest.size()...));
+      return report_mismatch(v, path, lengths_differ(node.size(), {rest.size()...}));
     for (std::size_t i = 0; i < node.size(); ++i) {
       path.push_index(static_cast<std::int64_t>(i));
       bool ok = visit_tree(v, path, node[i], rest[i]...);
@@ -350,7 +354,7 @@ T rebuild_node(B& b, TreePath& path, const T& node, const Rest&... rest) {
     });
     return tree_traits<T>::unflatten(std::move(rebuilt));
   } else if constexpr (kind == NodeKind::vector) {
-    if (((rest.size() != node.size()) || ...)) throw_mismatch(path, lengths_differ(node.size(), rest.size()...));
+    if (((rest.size() != node.size()) || ...)) throw_mismatch(path, lengths_differ(node.size(), {rest.size()...}));
     T out;
     out.reserve(node.size());
     for (std::size_t i = 0; i < node.size(); ++i) {
