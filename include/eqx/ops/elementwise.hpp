@@ -6,7 +6,6 @@
 #include <optional>
 #include <type_traits>
 
-#include "eqx/core/config.hpp"
 #include "eqx/ops/operand.hpp"
 #include "eqx/prim/binary.hpp"
 #include "eqx/prim/select.hpp"
@@ -29,70 +28,91 @@ inline Array apply_binary(const Primitive& p, const Operand& a, const Operand& b
 
 /// a + b, broadcasting; logical or on two bools (as numpy and jnp).
 /// Usage: `eqx::add(x, 1)` or `x + 1`.
-EQX_KERNEL_INLINE Array add(const Operand& a, const Operand& b);
+inline Array add(const Operand& a, const Operand& b) {
+  const DType t = detail::result_dtype({&a, &b}, "add");
+  return t == bool_ ? detail::apply_binary(prim::or_, a, b, t) : detail::apply_binary(prim::add, a, b, t);
+}
 /// a - b, broadcasting.
-EQX_KERNEL_INLINE Array subtract(const Operand& a, const Operand& b);
+inline Array subtract(const Operand& a, const Operand& b) { return detail::apply_binary(prim::sub, a, b); }
 /// a * b, broadcasting; logical and on two bools (as numpy and jnp).
-EQX_KERNEL_INLINE Array multiply(const Operand& a, const Operand& b);
+inline Array multiply(const Operand& a, const Operand& b) {
+  const DType t = detail::result_dtype({&a, &b}, "mul");
+  return t == bool_ ? detail::apply_binary(prim::and_, a, b, t) : detail::apply_binary(prim::mul, a, b, t);
+}
 /// True division: integer and bool operands give float32, as in numpy/JAX.
-EQX_KERNEL_INLINE Array divide(const Operand& a, const Operand& b);
+inline Array divide(const Operand& a, const Operand& b) {
+  DType t = detail::inexact(detail::result_dtype({&a, &b}, "div"));
+  return bind1(prim::div, {a.as(t), b.as(t)});
+}
 /// a ** b. Integer powers are exact; a negative integer exponent gives 0
 /// unless the base is +-1.
-EQX_KERNEL_INLINE Array pow(const Operand& a, const Operand& b);
+inline Array pow(const Operand& a, const Operand& b) { return detail::apply_binary(prim::pow, a, b); }
 /// The angle of (x, y) in (-pi, pi], elementwise, as jnp.arctan2 (y first;
 /// integer and bool operands give float32). Usage: `eqx::arctan2(y, x)`
-EQX_KERNEL_INLINE Array arctan2(const Operand& y, const Operand& x);
+inline Array arctan2(const Operand& y, const Operand& x) {
+  DType t = detail::inexact(detail::result_dtype({&y, &x}, "atan2"));
+  return bind1(prim::atan2, {y.as(t), x.as(t)});
+}
 /// Elementwise maximum; NaN if either is NaN.
-EQX_KERNEL_INLINE Array maximum(const Operand& a, const Operand& b);
+inline Array maximum(const Operand& a, const Operand& b) { return detail::apply_binary(prim::max, a, b); }
 /// Elementwise minimum; NaN if either is NaN.
-EQX_KERNEL_INLINE Array minimum(const Operand& a, const Operand& b);
+inline Array minimum(const Operand& a, const Operand& b) { return detail::apply_binary(prim::min, a, b); }
 
 // --- comparisons (bool results) ----------------------------------------------
 
-EQX_KERNEL_INLINE Array equal(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array not_equal(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array less(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array less_equal(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array greater(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array greater_equal(const Operand& a, const Operand& b);
+inline Array equal(const Operand& a, const Operand& b) { return detail::apply_binary(prim::eq, a, b); }
+inline Array not_equal(const Operand& a, const Operand& b) { return detail::apply_binary(prim::ne, a, b); }
+inline Array less(const Operand& a, const Operand& b) { return detail::apply_binary(prim::lt, a, b); }
+inline Array less_equal(const Operand& a, const Operand& b) { return detail::apply_binary(prim::le, a, b); }
+inline Array greater(const Operand& a, const Operand& b) { return detail::apply_binary(prim::gt, a, b); }
+inline Array greater_equal(const Operand& a, const Operand& b) {
+  return detail::apply_binary(prim::ge, a, b);
+}
 
 // --- logic: logical on bool, bitwise on integers -------------------------------
 
-EQX_KERNEL_INLINE Array logical_and(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array logical_or(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array logical_xor(const Operand& a, const Operand& b);
-EQX_KERNEL_INLINE Array logical_not(const Array& x);
+inline Array logical_and(const Operand& a, const Operand& b) {
+  return detail::apply_binary(prim::and_, a, b);
+}
+inline Array logical_or(const Operand& a, const Operand& b) { return detail::apply_binary(prim::or_, a, b); }
+inline Array logical_xor(const Operand& a, const Operand& b) {
+  return detail::apply_binary(prim::xor_, a, b);
+}
+inline Array logical_not(const Array& x) { return bind1(prim::not_, {x}); }
 
 /// Elements of on_true where cond is true, else of on_false; all broadcast.
 /// Usage: `eqx::where(x > 0, x, 0.0f)`
-EQX_KERNEL_INLINE Array where(const Array& cond, const Operand& on_true, const Operand& on_false);
+inline Array where(const Array& cond, const Operand& on_true, const Operand& on_false) {
+  DType t = detail::result_dtype({&on_true, &on_false}, "where");
+  return bind1(prim::select, {cond, on_true.as(t), on_false.as(t)});
+}
 
 /// x limited to [lo, hi]: maximum(x, lo), then minimum(., hi), as jnp.clip
 /// (either bound may be std::nullopt; scalars take x's dtype). At a bound
 /// the gradient is 0.5, maximum's and minimum's tie rule, as JAX.
 /// Usage: `eqx::clip(x, 0.0, 1.0)`, `eqx::clip(x, std::nullopt, 6)`
-EQX_KERNEL_INLINE Array clip(const Array& x, const std::optional<Operand>& lo, const std::optional<Operand>& hi);
+inline Array clip(const Array& x, const std::optional<Operand>& lo, const std::optional<Operand>& hi) {
+  Array y = x;
+  if (lo) y = maximum(y, *lo);
+  if (hi) y = minimum(y, *hi);
+  return y;
+}
 
 // --- unary math ----------------------------------------------------------------
 
 /// -x (int32 wraps, as numpy). Usage: `eqx::negative(x)` or `-x`.
-EQX_KERNEL_INLINE Array negative(const Array& x);
+inline Array negative(const Array& x) { return bind1(prim::neg, {x}); }
 /// |x|. Usage: `eqx::abs(x)`
-EQX_KERNEL_INLINE Array abs(const Array& x);
+inline Array abs(const Array& x) { return bind1(prim::abs, {x}); }
 /// -1, 0 or 1 by the sign of x; NaN stays NaN, -0.0 stays -0.0 (as jnp.sign). Usage: `eqx::sign(x)`
-EQX_KERNEL_INLINE Array sign(const Array& x);
+inline Array sign(const Array& x) { return bind1(prim::sign, {x}); }
 
-// Integer and bool inputs are converted to float32 first, as jnp does. Each
-// function is defined where family OPS is compiled and declared elsewhere.
-#if EQX_KERNELS_HERE(OPS)
+// Integer and bool inputs are converted to float32 first, as jnp does.
 #define EQX_FLOAT_FUNCTION(fn)                                      \
-  EQX_KERNEL_INLINE Array fn(const Array& x) {                      \
+  inline Array fn(const Array& x) {                                 \
     const Array& v = detail::require_value(x, #fn);                 \
     return bind1(prim::fn, {astype(v, detail::inexact(v.dtype()))}); \
   }
-#else
-#define EQX_FLOAT_FUNCTION(fn) Array fn(const Array& x);
-#endif
 /// e^x. Usage: `eqx::exp(x)`
 EQX_FLOAT_FUNCTION(exp)
 /// Natural logarithm. Usage: `eqx::log(x)`
@@ -118,12 +138,12 @@ EQX_FLOAT_FUNCTION(erf)
 #undef EQX_FLOAT_FUNCTION
 
 /// True where x is NaN (x != x). Usage: `eqx::any(eqx::isnan(loss))`
-EQX_KERNEL_INLINE Array isnan(const Array& x);
+inline Array isnan(const Array& x) { return not_equal(x, x); }
 
 /// 1 / (1 + exp(-x)), the same primitive as eqx::logistic.
-EQX_KERNEL_INLINE Array sigmoid(const Array& x);
+inline Array sigmoid(const Array& x) { return logistic(x); }
 /// x * x.
-EQX_KERNEL_INLINE Array square(const Array& x);
+inline Array square(const Array& x) { return multiply(x, x); }
 
 // --- operators -------------------------------------------------------------------
 
@@ -166,97 +186,10 @@ EQX_BINARY_OPERATOR(^, logical_xor)
 #undef EQX_BINARY_OPERATOR
 
 /// -x, eqx::negative.
-EQX_KERNEL_INLINE Array operator-(const Array& x);
+inline Array operator-(const Array& x) { return negative(x); }
 /// Logical not on bools, bitwise not on integers (eqx::logical_not): `~mask`
-EQX_KERNEL_INLINE Array operator~(const Array& x);
+inline Array operator~(const Array& x) { return logical_not(x); }
 /// Logical not on bools, bitwise not on integers (eqx::logical_not): `!mask`
-EQX_KERNEL_INLINE Array operator!(const Array& x);
-
-#if EQX_KERNELS_HERE(OPS)
-
-EQX_KERNEL_INLINE Array add(const Operand& a, const Operand& b) {
-  const DType t = detail::result_dtype({&a, &b}, "add");
-  return t == bool_ ? detail::apply_binary(prim::or_, a, b, t) : detail::apply_binary(prim::add, a, b, t);
-}
-
-EQX_KERNEL_INLINE Array subtract(const Operand& a, const Operand& b) { return detail::apply_binary(prim::sub, a, b); }
-
-EQX_KERNEL_INLINE Array multiply(const Operand& a, const Operand& b) {
-  const DType t = detail::result_dtype({&a, &b}, "mul");
-  return t == bool_ ? detail::apply_binary(prim::and_, a, b, t) : detail::apply_binary(prim::mul, a, b, t);
-}
-
-EQX_KERNEL_INLINE Array divide(const Operand& a, const Operand& b) {
-  DType t = detail::inexact(detail::result_dtype({&a, &b}, "div"));
-  return bind1(prim::div, {a.as(t), b.as(t)});
-}
-
-EQX_KERNEL_INLINE Array pow(const Operand& a, const Operand& b) { return detail::apply_binary(prim::pow, a, b); }
-
-EQX_KERNEL_INLINE Array arctan2(const Operand& y, const Operand& x) {
-  DType t = detail::inexact(detail::result_dtype({&y, &x}, "atan2"));
-  return bind1(prim::atan2, {y.as(t), x.as(t)});
-}
-
-EQX_KERNEL_INLINE Array maximum(const Operand& a, const Operand& b) { return detail::apply_binary(prim::max, a, b); }
-
-EQX_KERNEL_INLINE Array minimum(const Operand& a, const Operand& b) { return detail::apply_binary(prim::min, a, b); }
-
-EQX_KERNEL_INLINE Array equal(const Operand& a, const Operand& b) { return detail::apply_binary(prim::eq, a, b); }
-
-EQX_KERNEL_INLINE Array not_equal(const Operand& a, const Operand& b) { return detail::apply_binary(prim::ne, a, b); }
-
-EQX_KERNEL_INLINE Array less(const Operand& a, const Operand& b) { return detail::apply_binary(prim::lt, a, b); }
-
-EQX_KERNEL_INLINE Array less_equal(const Operand& a, const Operand& b) { return detail::apply_binary(prim::le, a, b); }
-
-EQX_KERNEL_INLINE Array greater(const Operand& a, const Operand& b) { return detail::apply_binary(prim::gt, a, b); }
-
-EQX_KERNEL_INLINE Array greater_equal(const Operand& a, const Operand& b) {
-  return detail::apply_binary(prim::ge, a, b);
-}
-
-EQX_KERNEL_INLINE Array logical_and(const Operand& a, const Operand& b) {
-  return detail::apply_binary(prim::and_, a, b);
-}
-
-EQX_KERNEL_INLINE Array logical_or(const Operand& a, const Operand& b) { return detail::apply_binary(prim::or_, a, b); }
-
-EQX_KERNEL_INLINE Array logical_xor(const Operand& a, const Operand& b) {
-  return detail::apply_binary(prim::xor_, a, b);
-}
-
-EQX_KERNEL_INLINE Array logical_not(const Array& x) { return bind1(prim::not_, {x}); }
-
-EQX_KERNEL_INLINE Array where(const Array& cond, const Operand& on_true, const Operand& on_false) {
-  DType t = detail::result_dtype({&on_true, &on_false}, "where");
-  return bind1(prim::select, {cond, on_true.as(t), on_false.as(t)});
-}
-
-EQX_KERNEL_INLINE Array clip(const Array& x, const std::optional<Operand>& lo, const std::optional<Operand>& hi) {
-  Array y = x;
-  if (lo) y = maximum(y, *lo);
-  if (hi) y = minimum(y, *hi);
-  return y;
-}
-
-EQX_KERNEL_INLINE Array negative(const Array& x) { return bind1(prim::neg, {x}); }
-
-EQX_KERNEL_INLINE Array abs(const Array& x) { return bind1(prim::abs, {x}); }
-
-EQX_KERNEL_INLINE Array sign(const Array& x) { return bind1(prim::sign, {x}); }
-
-EQX_KERNEL_INLINE Array isnan(const Array& x) { return not_equal(x, x); }
-
-EQX_KERNEL_INLINE Array sigmoid(const Array& x) { return logistic(x); }
-
-EQX_KERNEL_INLINE Array square(const Array& x) { return multiply(x, x); }
-
-EQX_KERNEL_INLINE Array operator-(const Array& x) { return negative(x); }
-
-EQX_KERNEL_INLINE Array operator~(const Array& x) { return logical_not(x); }
-
-EQX_KERNEL_INLINE Array operator!(const Array& x) { return logical_not(x); }
-#endif  // EQX_KERNELS_HERE(OPS)
+inline Array operator!(const Array& x) { return logical_not(x); }
 
 }  // namespace eqx

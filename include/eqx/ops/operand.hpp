@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "eqx/core/array.hpp"
-#include "eqx/core/config.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/prim/convert.hpp"
 #include "eqx/prim/primitive.hpp"
@@ -24,7 +23,10 @@ concept Scalar = std::is_arithmetic_v<S>;
 
 /// `x` converted to `dtype` (x itself when it already has that dtype).
 /// Usage: `eqx::astype(labels, eqx::float32)`
-EQX_KERNEL_INLINE Array astype(const Array& x, DType dtype);
+inline Array astype(const Array& x, DType dtype) {
+  if (x.has_value() && x.dtype() == dtype) return x;
+  return bind1(prim::convert, {x}, Params{}.set("new_dtype", dtype));
+}
 
 /// An argument of the elementwise functions: an Array, or a C++ number that
 /// takes the dtype of the Arrays beside it (weakly typed, as in JAX).
@@ -43,7 +45,14 @@ class Operand {
   const Array& array() const { return array_; }
 
   /// This operand as an Array of `dtype`.
-  Array as(DType dtype) const;
+  Array as(DType dtype) const {
+    if (!weak_) return astype(array_, dtype);
+    return visit_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T v = kind_ == ScalarKind::floating ? detail::convert_value<T>(fvalue_) : detail::convert_value<T>(ivalue_);
+      return eqx::array(v);
+    });
+  }
 
  private:
   Array array_;
@@ -84,46 +93,24 @@ inline DType result_dtype(std::initializer_list<const Operand*> ops, std::string
 /// Floating dtype for ops that need one: float dtypes stay, others -> float32.
 inline DType inexact(DType d) { return is_floating(d) ? d : DType::float32; }
 
-EQX_KERNEL_INLINE std::string axis_error(std::string_view op, std::int64_t axis, std::size_t rank);
-
-/// numpy axis normalisation: negative axes count from the end.
-EQX_KERNEL_INLINE std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, std::string_view op);
-
-EQX_KERNEL_INLINE const Array& require_value(const Array& x, std::string_view op);
-
-}  // namespace detail
-#if EQX_KERNELS_HERE(OPS)
-EQX_KERNEL_INLINE Array astype(const Array& x, DType dtype) {
-  if (x.has_value() && x.dtype() == dtype) return x;
-  return bind1(prim::convert, {x}, Params{}.set("new_dtype", dtype));
-}
-
-EQX_KERNEL_INLINE std::string detail::axis_error(std::string_view op, std::int64_t axis, std::size_t rank) {
+inline std::string axis_error(std::string_view op, std::int64_t axis, std::size_t rank) {
   return "eqx::" + std::string(op) + ": axis " + std::to_string(axis) + " is out of range for an array of rank " +
          std::to_string(rank) + " (valid: -" + std::to_string(rank) + " to " +
          std::to_string(static_cast<std::int64_t>(rank) - 1) + ")";
 }
 
-EQX_KERNEL_INLINE std::int64_t detail::normalize_axis(std::int64_t axis, std::size_t rank, std::string_view op) {
+/// numpy axis normalisation: negative axes count from the end.
+inline std::int64_t normalize_axis(std::int64_t axis, std::size_t rank, std::string_view op) {
   auto r = static_cast<std::int64_t>(rank);
   if (axis < -r || axis >= r) throw IndexError(axis_error(op, axis, rank));
   return axis < 0 ? axis + r : axis;
 }
 
-EQX_KERNEL_INLINE const Array& detail::require_value(const Array& x, std::string_view op) {
+inline const Array& require_value(const Array& x, std::string_view op) {
   if (!x.has_value())
     throw ValueError("eqx::" + std::string(op) + ": got an empty Array (None); a filtered-out leaf cannot be used here");
   return x;
 }
 
-EQX_KERNEL_INLINE Array Operand::as(DType dtype) const {
-  if (!weak_) return astype(array_, dtype);
-  return visit_dtype(dtype, [&](auto tag) {
-    using T = decltype(tag);
-    T v = kind_ == ScalarKind::floating ? detail::convert_value<T>(fvalue_) : detail::convert_value<T>(ivalue_);
-    return eqx::array(v);
-  });
-}
-#endif  // EQX_KERNELS_HERE(OPS)
-
+}  // namespace detail
 }  // namespace eqx
