@@ -36,159 +36,12 @@ namespace detail {
 /// prepared kernel (a Plan builds it once per fused equation).
 class FusedProgram final : public PreparedKernel {
  public:
-  explicit FusedProgram(const Graph& body) {
-    const std::size_t nvars = body.types.size();
-    shape_ = body.types[body.outputs.at(0)].shape;
-    n_ = shape_.numel();
-    std::vector<Loc> loc(nvars);
-    std::vector<std::int64_t> last_use(nvars, -1);
-    for (std::size_t k = 0; k < body.equations.size(); ++k)
-      for (Var v : body.equations[k].inputs) last_use[v] = static_cast<std::int64_t>(k);
-
-    std::vector<int> free_slots;
-    auto take_slot = [&] {
-      if (!free_slots.empty()) {
-        int s = free_slots.back();
-        free_slots.pop_back();
-        return s;
-      }
-      return num_slots_++;
-    };
-    for (std::size_t i = 0; i < body.inputs.size(); ++i) {
-      const AbstractArray& t = body.types[body.inputs[i]];
-      Input in{access_of(t.shape), t.dtype, t.shape.numel(), -1, {}};
-      if (in.access == Access::general) in.plan = plan_broadcast<1>(shape_, {&t.shape});
-      if (in.access != Access::full) in.slot = take_slot();  // held for the whole region
-      loc[body.inputs[i]] = in.access == Access::full ? Loc{Loc::input, static_cast<int>(i), t.dtype}
-                                                     : Loc{Loc::slot, in.slot, t.dtype};
-      inputs_.push_back(std::move(in));
-    }
-    struct OpLocs {
-      std::array<Loc, kMaxInputs> in{};
-      std::array<Loc, kMaxOutputs> out{};
-    };
-    std::vector<OpLocs> locs;  // per op, until the tile size is known
-    std::vector<int> output_index(nvars, -1);
-    for (std::size_t i = 0; i < body.outputs.size(); ++i) output_index[body.outputs[i]] = static_cast<int>(i);
-    for (std::size_t k = 0; k < body.equations.size(); ++k) {
-      const Equation& eq = body.equations[k];
-      Op op{eq.prim, &eq.params, nullptr, nullptr, {}, {}, {}, {}, static_cast<int>(eq.inputs.size()),
-            static_cast<int>(eq.outputs.size())};
-      OpLocs op_locs;
-      std::vector<AbstractArray> in_types;
-      for (std::size_t j = 0; j < eq.inputs.size(); ++j) {
-        op_locs.in[j] = loc[eq.inputs[j]];
-        op.in_dtype[j] = op_locs.in[j].dtype;
-        in_types.push_back(body.types[eq.inputs[j]]);
-      }
-      if (eq.outputs.size() == 1) op.tile = eq.prim->tile_kernel(in_types, eq.params);
-      else op.multi = eq.prim->multi_tile_kernel(in_types, eq.params);
-      for (std::size_t j = 0; j < eq.outputs.size(); ++j) {
-        const Var out = eq.outputs[j];
-        const DType dt = body.types[out].dtype;
-        op_locs.out[j] = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
-        loc[out] = op_locs.out[j];
-      }
-      op.out_dtype = body.types[eq.outputs[0]].dtype;
-      // Free slots of values read for the last time (after choosing the
-      // output slots: a convert to a wider dtype must not write over its input).
-      for (Var v : eq.inputs)
-        if (last_use[v] == static_cast<std::int64_t>(k) && loc[v].kind == Loc::slot && !is_input(body, v)) {
-          free_slots.push_back(loc[v].index);
-          last_use[v] = -1;  // once: `mul a a` reads a twice but frees its slot once
-        }
-      locs.push_back(op_locs);
-      ops_.push_back(op);
-    }
-    // A multiple of 16 elements, so every tile of a 64-byte aligned buffer
-    // starts aligned for 16-float packets.
-    tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (8 * std::max(num_slots_, 1)), 128, 2048) / 16 * 16;
-    tile_ = std::min(tile_, (std::max<std::int64_t>(n_, 1) + 15) / 16 * 16);
-    const std::size_t nin = body.inputs.size();
-    auto operand = [&](const Loc& l) -> Operand {
-      const auto i = static_cast<std::uint32_t>(l.index);
-      switch (l.kind) {
-        case Loc::input: return {1 + i, static_cast<std::uint32_t>(itemsize(l.dtype)), 0};
-        case Loc::output: return {static_cast<std::uint32_t>(1 + nin) + i, static_cast<std::uint32_t>(itemsize(l.dtype)), 0};
-        default: return {0, 0, static_cast<std::size_t>(tile_) * sizeof(double) * i};
-      }
-    };
-    for (std::size_t k = 0; k < ops_.size(); ++k) {
-      for (int j = 0; j < ops_[k].nin; ++j) ops_[k].in[j] = operand(locs[k].in[static_cast<std::size_t>(j)]);
-      for (int j = 0; j < ops_[k].nout; ++j) ops_[k].out[j] = operand(locs[k].out[static_cast<std::size_t>(j)]);
-    }
-  }
+  explicit FusedProgram(const Graph& body);
 
   void run(std::span<const View> in, std::span<const View> out, void*) const override { run(in, out); }
 
   /// Runs the region on full-size input and output buffers.
-  void run(std::span<const View> in, std::span<const View> out) const {
-    if (n_ == 0) return;
-    const std::int64_t tiles = (n_ + tile_ - 1) / tile_;
-    parallel_for(tiles, tile_ * static_cast<std::int64_t>(ops_.size()), [&](std::int64_t t0, std::int64_t t1) {
-      // Slots start on 64-byte boundaries (tile_ is a multiple of 8 words):
-      // Eigen peels a misaligned head element by element, which on a 16-float
-      // tile is the whole tile.
-      thread_local std::vector<CacheLine> scratch;  // grows once per thread, then reused
-      const std::size_t slot_words = static_cast<std::size_t>(tile_);
-      const std::size_t lines = (slot_words * static_cast<std::size_t>(num_slots_) + 7) / 8;
-      if (scratch.size() < lines) scratch.resize(lines);
-      auto* words = reinterpret_cast<double*>(scratch.data());
-      auto slot_ptr = [&](int s) { return static_cast<void*>(words + slot_words * static_cast<std::size_t>(s)); };
-      for (std::size_t i = 0; i < inputs_.size(); ++i)
-        if (inputs_[i].access == Access::scalar) fill_scalar(in[i], inputs_[i].dtype, slot_ptr(inputs_[i].slot), tile_);
-      // Operand pointers: base (scratch, an input or an output buffer) +
-      // fixed offset + tile start x item size, without branching on the kind.
-      thread_local std::vector<std::byte*> bases;
-      bases.resize(1 + in.size() + out.size());
-      bases[0] = reinterpret_cast<std::byte*>(words);
-      for (std::size_t i = 0; i < in.size(); ++i) bases[1 + i] = static_cast<std::byte*>(in[i].data);
-      for (std::size_t i = 0; i < out.size(); ++i) bases[1 + in.size() + i] = static_cast<std::byte*>(out[i].data);
-      View in_views[kMaxInputs];
-      View out_view;
-      for (std::int64_t t = t0; t < t1; ++t) {
-        const std::int64_t start = t * tile_, len = std::min(tile_, n_ - start);
-        const Shape tile_shape{len};
-        for (std::size_t i = 0; i < inputs_.size(); ++i) {
-          const Input& x = inputs_[i];
-          if (x.access == Access::rows) copy_rows(in[i], x, slot_ptr(x.slot), start, len);
-          else if (x.access == Access::general) gather(in[i], x, slot_ptr(x.slot), start, len);
-        }
-        const auto ustart = static_cast<std::size_t>(start);
-        auto locate = [&](const Operand& o) -> void* { return bases[o.base] + o.offset + ustart * o.step; };
-        auto run_op = [&](const Op& op) __attribute__((always_inline)) {
-          if (op.tile) [[likely]] {  // the fast path: a plain function on contiguous tiles
-            const void* ptrs[kMaxInputs];
-            for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
-            op.tile(ptrs, locate(op.out[0]), len);
-          } else if (op.multi) {
-            const void* ptrs[kMaxInputs];
-            for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
-            void* outs[kMaxOutputs];
-            for (int j = 0; j < op.nout; ++j) outs[j] = locate(op.out[j]);
-            op.multi(ptrs, outs, len);
-          } else {
-            for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in_dtype[j]};
-            out_view = View{locate(op.out[0]), &tile_shape, op.out_dtype};
-            op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
-                            std::span<const View>(&out_view, 1), *op.params);
-          }
-        };
-        // Four call sites in turn rather than one: a chain of many small
-        // ops calls a different tile function each time, and separate sites
-        // give the branch predictor a history of their own.
-        const std::size_t nops = ops_.size();
-        std::size_t k = 0;
-        for (; k + 4 <= nops; k += 4) {
-          run_op(ops_[k]);
-          run_op(ops_[k + 1]);
-          run_op(ops_[k + 2]);
-          run_op(ops_[k + 3]);
-        }
-        for (; k < nops; ++k) run_op(ops_[k]);
-      }
-    });
-  }
+  void run(std::span<const View> in, std::span<const View> out) const;
 
   /// Operands and results of one fused operation (select has 3 operands;
   /// an eqx::elementwise_kernel may have more, and several results).
@@ -342,6 +195,157 @@ EQX_KERNEL_INLINE void FusedPrim::kernel(std::span<const View> in, std::span<con
 }
 EQX_KERNEL_INLINE std::unique_ptr<PreparedKernel> FusedPrim::prepare(const Params& p) const {
   return std::make_unique<FusedProgram>(*p.get<GraphRef>("graph"));
+}
+
+EQX_KERNEL_INLINE FusedProgram::FusedProgram(const Graph& body) {
+  const std::size_t nvars = body.types.size();
+  shape_ = body.types[body.outputs.at(0)].shape;
+  n_ = shape_.numel();
+  std::vector<Loc> loc(nvars);
+  std::vector<std::int64_t> last_use(nvars, -1);
+  for (std::size_t k = 0; k < body.equations.size(); ++k)
+    for (Var v : body.equations[k].inputs) last_use[v] = static_cast<std::int64_t>(k);
+
+  std::vector<int> free_slots;
+  auto take_slot = [&] {
+    if (!free_slots.empty()) {
+      int s = free_slots.back();
+      free_slots.pop_back();
+      return s;
+    }
+    return num_slots_++;
+  };
+  for (std::size_t i = 0; i < body.inputs.size(); ++i) {
+    const AbstractArray& t = body.types[body.inputs[i]];
+    Input in{access_of(t.shape), t.dtype, t.shape.numel(), -1, {}};
+    if (in.access == Access::general) in.plan = plan_broadcast<1>(shape_, {&t.shape});
+    if (in.access != Access::full) in.slot = take_slot();  // held for the whole region
+    loc[body.inputs[i]] = in.access == Access::full ? Loc{Loc::input, static_cast<int>(i), t.dtype}
+                                                   : Loc{Loc::slot, in.slot, t.dtype};
+    inputs_.push_back(std::move(in));
+  }
+  struct OpLocs {
+    std::array<Loc, kMaxInputs> in{};
+    std::array<Loc, kMaxOutputs> out{};
+  };
+  std::vector<OpLocs> locs;  // per op, until the tile size is known
+  std::vector<int> output_index(nvars, -1);
+  for (std::size_t i = 0; i < body.outputs.size(); ++i) output_index[body.outputs[i]] = static_cast<int>(i);
+  for (std::size_t k = 0; k < body.equations.size(); ++k) {
+    const Equation& eq = body.equations[k];
+    Op op{eq.prim, &eq.params, nullptr, nullptr, {}, {}, {}, {}, static_cast<int>(eq.inputs.size()),
+          static_cast<int>(eq.outputs.size())};
+    OpLocs op_locs;
+    std::vector<AbstractArray> in_types;
+    for (std::size_t j = 0; j < eq.inputs.size(); ++j) {
+      op_locs.in[j] = loc[eq.inputs[j]];
+      op.in_dtype[j] = op_locs.in[j].dtype;
+      in_types.push_back(body.types[eq.inputs[j]]);
+    }
+    if (eq.outputs.size() == 1) op.tile = eq.prim->tile_kernel(in_types, eq.params);
+    else op.multi = eq.prim->multi_tile_kernel(in_types, eq.params);
+    for (std::size_t j = 0; j < eq.outputs.size(); ++j) {
+      const Var out = eq.outputs[j];
+      const DType dt = body.types[out].dtype;
+      op_locs.out[j] = output_index[out] >= 0 ? Loc{Loc::output, output_index[out], dt} : Loc{Loc::slot, take_slot(), dt};
+      loc[out] = op_locs.out[j];
+    }
+    op.out_dtype = body.types[eq.outputs[0]].dtype;
+    // Free slots of values read for the last time (after choosing the
+    // output slots: a convert to a wider dtype must not write over its input).
+    for (Var v : eq.inputs)
+      if (last_use[v] == static_cast<std::int64_t>(k) && loc[v].kind == Loc::slot && !is_input(body, v)) {
+        free_slots.push_back(loc[v].index);
+        last_use[v] = -1;  // once: `mul a a` reads a twice but frees its slot once
+      }
+    locs.push_back(op_locs);
+    ops_.push_back(op);
+  }
+  // A multiple of 16 elements, so every tile of a 64-byte aligned buffer
+  // starts aligned for 16-float packets.
+  tile_ = std::clamp<std::int64_t>((std::int64_t{1} << 16) / (8 * std::max(num_slots_, 1)), 128, 2048) / 16 * 16;
+  tile_ = std::min(tile_, (std::max<std::int64_t>(n_, 1) + 15) / 16 * 16);
+  const std::size_t nin = body.inputs.size();
+  auto operand = [&](const Loc& l) -> Operand {
+    const auto i = static_cast<std::uint32_t>(l.index);
+    switch (l.kind) {
+      case Loc::input: return {1 + i, static_cast<std::uint32_t>(itemsize(l.dtype)), 0};
+      case Loc::output: return {static_cast<std::uint32_t>(1 + nin) + i, static_cast<std::uint32_t>(itemsize(l.dtype)), 0};
+      default: return {0, 0, static_cast<std::size_t>(tile_) * sizeof(double) * i};
+    }
+  };
+  for (std::size_t k = 0; k < ops_.size(); ++k) {
+    for (int j = 0; j < ops_[k].nin; ++j) ops_[k].in[j] = operand(locs[k].in[static_cast<std::size_t>(j)]);
+    for (int j = 0; j < ops_[k].nout; ++j) ops_[k].out[j] = operand(locs[k].out[static_cast<std::size_t>(j)]);
+  }
+}
+
+EQX_KERNEL_INLINE void FusedProgram::run(std::span<const View> in, std::span<const View> out) const {
+  if (n_ == 0) return;
+  const std::int64_t tiles = (n_ + tile_ - 1) / tile_;
+  parallel_for(tiles, tile_ * static_cast<std::int64_t>(ops_.size()), [&](std::int64_t t0, std::int64_t t1) {
+    // Slots start on 64-byte boundaries (tile_ is a multiple of 8 words):
+    // Eigen peels a misaligned head element by element, which on a 16-float
+    // tile is the whole tile.
+    thread_local std::vector<CacheLine> scratch;  // grows once per thread, then reused
+    const std::size_t slot_words = static_cast<std::size_t>(tile_);
+    const std::size_t lines = (slot_words * static_cast<std::size_t>(num_slots_) + 7) / 8;
+    if (scratch.size() < lines) scratch.resize(lines);
+    auto* words = reinterpret_cast<double*>(scratch.data());
+    auto slot_ptr = [&](int s) { return static_cast<void*>(words + slot_words * static_cast<std::size_t>(s)); };
+    for (std::size_t i = 0; i < inputs_.size(); ++i)
+      if (inputs_[i].access == Access::scalar) fill_scalar(in[i], inputs_[i].dtype, slot_ptr(inputs_[i].slot), tile_);
+    // Operand pointers: base (scratch, an input or an output buffer) +
+    // fixed offset + tile start x item size, without branching on the kind.
+    thread_local std::vector<std::byte*> bases;
+    bases.resize(1 + in.size() + out.size());
+    bases[0] = reinterpret_cast<std::byte*>(words);
+    for (std::size_t i = 0; i < in.size(); ++i) bases[1 + i] = static_cast<std::byte*>(in[i].data);
+    for (std::size_t i = 0; i < out.size(); ++i) bases[1 + in.size() + i] = static_cast<std::byte*>(out[i].data);
+    View in_views[kMaxInputs];
+    View out_view;
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t start = t * tile_, len = std::min(tile_, n_ - start);
+      const Shape tile_shape{len};
+      for (std::size_t i = 0; i < inputs_.size(); ++i) {
+        const Input& x = inputs_[i];
+        if (x.access == Access::rows) copy_rows(in[i], x, slot_ptr(x.slot), start, len);
+        else if (x.access == Access::general) gather(in[i], x, slot_ptr(x.slot), start, len);
+      }
+      const auto ustart = static_cast<std::size_t>(start);
+      auto locate = [&](const Operand& o) -> void* { return bases[o.base] + o.offset + ustart * o.step; };
+      auto run_op = [&](const Op& op) __attribute__((always_inline)) {
+        if (op.tile) [[likely]] {  // the fast path: a plain function on contiguous tiles
+          const void* ptrs[kMaxInputs];
+          for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
+          op.tile(ptrs, locate(op.out[0]), len);
+        } else if (op.multi) {
+          const void* ptrs[kMaxInputs];
+          for (int j = 0; j < op.nin; ++j) ptrs[j] = locate(op.in[j]);
+          void* outs[kMaxOutputs];
+          for (int j = 0; j < op.nout; ++j) outs[j] = locate(op.out[j]);
+          op.multi(ptrs, outs, len);
+        } else {
+          for (int j = 0; j < op.nin; ++j) in_views[j] = View{locate(op.in[j]), &tile_shape, op.in_dtype[j]};
+          out_view = View{locate(op.out[0]), &tile_shape, op.out_dtype};
+          op.prim->kernel(std::span<const View>(in_views, static_cast<std::size_t>(op.nin)),
+                          std::span<const View>(&out_view, 1), *op.params);
+        }
+      };
+      // Four call sites in turn rather than one: a chain of many small
+      // ops calls a different tile function each time, and separate sites
+      // give the branch predictor a history of their own.
+      const std::size_t nops = ops_.size();
+      std::size_t k = 0;
+      for (; k + 4 <= nops; k += 4) {
+        run_op(ops_[k]);
+        run_op(ops_[k + 1]);
+        run_op(ops_[k + 2]);
+        run_op(ops_[k + 3]);
+      }
+      for (; k < nops; ++k) run_op(ops_[k]);
+    }
+  });
 }
 #endif
 
