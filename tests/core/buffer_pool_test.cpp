@@ -113,6 +113,7 @@ TEST_CASE("the first size class, which every Array's handle uses, keeps 64 block
   // An Array's handle comes from there: one eager op on small Arrays takes
   // its output's handle and buffer (both 64-byte blocks) from the cache.
   const eqx::Array x = eqx::zeros({4});
+  (void)eqx::ones({4});  // the scalar 1 it broadcasts is then kept (eqx::detail::weak_scalar)
   const std::size_t cached = pool.small_cached_bytes();
   const eqx::Array y = x;  // a copy shares the handle: nothing taken
   CHECK(pool.small_cached_bytes() == cached);

@@ -17,6 +17,7 @@
 #include "eqx/ops/reductions.hpp"
 #include "eqx/ops/shape.hpp"
 #include "eqx/transform/grad.hpp"
+#include "eqx/transform/jit.hpp"
 #include "eqx/transform/vmap.hpp"
 
 // Each test file keeps its names in its own namespace: the files are compiled
@@ -688,6 +689,45 @@ TEST_CASE("clip: gradient 1 inside, 0 outside (finite differences, float64), 0.5
   eqx::Array xs = f32({-2, 0.5f, 3, -2, 0.5f, 3}, {2, 3}), his = f32({1, 0.25f}, {2});
   auto per_row = eqx::filter_vmap([](const eqx::Array& r, const eqx::Array& hi) { return eqx::clip(r, 0.0, hi); });
   require_exact<float>(per_row(xs, his), eqx::float32, {2, 3}, {0, 0.5f, 1, 0, 0.25f, 0.25f});
+}
+
+
+TEST_CASE("weak scalars: a recent one is handed out again, never a different value or a donated one", "[elementwise]") {
+  using eqx::ScalarKind;
+  using eqx::detail::ArrayAccess;
+  using eqx::detail::weak_scalar;
+  using eqx::Array;
+  const Array a = weak_scalar(eqx::float32, ScalarKind::floating, 0.25, 0);
+  const Array b = weak_scalar(eqx::float32, ScalarKind::floating, 0.25, 0);
+  require_exact<float>(b, eqx::float32, {}, {0.25f});
+  CHECK(ArrayAccess::storage_id(a) == ArrayAccess::storage_id(b));  // reused, not allocated again
+  // Another dtype, kind or bit pattern (-0.0 is not 0.0) is another Array.
+  const Array f64 = weak_scalar(eqx::float64, ScalarKind::floating, 0.25, 0);
+  const Array i32v = weak_scalar(eqx::int32, ScalarKind::integer, 0, 1);
+  const Array zero = weak_scalar(eqx::float32, ScalarKind::floating, 0.0, 0);
+  const Array neg_zero = weak_scalar(eqx::float32, ScalarKind::floating, -0.0, 0);
+  require_exact<double>(f64, eqx::float64, {}, {0.25});
+  require_exact<i32>(i32v, eqx::int32, {}, {1});
+  CHECK(ArrayAccess::storage_id(f64) != ArrayAccess::storage_id(a));
+  CHECK(ArrayAccess::storage_id(neg_zero) != ArrayAccess::storage_id(zero));
+  CHECK(std::signbit(neg_zero.item<float>()));
+  CHECK_FALSE(std::signbit(zero.item<float>()));
+  // Eager arithmetic with the same literal gives the same values each time.
+  const Array x = eqx::array({1.0f, 2.0f});
+  require_exact<float>((x + 0.25f) * 2.0f, eqx::float32, {2}, {2.5f, 4.5f});
+  require_exact<float>((x + 0.25f) * 2.0f, eqx::float32, {2}, {2.5f, 4.5f});
+  // A kept scalar is shared, so a donating jitted call leaves it (and the
+  // next one handed out) valid; an unshared Array of the same value is donated.
+  const Array kept = eqx::Operand(0.75f).as(eqx::float32);
+  auto twice = eqx::filter_jit([](const Array& v) { return v * 2.0f; }, {.donate = eqx::Donate::all});
+  require_exact<float>(twice(kept), eqx::float32, {}, {1.5f});
+  CHECK_FALSE(kept.is_donated());
+  const Array again = eqx::Operand(0.75f).as(eqx::float32);
+  CHECK(ArrayAccess::storage_id(again) == ArrayAccess::storage_id(kept));
+  require_exact<float>(again, eqx::float32, {}, {0.75f});
+  Array own = eqx::array(0.75f);
+  require_exact<float>(twice(own), eqx::float32, {}, {1.5f});
+  CHECK(own.is_donated());
 }
 
 }  // namespace ops_elementwise_test
