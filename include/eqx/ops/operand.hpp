@@ -57,7 +57,9 @@ class Operand {
   const Array& array() const { return array_; }
 
   /// This operand as an Array of `dtype`.
-  Array as(DType dtype) const;
+  Array as(DType dtype) const {
+    return weak_ ? detail::weak_scalar(dtype, kind_, fvalue_, ivalue_) : astype(array_, dtype);
+  }
 
  private:
   Array array_;
@@ -118,10 +120,6 @@ inline const Array& require_value(const Array& x, std::string_view op) {
 }
 
 }  // namespace detail
-
-inline Array Operand::as(DType dtype) const {
-  return weak_ ? detail::weak_scalar(dtype, kind_, fvalue_, ivalue_) : astype(array_, dtype);
-}
 
 #if EQX_KERNELS_HERE(OPS)
 EQX_KERNEL_INLINE Array detail::weak_scalar(DType dtype, ScalarKind kind, double fvalue, std::int64_t ivalue) {

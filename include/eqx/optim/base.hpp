@@ -42,7 +42,6 @@
 #include <memory>
 
 #include "eqx/core/array.hpp"
-#include "eqx/core/config.hpp"
 #include "eqx/core/dtype.hpp"
 #include "eqx/core/error.hpp"
 #include "eqx/ops/creation.hpp"
@@ -195,25 +194,16 @@ inline Identity identity() { return {}; }
 
 namespace detail {
 
-EQX_KERNEL_INLINE std::string type_str(const Array& a);
-#if EQX_KERNELS_HERE(OPTIM)
-EQX_KERNEL_INLINE std::string type_str(const Array& a) { return AbstractArray{a.shape(), a.dtype()}.str(); }
-#endif
+inline std::string type_str(const Array& a) { return AbstractArray{a.shape(), a.dtype()}.str(); }
 
 /// count + 1, staying at the largest int32 instead of overflowing (optax.safe_increment).
-EQX_KERNEL_INLINE Array safe_increment(const Array& count);
-#if EQX_KERNELS_HERE(OPTIM)
-EQX_KERNEL_INLINE Array safe_increment(const Array& count) {
+inline Array safe_increment(const Array& count) {
   constexpr std::int32_t top = std::numeric_limits<std::int32_t>::max();
   return where(count < top, count + 1, count);
 }
-#endif
 
 /// The initial step count: int32 zero.
-EQX_KERNEL_INLINE Array zero_count();
-#if EQX_KERNELS_HERE(OPTIM)
-EQX_KERNEL_INLINE Array zero_count() { return zeros(Shape{}, int32); }
-#endif
+inline Array zero_count() { return zeros(Shape{}, int32); }
 
 /// Records the float dtypes of a tree's Array leaves (for PerDType::prime).
 struct FloatDTypes : eqx::detail::ArrayLeafVisitor {

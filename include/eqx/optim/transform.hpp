@@ -172,12 +172,9 @@ inline ScaleByLearningRate scale_by_learning_rate(ScalarOrSchedule learning_rate
 namespace detail {
 
 /// 1 - decay^count in dtype d (the bias correction's denominator).
-EQX_KERNEL_INLINE Array bias_denominator(double decay, const Array& count, DType d);
-#if EQX_KERNELS_HERE(OPTIM)
-EQX_KERNEL_INLINE Array bias_denominator(double decay, const Array& count, DType d) {
+inline Array bias_denominator(double decay, const Array& count, DType d) {
   return 1.0 - pow(decay, astype(count, d));
 }
-#endif
 
 }  // namespace detail
 
